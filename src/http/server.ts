@@ -1,0 +1,25 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+export interface HttpServerDeps {
+  logger: Logger;
+  metrics: Registry;
+  /** Whether the process is ready to do its job (readiness, not liveness). */
+  isReady: () => boolean;
+}
+
+/** The HTTP surface shared by every part of Gantry; routes of other parts register on it. */
+export function createHttpServer({ logger, metrics, isReady }: HttpServerDeps): FastifyInstance {
+  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }), disableRequestLogging: true });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (isReady()) return { status: 'ready' };
+    return reply.code(503).send({ status: 'not ready' });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.contentType);
+    return metrics.metrics();
+  });
+  return app;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+import { createApp } from './app.ts';
+import { parseCommandLine, usage } from './cli.ts';
+import { ConfigError, loadConfigFile, parseConfig } from './config/load.ts';
+import { version } from './version.ts';
+
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`gantry: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  const command = parseCommandLine(process.argv.slice(2));
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(`${usage}\n`);
+      return;
+    case 'version':
+      process.stdout.write(`gantry ${version}\n`);
+      return;
+    case 'usage-error':
+      fail(`${command.message} (see gantry --help)`, EXIT_USAGE);
+  }
+
+  let config: ReturnType<typeof parseConfig>;
+  try {
+    config = command.configPath ? await loadConfigFile(command.configPath) : parseConfig({});
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+
+  const app = createApp(config);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'shutting down');
+    app.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.logger.error({ err }, 'shutdown failed');
+        process.exit(EXIT_RUNTIME);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await app.start();
+}
+
+main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), EXIT_RUNTIME));
