@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
@@ -11,7 +11,8 @@ export interface HttpServerDeps {
 
 /** The HTTP surface shared by every part of Gantry; routes of other parts register on it. */
 export function createHttpServer({ logger, metrics, isReady }: HttpServerDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }), disableRequestLogging: true });
+  const loggerInstance: FastifyBaseLogger = logger.child({ component: 'http' });
+  const app = Fastify({ loggerInstance, disableRequestLogging: true });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (isReady()) return { status: 'ready' };
