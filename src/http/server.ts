@@ -1,6 +1,8 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+
+const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 export interface HttpServerDeps {
   logger: Logger;
@@ -12,7 +14,9 @@ export interface HttpServerDeps {
 /** The HTTP surface shared by every part of Gantry; routes of other parts register on it. */
 export function createHttpServer({ logger, metrics, isReady }: HttpServerDeps): FastifyInstance {
   const loggerInstance: FastifyBaseLogger = logger.child({ component: 'http' });
-  const app = Fastify({ loggerInstance, disableRequestLogging: true });
+  // Probes and scrapes arrive every few seconds; logging each would drown everything else.
+  const logController = new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) });
+  const app = Fastify({ loggerInstance, logController });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (isReady()) return { status: 'ready' };

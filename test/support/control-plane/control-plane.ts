@@ -71,8 +71,9 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
 
   const detached = options.detached ?? false;
   const components: Component[] = [];
-  const record = async (kubeconfigPath = '', server = '') => {
-    const run: RunRecord = { ownerPid: process.pid, detached, components, kubeconfigPath, server };
+  // What run.json says about this run; rewritten as components start, so a crash leaves a record.
+  const run: RunRecord = { ownerPid: process.pid, detached, components, kubeconfigPath: '', server: '' };
+  const record = async () => {
     await writeFile(join(runDir, 'run.json'), JSON.stringify(run, null, 2));
   };
   const start = (component: string, binary: string, args: string[]) => {
@@ -164,7 +165,8 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
 
     const kubeconfigPath = join(runDir, 'kubeconfig');
     await writeFile(kubeconfigPath, kubeconfigYaml(server, caPath, token), { mode: 0o600 });
-    await record(kubeconfigPath, server);
+    Object.assign(run, { kubeconfigPath, server });
+    await record();
 
     log('starting kube-controller-manager, kube-scheduler and kwok');
     const controllerManager = await start('kube-controller-manager', 'kube-controller-manager', [
