@@ -24,6 +24,7 @@ if [[ -n ${GANTRY_BIN_DIR:-} ]]; then
   exit 0
 fi
 
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "go is required to build the control plane (or set GANTRY_BIN_DIR)" >&2; exit 2; }
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPROXY=${GOPROXY:-https://proxy.golang.org}
 
