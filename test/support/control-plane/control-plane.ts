@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, StorageV1Api, type V1Node, type V1StorageClass } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import {
   type Component,
@@ -220,6 +220,7 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
+    await kc.makeApiClient(StorageV1Api).createStorageClass({ body: simulatedStorageClass() });
     const nodeNames = Array.from({ length: options.nodes ?? 3 }, (_, i) => `kwok-node-${i}`);
     log(`creating ${nodeNames.length} simulated nodes`);
     await Promise.all(nodeNames.map((nodeName) => core.createNode({ body: simulatedNode(nodeName) })));
@@ -305,6 +306,8 @@ function kwokStageFiles(binDir: string): string[] {
     join(stageDir, 'pod', 'fast', 'pod-ready.yaml'),
     join(stageDir, 'pod', 'fast', 'pod-complete.yaml'),
     join(stageDir, 'pod', 'fast', 'pod-delete.yaml'),
+    // Volumes: claims of the kwok-volume StorageClass are provisioned and bound, like a CSI driver would.
+    ...['pvc-provision', 'pv-bind', 'pvc-delete', 'pv-delete'].map((s) => join(stageDir, 'volume', 'fast', `${s}.yaml`)),
     runnerStages,
   ];
 }
@@ -338,6 +341,16 @@ function simulatedNode(name: string): V1Node {
         systemUUID: '',
       },
     },
+  };
+}
+
+/** The default StorageClass, served by KWOK's volume stages: claims bind at once, nothing is stored. */
+function simulatedStorageClass(): V1StorageClass {
+  return {
+    metadata: { name: 'kwok-volume', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: 'kwok.x-k8s.io/volume',
+    reclaimPolicy: 'Delete',
+    volumeBindingMode: 'Immediate',
   };
 }
 

@@ -1,0 +1,510 @@
+import type { V1Affinity } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName } from '../model/kube-names.ts';
+import { parseQuantity } from '../model/quantity.ts';
+
+/**
+ * Runner classes: the operator's `classes:` map (name → class). A class says which jobs it takes,
+ * how many runners it may run and how fast it may create them, and what its runner pods look like.
+ * Every field has a default; cross-field mistakes are refused with the key that is wrong.
+ */
+
+/** Pod labels Gantry sets itself (and finds its pods by), which a class may not set. */
+export const RESERVED_LABEL_PREFIX = 'gantry.dev/';
+const RESERVED_LABELS = ['app.kubernetes.io/managed-by', 'app.kubernetes.io/component'];
+/** The runner's JIT config variable, which Gantry fills from the runner's secret. */
+export const JIT_CONFIG_ENV = 'ACTIONS_RUNNER_INPUT_JITCONFIG';
+export const CACHE_TOOLS = ['npm', 'pip', 'go', 'gradle'] as const;
+export type CacheTool = (typeof CACHE_TOOLS)[number];
+
+/** The runner's work folder (an emptyDir), where GitHub's runner checks out and builds. */
+export const RUNNER_WORK_DIR = '/home/runner/_work';
+
+// ── Field types ────────────────────────────────────────────────────────────────────────────────────
+
+const count = () => z.int({ error: 'expected a whole number' }).min(0, { error: 'expected a number >= 0' });
+
+/** YAML turns `cpu: 2` into a number; quantities are kept as the text Kubernetes expects. */
+const quantity = z
+  .union([z.string(), z.number()], { error: 'expected a Kubernetes quantity such as 500m, 2 or 4Gi' })
+  .transform((value) => String(value))
+  .refine((value) => parseQuantity(value) !== undefined, {
+    error: 'expected a Kubernetes quantity such as 500m, 2 or 4Gi',
+  });
+
+/** Seconds, or a duration such as 90s, 5m, 1h30m. */
+const duration = z
+  .union([z.number(), z.string()], { error: 'expected seconds or a duration such as 90s, 5m, 1h30m' })
+  .transform((value, ctx) => {
+    const seconds = typeof value === 'number' ? value : parseDuration(value);
+    if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected seconds >= 0 or a duration such as 90s, 5m, 1h30m' });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+function parseDuration(text: string): number | undefined {
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
+  if (!match || text.trim() === '') return undefined;
+  const [, hours = '0', minutes = '0', seconds = '0'] = match;
+  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
+}
+
+/** YAML turns `FOO: 1` into a number; environment and annotation values are strings. */
+const stringish = z
+  .union([z.string(), z.number(), z.boolean()], { error: 'expected a string' })
+  .transform((value) => String(value));
+
+const dnsLabel = z.string().refine(isDnsLabel, {
+  error: 'expected a DNS-1123 label (lowercase letters, digits and "-", at most 63 characters)',
+});
+const dnsSubdomain = z.string().refine(isDnsSubdomain, {
+  error: 'expected a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
+});
+const absolutePath = z.string().refine((path) => path.startsWith('/') && !path.split('/').includes('..'), {
+  error: 'expected an absolute path without ".."',
+});
+
+const labelMap = z.record(z.string(), stringish).superRefine((labels, ctx) => {
+  for (const [key, value] of Object.entries(labels)) {
+    if (!isQualifiedName(key)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'expected a label key such as example.com/name' });
+    } else if (!isLabelValue(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message:
+          'expected a label value (at most 63 letters, digits, "-", "_" or ".", alphanumeric at both ends)',
+      });
+    }
+  }
+});
+
+const annotationMap = z.record(z.string(), stringish).superRefine((annotations, ctx) => {
+  for (const key of Object.keys(annotations)) {
+    if (!isQualifiedName(key)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'expected an annotation key such as example.com/name',
+      });
+    }
+  }
+});
+
+const resourceList = z.strictObject({
+  cpu: quantity.optional().describe('CPU, e.g. 500m or 2.'),
+  memory: quantity.optional().describe('Memory, e.g. 512Mi or 4Gi.'),
+  'ephemeral-storage': quantity.optional().describe('Node-local scratch space, e.g. 20Gi.'),
+});
+export type ResourceName = keyof z.output<typeof resourceList>;
+
+const toleration = z
+  .strictObject({
+    key: z.string().optional().describe('Taint key; empty with operator Exists tolerates every taint.'),
+    operator: z.enum(['Exists', 'Equal']).default('Equal').describe('Exists or Equal.'),
+    value: z.string().optional().describe('Taint value for operator Equal.'),
+    effect: z
+      .enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
+      .optional()
+      .describe('Taint effect to tolerate; empty means all.'),
+    tolerationSeconds: z
+      .int()
+      .min(0)
+      .optional()
+      .describe('For NoExecute: how long the pod stays once tainted.'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.operator === 'Exists' && value.value) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: 'expected no value with operator Exists' });
+    }
+    if (value.operator === 'Equal' && !value.key) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['key'],
+        message: 'expected a key with operator Equal (or use Exists)',
+      });
+    }
+  });
+
+/** Checked only at the top; the apiserver validates the rest of an affinity. */
+const affinityTerm = z.record(z.string(), z.unknown());
+const affinity = z
+  .strictObject(
+    {
+      nodeAffinity: affinityTerm.optional(),
+      podAffinity: affinityTerm.optional(),
+      podAntiAffinity: affinityTerm.optional(),
+    },
+    { error: 'expected an affinity with nodeAffinity, podAffinity and/or podAntiAffinity' },
+  )
+  .transform((value): V1Affinity => value);
+
+const cacheTools = z
+  .array(z.enum(CACHE_TOOLS))
+  .default([...CACHE_TOOLS])
+  .describe('Tools whose cache environment variables point into this volume: npm, pip, go, gradle.');
+
+const cacheCommon = {
+  // The pod volume is called cache-<name>, which must itself be a DNS label.
+  name: dnsLabel
+    .refine((name) => name.length <= 57, { error: 'expected at most 57 characters' })
+    .describe('Cache name, unique within the class; the pod volume is cache-<name>.'),
+  mountPath: absolutePath.optional().describe('Where the cache is mounted; default /caches/<name>.'),
+  tools: cacheTools,
+};
+
+const cache = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({
+      type: z.literal('persistentVolumeClaim'),
+      ...cacheCommon,
+      claimName: dnsSubdomain.describe(
+        'An existing PVC shared by the class’s runners: read-write for trusted classes, read-only for the ' +
+          'untrusted class (so fork code cannot poison it). Needs an access mode that allows many pods.',
+      ),
+    }),
+    z.strictObject({
+      type: z.literal('ephemeral'),
+      ...cacheCommon,
+      size: quantity.describe('Size of the per-runner volume, created with the pod and deleted with it.'),
+      storageClassName: dnsSubdomain.optional().describe('Storage class; the cluster default when empty.'),
+    }),
+  ],
+  { error: 'expected a cache with type persistentVolumeClaim or ephemeral' },
+);
+export type CacheConfig = z.output<typeof cache>;
+
+const matchExpression = z.strictObject({
+  key: z.string().refine(isQualifiedName, { error: 'expected a label key' }),
+  operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+  values: z.array(z.string()).default([]),
+});
+
+const tektonSelector = z
+  .strictObject({
+    matchLabels: labelMap
+      .default({})
+      .describe('Labels the PipelineRun must carry with exactly these values.'),
+    matchExpressions: z
+      .array(matchExpression)
+      .default([])
+      .describe('Set-based requirements, as in a Deployment.'),
+  })
+  .superRefine((selector, ctx) => {
+    selector.matchExpressions.forEach((expression, index) => {
+      const needsValues = expression.operator === 'In' || expression.operator === 'NotIn';
+      if (needsValues !== expression.values.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['matchExpressions', index, 'values'],
+          message: needsValues
+            ? `expected at least one value for operator ${expression.operator}`
+            : `expected no values for operator ${expression.operator}`,
+        });
+      }
+    });
+  });
+export type TektonSelector = z.output<typeof tektonSelector>;
+
+// ── One class ──────────────────────────────────────────────────────────────────────────────────────
+
+export const runnerClassSchema = z
+  .strictObject({
+    namespace: dnsLabel
+      .default('gantry-runners')
+      .describe('Namespace of the class’s runner pods and secrets.'),
+    match: z
+      .strictObject(
+        {
+          github: z
+            .strictObject({
+              labels: z
+                .array(z.string().trim().min(1, { error: 'expected a non-empty label' }))
+                .min(1, { error: 'expected at least one label' })
+                .max(100, { error: 'expected at most 100 labels (GitHub’s limit per runner)' })
+                .describe(
+                  'The runner’s labels. A job goes to this class when every label of its runs-on is among them ' +
+                    '(case-insensitive); include self-hosted if workflows ask for it.',
+                ),
+            })
+            .optional()
+            .describe('GitHub Actions jobs this class serves.'),
+          tekton: tektonSelector
+            .optional()
+            .describe('Label selector for the PipelineRuns this class admits.'),
+        },
+        { error: 'expected match with github.labels and/or a tekton selector' },
+      )
+      .describe('Which jobs the class takes. At least one of github and tekton.'),
+    untrusted: z
+      .boolean()
+      .default(false)
+      .describe(
+        'This class runs untrusted jobs (fork pull requests) and only those. At most one class may; without ' +
+          'one, untrusted jobs are left alone and counted.',
+      ),
+    trustedOnly: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Untrusted jobs never get this class’s runners (meant for release); an untrusted job asking for it ' +
+          'is reported as such.',
+      ),
+    scope: z
+      .enum(['org', 'repo'])
+      .default('org')
+      .describe('org: runners register to the organisation; repo: each runner to the repository of its job.'),
+    runnerGroup: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe('Organisation runner group the runners join (org scope only).'),
+    minIdle: count().default(0).describe('Idle runners kept warm beyond queued demand (org scope only).'),
+    maxRunners: count()
+      .default(10)
+      .describe('Most runners (and admitted Tekton runs) alive at once, busy or not.'),
+    maxCreatePerSecond: z
+      .number({ error: 'expected a number' })
+      .positive({ error: 'expected a number > 0' })
+      .default(5)
+      .describe(
+        'Sustained creation rate (runners plus admitted runs per second); bursts up to one second’s worth.',
+      ),
+    idleTimeout: duration
+      .default(300)
+      .describe('Seconds (or 90s, 5m, …) an idle runner above minIdle is kept before it is removed.'),
+    image: z.string().min(1).default('ghcr.io/actions/actions-runner:latest').describe('Runner image.'),
+    command: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(['/home/runner/run.sh'])
+      .describe('Runner command; it reads its JIT config from ACTIONS_RUNNER_INPUT_JITCONFIG.'),
+    env: z
+      .record(z.string(), stringish)
+      .superRefine((env, ctx) => {
+        for (const name of Object.keys(env)) {
+          if (!/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(name)) {
+            ctx.addIssue({ code: 'custom', path: [name], message: 'expected an environment variable name' });
+          }
+        }
+      })
+      .default({})
+      .describe('Extra environment for the runner; wins over the cache variables.'),
+    resources: z
+      .strictObject({
+        requests: resourceList.default({}).describe('What the scheduler reserves (and quotas count).'),
+        limits: resourceList.default({}).describe('Hard ceilings; memory above it is OOM-killed.'),
+      })
+      .default({ requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '2Gi' } })
+      .describe('Runner container resources. Default: requests cpu 1, memory 2Gi; limit memory 2Gi.'),
+    workspace: z
+      .strictObject({
+        sizeLimit: quantity.default('20Gi').describe('Most the job may write to its work folder.'),
+      })
+      .prefault({})
+      .describe('The runner’s work folder, an emptyDir at /home/runner/_work.'),
+    runtimeClassName: dnsSubdomain
+      .optional()
+      .describe('RuntimeClass sandboxing the pod, e.g. gvisor or kata.'),
+    nodeSelector: labelMap.default({}).describe('Node labels the pod must run on.'),
+    tolerations: z.array(toleration).default([]).describe('Taints the pod tolerates.'),
+    affinity: affinity.optional().describe('Node and pod affinity, as in a pod spec.'),
+    priorityClassName: dnsSubdomain.optional().describe('PriorityClass of the runner pods.'),
+    podAnnotations: annotationMap.default({}).describe('Annotations added to every runner pod.'),
+    podLabels: labelMap.default({}).describe('Labels added to every runner pod (not gantry.dev/…).'),
+    activeDeadlineSeconds: z
+      .int({ error: 'expected a whole number' })
+      .positive({ error: 'expected a number > 0' })
+      .default(6 * 3600)
+      .describe('Job timeout: the pod is stopped this many seconds after it starts.'),
+    caches: z.array(cache).default([]).describe('Cache volumes mounted into every runner of the class.'),
+    cost: z
+      .strictObject({
+        perVcpuHour: z.number().min(0).default(0).describe('Dollars per requested vCPU-hour.'),
+        perGibHour: z.number().min(0).default(0).describe('Dollars per requested GiB-hour of memory.'),
+        perRunnerHour: z.number().min(0).default(0).describe('Dollars per runner-hour (licences, overhead).'),
+      })
+      .prefault({})
+      .describe('Cost rates for the cost metrics.'),
+    fairness: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'When saturated, share new capacity max-min fairly across repositories; off: oldest job first.',
+          ),
+        maxShare: z
+          .number()
+          .gt(0, { error: 'expected a number > 0' })
+          .max(1, { error: 'expected a number <= 1' })
+          .default(1)
+          .describe(
+            'With fairness enabled and others waiting, a repository holds at most this fraction of maxRunners ' +
+              '(at least one runner).',
+          ),
+      })
+      .prefault({})
+      .describe('Per-repository sharing for repo-scoped runners and Tekton namespaces.'),
+  })
+  .superRefine(checkRunnerClass);
+
+export type RunnerClass = z.output<typeof runnerClassSchema>;
+
+// ── The map ────────────────────────────────────────────────────────────────────────────────────────
+
+export const classesSchema = z
+  .record(z.string(), runnerClassSchema)
+  .default({})
+  .superRefine(checkClasses)
+  .describe('Runner classes by name (DNS-1123 labels). Each job goes to exactly one class, or to none.');
+
+export type RunnerClasses = z.output<typeof classesSchema>;
+
+type Ctx = z.RefinementCtx;
+
+function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+
+  if (!runnerClass.match.github && !runnerClass.match.tekton) {
+    issue(['match'], 'expected at least one of github or tekton');
+  }
+  // Field errors are reported already; comparing a bad value would only add noise.
+  if (runnerClass.maxRunners >= 0 && runnerClass.minIdle > runnerClass.maxRunners) {
+    issue(['minIdle'], `expected at most maxRunners (${runnerClass.maxRunners}), got ${runnerClass.minIdle}`);
+  }
+  if (runnerClass.trustedOnly && runnerClass.untrusted) {
+    issue(['trustedOnly'], 'a trusted-only class cannot also take untrusted jobs (untrusted: true)');
+  }
+  if (!runnerClass.match.github && runnerClass.minIdle > 0) {
+    issue(['minIdle'], 'expected 0 for a class without match.github: Tekton runs bring their own pods');
+  }
+  if (runnerClass.scope === 'repo' && runnerClass.minIdle > 0) {
+    issue(['minIdle'], 'expected 0 for scope repo: a warm runner would not know which repository to join');
+  }
+  if (runnerClass.scope === 'repo' && runnerClass.runnerGroup !== 'default') {
+    issue(['runnerGroup'], 'expected "default" for scope repo: runner groups exist only for organisations');
+  }
+  for (const name of ['cpu', 'memory', 'ephemeral-storage'] as const) {
+    const request = runnerClass.resources.requests[name];
+    const limit = runnerClass.resources.limits[name];
+    if (request !== undefined && limit !== undefined) {
+      if ((parseQuantity(request) ?? 0) > (parseQuantity(limit) ?? 0)) {
+        issue(['resources', 'requests', name], `expected at most limits.${name} (${limit}), got ${request}`);
+      }
+    }
+  }
+  if (JIT_CONFIG_ENV in runnerClass.env) {
+    issue(['env', JIT_CONFIG_ENV], 'is set by Gantry from the runner’s secret');
+  }
+  for (const key of Object.keys(runnerClass.podLabels)) {
+    if (key.startsWith(RESERVED_LABEL_PREFIX) || RESERVED_LABELS.includes(key)) {
+      issue(['podLabels', key], 'is reserved: Gantry sets it to find its pods');
+    }
+  }
+  checkCaches(runnerClass.caches, issue);
+}
+
+function checkCaches(
+  caches: CacheConfig[],
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  const names = new Map<string, number>();
+  const paths = new Map<string, number>();
+  const tools = new Map<CacheTool, number>();
+  caches.forEach((cacheConfig, index) => {
+    const firstName = names.get(cacheConfig.name);
+    if (firstName !== undefined) issue(['caches', index, 'name'], `duplicates caches[${firstName}].name`);
+    else names.set(cacheConfig.name, index);
+
+    const path = cacheMountPath(cacheConfig);
+    const firstPath = paths.get(path);
+    if (firstPath !== undefined) {
+      issue(['caches', index, 'mountPath'], `duplicates caches[${firstPath}]'s mount path`);
+    } else {
+      paths.set(path, index);
+    }
+    if (
+      path === RUNNER_WORK_DIR ||
+      path.startsWith(`${RUNNER_WORK_DIR}/`) ||
+      RUNNER_WORK_DIR.startsWith(`${path}/`)
+    ) {
+      issue(['caches', index, 'mountPath'], `must not overlap the work folder ${RUNNER_WORK_DIR}`);
+    }
+
+    for (const tool of new Set(cacheConfig.tools)) {
+      const firstTool = tools.get(tool);
+      if (firstTool !== undefined) {
+        issue(['caches', index, 'tools'], `${tool} is already served by caches[${firstTool}]`);
+      } else {
+        tools.set(tool, index);
+      }
+    }
+  });
+}
+
+function checkClasses(classes: Record<string, RunnerClass>, ctx: Ctx): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+  const names = Object.keys(classes).sort();
+
+  for (const name of names) {
+    if (!isDnsLabel(name)) {
+      issue([name], 'class names must be DNS-1123 labels (lowercase letters, digits and "-", at most 63)');
+    }
+  }
+
+  const untrusted = names.filter((name) => classes[name]?.untrusted);
+  for (const name of untrusted.slice(1)) {
+    issue([name, 'untrusted'], `only one class may take untrusted jobs; ${untrusted[0]} already does`);
+  }
+
+  // Untrusted jobs only ever go to the untrusted class, so it may share a label set with a trusted
+  // class; two trusted classes with the same set could not be told apart.
+  const byLabels = new Map<string, string>();
+  const bySelector = new Map<string, string>();
+  for (const name of names) {
+    const runnerClass = classes[name];
+    if (!runnerClass || runnerClass.untrusted) continue;
+    const github = runnerClass.match.github;
+    if (github) {
+      const key = canonicalLabelSet(github.labels).join('\n');
+      const other = byLabels.get(key);
+      if (other)
+        issue(
+          [name, 'match', 'github', 'labels'],
+          `same label set as class ${other}: jobs would be ambiguous`,
+        );
+      else byLabels.set(key, name);
+    }
+    const tekton = runnerClass.match.tekton;
+    if (tekton) {
+      const key = canonicalSelector(tekton);
+      const other = bySelector.get(key);
+      if (other) issue([name, 'match', 'tekton'], `same selector as class ${other}: runs would be ambiguous`);
+      else bySelector.set(key, name);
+    }
+  }
+}
+
+/** GitHub compares runner labels case-insensitively; order and repeats do not matter. */
+export function canonicalLabelSet(labels: readonly string[]): string[] {
+  return [...new Set(labels.map((label) => label.toLowerCase()))].sort();
+}
+
+function canonicalSelector(selector: TektonSelector): string {
+  const labels = Object.entries(selector.matchLabels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const expressions = selector.matchExpressions
+    .map((e) => `${e.key} ${e.operator} ${[...new Set(e.values)].sort().join(',')}`)
+    .sort();
+  return JSON.stringify([labels, expressions]);
+}
+
+/** Where a cache is mounted in the runner container. */
+export function cacheMountPath(cacheConfig: CacheConfig): string {
+  return cacheConfig.mountPath ?? `/caches/${cacheConfig.name}`;
+}

@@ -1,0 +1,150 @@
+import type { Logger } from 'pino';
+import type { RunnerClasses } from '../config/classes.ts';
+import type { CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Action, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type { EpochMillis } from '../model/job.ts';
+import { plan } from '../planner/plan.ts';
+
+export interface RunnerActuator {
+  create(action: CreateRunnerAction, runnerClass: RunnerClasses[string]): Promise<CreateOutcome>;
+  remove(action: DeleteRunnerAction): Promise<DeleteOutcome>;
+}
+
+export interface ReconcilerOptions {
+  ledger: Ledger;
+  classes: RunnerClasses;
+  actuator: RunnerActuator;
+  logger: Logger;
+  now?: () => EpochMillis;
+  /** Actions carried out at once; the rest wait their turn within the pass. */
+  concurrency?: number;
+  /** How long a namespace makes no new runners after its quota refused one. */
+  quotaBackoffMs?: number;
+  /** Passes also run on this period, for decisions that only time changes (idle and start timeouts). */
+  periodMs?: number;
+  onPass?: (pass: { actions: Action[]; durationMs: number }) => void;
+}
+
+/**
+ * The loop: snapshot the ledger, plan, carry the actions out, repeat whenever something changed
+ * (`trigger`) or the period passed. Passes never overlap; triggers during a pass coalesce into one
+ * more pass after it. What the actions change comes back through the watches, not from here,
+ * except what the ledger must know at once so the next plan does not repeat an action in flight.
+ */
+export function createReconciler(options: ReconcilerOptions) {
+  const { ledger, classes, actuator } = options;
+  const now = options.now ?? Date.now;
+  const log = options.logger.child({ component: 'reconciler' });
+  const concurrency = options.concurrency ?? 8;
+  const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function pass(): Promise<void> {
+    const started = performance.now();
+    const actions = plan(ledger.snapshot(classes, now()), classes, now());
+    // Record intent first, so a create in flight is supply to the next plan and never made twice.
+    for (const action of actions) {
+      const runnerClass = classes[action.className];
+      if (action.kind === 'create-runner' && runnerClass) {
+        ledger.noteCreateRequested(action, runnerClass.maxCreatePerSecond, now());
+      } else if (action.kind === 'delete-runner') {
+        ledger.noteDeleteRequested(action.runnerName);
+      }
+    }
+    await forEachLimited(actions, concurrency, (action) => execute(action));
+    options.onPass?.({ actions, durationMs: performance.now() - started });
+  }
+
+  async function execute(action: Action): Promise<void> {
+    if (action.kind === 'create-runner') {
+      const runnerClass = classes[action.className];
+      if (!runnerClass) return;
+      const outcome = await actuator.create(action, runnerClass);
+      if (outcome.kind === 'quota-exceeded') {
+        ledger.noteCreateFailed(action.runnerName);
+        ledger.noteQuotaExceeded(action.namespace, now() + (outcome.retryAfterMs ?? quotaBackoffMs));
+        log.warn(
+          { class: action.className, namespace: action.namespace, reason: outcome.message },
+          'quota reached; creations held',
+        );
+      } else if (outcome.kind === 'failed') {
+        ledger.noteCreateFailed(action.runnerName);
+        log.error(
+          { class: action.className, pod: action.runnerName, err: outcome.error.message },
+          'runner create failed',
+        );
+      }
+    } else if (action.kind === 'delete-runner') {
+      const outcome = await actuator.remove(action);
+      if (outcome.kind === 'failed') {
+        log.error(
+          { class: action.className, pod: action.runnerName, err: outcome.error.message },
+          'runner delete failed',
+        );
+      }
+    }
+  }
+
+  function runPass(): Promise<void> {
+    running ??= (async () => {
+      try {
+        do {
+          again = false;
+          await pass().catch((err: unknown) => log.error({ err }, 'reconcile pass failed'));
+        } while (again && !stopped);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  }
+
+  return {
+    /** Something changed: plan again soon (coalesced with a pass already running). */
+    trigger(): void {
+      if (stopped) return;
+      if (running) again = true;
+      else void runPass();
+    },
+    /** Runs one pass now (after any pass in flight) and resolves when it is done. */
+    async reconcileNow(): Promise<void> {
+      if (running) {
+        again = true;
+        await running;
+      }
+      await runPass();
+    },
+    start(): void {
+      const period = options.periodMs ?? 1_000;
+      timer = setInterval(() => this.trigger(), period);
+      timer.unref();
+      this.trigger();
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+export type Reconciler = ReturnType<typeof createReconciler>;
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -1,0 +1,92 @@
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  createConfiguration,
+  type HttpLibrary,
+  IsomorphicFetchHttpLibrary,
+  type KubeConfig,
+  type RequestContext,
+  ServerConfiguration,
+  wrapHttpLibrary,
+} from '@kubernetes/client-node';
+
+/** One call to the apiserver as the metrics see it; `code` is 0 when no answer came. */
+export interface KubeRequestRecord {
+  verb: string;
+  resource: string;
+  code: number;
+}
+
+export interface KubeApis {
+  core: CoreV1Api;
+  coordination: CoordinationV1Api;
+  customObjects: CustomObjectsApi;
+}
+
+export interface KubeApiOptions {
+  /** Upper bound of one request; the call is aborted after it. Watches are not made through these APIs. */
+  timeoutMs: number;
+  onResponse?: (record: KubeRequestRecord) => void;
+}
+
+/**
+ * The typed Kubernetes APIs Gantry uses, each request bounded by a timeout and reported to
+ * `onResponse`. Retries are the caller's choice: only the caller knows whether a call is idempotent.
+ */
+export function createKubeApis(kc: KubeConfig, options: KubeApiOptions): KubeApis {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kc },
+    httpApi: boundedAndCounted(options),
+  });
+  return {
+    core: new CoreV1Api(configuration),
+    coordination: new CoordinationV1Api(configuration),
+    customObjects: new CustomObjectsApi(configuration),
+  };
+}
+
+/** The default transport, with a deadline on every request and a record of every answer. */
+function boundedAndCounted({ timeoutMs, onResponse }: KubeApiOptions): HttpLibrary {
+  const transport = new IsomorphicFetchHttpLibrary();
+  return wrapHttpLibrary({
+    async send(request: RequestContext) {
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = request.getSignal();
+      request.setSignal(signal ? AbortSignal.any([signal, timeout]) : timeout);
+      const described = describeRequest(request.getHttpMethod(), request.getUrl());
+      try {
+        const response = await transport.send(request).toPromise();
+        onResponse?.({ ...described, code: response.httpStatusCode });
+        return response;
+      } catch (err) {
+        onResponse?.({ ...described, code: 0 });
+        throw err;
+      }
+    },
+  });
+}
+
+/**
+ * Names a request the way the apiserver's own metrics do: a lower-case verb (list and watch told
+ * apart from get) and the resource, with its subresource: `/api/v1/namespaces/x/pods/y/status`
+ * is `pods/status`. Names and namespaces are left out to keep label values few.
+ */
+export function describeRequest(method: string, url: string): { verb: string; resource: string } {
+  const { pathname, searchParams } = new URL(url);
+  const parts = pathname.split('/').filter(Boolean);
+  // /api/v1/... or /apis/group/version/...
+  const rest = parts[0] === 'api' ? parts.slice(2) : parts.slice(3);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest.splice(0, 2);
+  const [resource = '', name, subresource] = rest;
+  const verb = method.toLowerCase();
+  const named = name !== undefined;
+  const collectionVerb = searchParams.get('watch') === 'true' ? 'watch' : 'list';
+  return {
+    verb: verb === 'get' && !named ? collectionVerb : verb,
+    resource: subresource ? `${resource}/${subresource}` : resource,
+  };
+}

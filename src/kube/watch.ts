@@ -1,0 +1,68 @@
+import {
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface WatchHandlers<T extends KubernetesObject> {
+  upsert(object: T): void;
+  remove(object: T): void;
+}
+
+export interface WatchOptions<T extends KubernetesObject> {
+  kc: KubeConfig;
+  /** Collection path, e.g. /api/v1/namespaces/ci/pods. */
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  labelSelector?: string;
+  handlers: WatchHandlers<T>;
+  logger: Logger;
+  /** Wait before restarting a watch that failed; doubles up to 30 s while failures continue. */
+  restartDelayMs?: number;
+}
+
+/**
+ * A list-then-watch of one collection that restarts itself after an error (client-node's informer
+ * does not), with growing delays so a down apiserver is not hammered. A relist reports every object
+ * again, which the handlers treat as idempotent upserts.
+ */
+export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): { stop(): Promise<void> } {
+  const log = options.logger.child({ component: 'watch', path: options.path });
+  const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
+  const base = options.restartDelayMs ?? 1_000;
+  let delay = base;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  informer.on('add', options.handlers.upsert);
+  informer.on('update', options.handlers.upsert);
+  informer.on('delete', options.handlers.remove);
+  informer.on('connect', () => {
+    delay = base;
+  });
+  const restart = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      informer.start().catch(onError);
+    }, delay);
+    delay = Math.min(delay * 2, 30_000);
+  };
+  const onError = (err: unknown) => {
+    if (stopped) return;
+    log.warn(
+      { err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+      'watch failed; restarting',
+    );
+    restart();
+  };
+  informer.on('error', onError);
+  informer.start().catch(onError);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await informer.stop();
+    },
+  };
+}

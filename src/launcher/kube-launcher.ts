@@ -1,0 +1,169 @@
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { RunnerClass } from '../config/classes.ts';
+import {
+  isQuotaExceeded,
+  isTransientKubeError,
+  kubeMessage,
+  kubeRetryAfterMs,
+  kubeStatus,
+} from '../kube/errors.ts';
+import type { CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import { withRetry } from '../util/retry.ts';
+import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
+import { buildRunnerPod } from './runner-pod.ts';
+
+/** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
+export interface RunnerRegistrar {
+  /** Registers the runner and returns its secret JIT config. */
+  register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
+  /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
+  unregister(runnerName: string): Promise<'removed' | 'busy' | 'absent'>;
+}
+
+export type CreateOutcome =
+  | { kind: 'created' }
+  /** The pod and its secret already existed: a retried action. */
+  | { kind: 'exists' }
+  /** The namespace's ResourceQuota refused the pod: a capacity signal, nothing was left behind. */
+  | { kind: 'quota-exceeded'; message: string; retryAfterMs?: number }
+  | { kind: 'failed'; error: Error };
+
+export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind: 'failed'; error: Error };
+
+export interface KubeLauncherOptions {
+  core: CoreV1Api;
+  registrar: RunnerRegistrar;
+  logger: Logger;
+  retry?: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+}
+
+/**
+ * Carries out the planner's runner actions against Kubernetes. Per runner it writes twice to start
+ * it (the Pod, then the Secret with the JIT config, owned by the Pod so the garbage collector removes
+ * it) and once to remove it. Every step is idempotent, so a retried action converges.
+ */
+export function createKubeLauncher({ core, registrar, logger, retry }: KubeLauncherOptions) {
+  const policy = {
+    attempts: retry?.attempts ?? 4,
+    baseDelayMs: retry?.baseDelayMs ?? 200,
+    maxDelayMs: retry?.maxDelayMs ?? 5_000,
+    isRetryable: isTransientKubeError,
+    requestedDelayMs: kubeRetryAfterMs,
+  };
+  const log = logger.child({ component: 'launcher' });
+
+  async function create(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<CreateOutcome> {
+    const { runnerName: name, namespace } = action;
+    const fields = { class: action.className, pod: name, namespace };
+    // The pod first: the quota admission judges it before any GitHub registration is spent.
+    let podUid = '';
+    let existed = false;
+    try {
+      const created = await withRetry(
+        () => core.createNamespacedPod({ namespace, body: buildRunnerPod(action, runnerClass) }),
+        policy,
+      );
+      podUid = created.metadata?.uid ?? '';
+    } catch (err) {
+      if (isQuotaExceeded(err)) {
+        const retryAfterMs = kubeRetryAfterMs(err);
+        return {
+          kind: 'quota-exceeded',
+          message: kubeMessage(err),
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        };
+      }
+      if (kubeStatus(err) !== 409) return { kind: 'failed', error: describe('create pod', name, err) };
+      existed = true;
+      try {
+        const pod = await withRetry(() => core.readNamespacedPod({ name, namespace }), policy);
+        podUid = pod.metadata?.uid ?? '';
+        await withRetry(
+          () => core.readNamespacedSecret({ name: jitConfigSecretName(name), namespace }),
+          policy,
+        );
+        return { kind: 'exists' };
+      } catch (readErr) {
+        if (kubeStatus(readErr) !== 404)
+          return { kind: 'failed', error: describe('read pod', name, readErr) };
+        // The pod exists without its secret: an earlier try stopped half-way; finish it.
+      }
+    }
+
+    let encodedJitConfig: string;
+    try {
+      ({ encodedJitConfig } = await registrar.register(action, runnerClass));
+    } catch (err) {
+      await removePod(name, namespace);
+      return { kind: 'failed', error: describe('register runner', name, err) };
+    }
+    try {
+      const secret = buildJitConfigSecret(action, encodedJitConfig);
+      secret.metadata = {
+        ...secret.metadata,
+        ownerReferences: [runnerPodOwnerReference({ name, uid: podUid })],
+      };
+      await withRetry(() => core.createNamespacedSecret({ namespace, body: secret }), policy).catch(
+        (err: unknown) => {
+          if (kubeStatus(err) !== 409) throw err;
+        },
+      );
+    } catch (err) {
+      await removePod(name, namespace);
+      await registrar.unregister(name).catch(() => 'absent');
+      return { kind: 'failed', error: describe('create secret', name, err) };
+    }
+    log.info(
+      { ...fields, reason: action.reason, repo: action.repo, job: action.jobKey },
+      existed ? 'runner completed' : 'runner created',
+    );
+    return { kind: 'created' };
+  }
+
+  /**
+   * Idle and unneeded runners are unregistered first: GitHub refuses (busy) when one just took a
+   * job, and then the pod is kept. Spent runners (finished, failed, stuck) go at once.
+   */
+  async function remove(action: DeleteRunnerAction): Promise<DeleteOutcome> {
+    const { runnerName: name, namespace } = action;
+    const idle = action.reason === 'idle-timeout' || action.reason === 'class-removed';
+    try {
+      if (idle) {
+        const registration = await registrar.unregister(name);
+        if (registration === 'busy') {
+          log.info({ class: action.className, pod: name }, 'runner took a job before its removal; kept');
+          return { kind: 'kept-busy' };
+        }
+      }
+      await removePod(name, namespace, true);
+      if (!idle) await registrar.unregister(name).catch(() => 'absent');
+      log.info({ class: action.className, pod: name, namespace, reason: action.reason }, 'runner removed');
+      return { kind: 'deleted' };
+    } catch (err) {
+      return { kind: 'failed', error: describe('delete runner', name, err) };
+    }
+  }
+
+  async function removePod(name: string, namespace: string, rethrow = false): Promise<void> {
+    try {
+      await withRetry(() => core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }), policy);
+    } catch (err) {
+      if (kubeStatus(err) === 404) return;
+      if (rethrow) throw err;
+      log.warn(
+        { pod: name, namespace, err: kubeMessage(err) },
+        'could not remove runner pod; the planner will retry',
+      );
+    }
+  }
+
+  return { create, remove };
+}
+
+export type KubeLauncher = ReturnType<typeof createKubeLauncher>;
+
+function describe(step: string, runner: string, err: unknown): Error {
+  const status = kubeStatus(err);
+  return new Error(`${step} ${runner}: ${status ? `${status} ` : ''}${kubeMessage(err)}`, { cause: err });
+}

@@ -1,0 +1,299 @@
+import { LRUCache } from 'lru-cache';
+import type { RunnerClasses } from '../config/classes.ts';
+import type { CreateRunnerAction } from '../model/action.ts';
+import type { EpochMillis, JobEvent, JobIdentity } from '../model/job.ts';
+import type {
+  ClassifiableJob,
+  ClassSnapshot,
+  CreationBudget,
+  LedgerSnapshot,
+  QueuedJob,
+  QuotaHeadroom,
+  RunnerState,
+  RunnerView,
+} from '../model/ledger-snapshot.ts';
+import type { RunnerObservation } from '../model/runner-observation.ts';
+import type { Classification } from '../planner/classify.ts';
+import { spendCreationBudget } from '../planner/creation-budget.ts';
+
+export interface LedgerOptions {
+  classify: (job: ClassifiableJob) => Classification;
+  /** A runner not Running this long after its creation is stuck (image pull, unschedulable, …). */
+  startTimeoutMs: number;
+  /** Grace beyond a class's activeDeadlineSeconds before a busy runner counts as stuck. */
+  deadlineGraceMs: number;
+}
+
+export interface JobRecord {
+  identity: JobIdentity;
+  classification: Classification;
+  state: 'queued' | 'started';
+  createdAt: EpochMillis;
+  startedAt?: EpochMillis;
+  runnerName?: string;
+}
+
+/** What the ledger knows of one runner: what the pod watch reported, or a create still in flight. */
+interface RunnerRecord {
+  observation: RunnerObservation;
+  /** Set from the moment Gantry asked for its deletion. */
+  deleteRequested: boolean;
+  /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
+  jobKey?: string;
+}
+
+/** What changed in the ledger, for observers (metrics, logs); the ledger itself does no I/O. */
+export type LedgerChange =
+  | { kind: 'job-queued'; job: JobRecord }
+  | { kind: 'job-unclassified'; job: JobIdentity; reason: string }
+  | { kind: 'job-started'; job: JobRecord; queuedForMs: number }
+  | {
+      kind: 'job-completed';
+      job: JobIdentity;
+      className?: string;
+      startedAt: EpochMillis | null;
+      completedAt: EpochMillis;
+    }
+  | { kind: 'runner-gone'; runner: RunnerObservation };
+
+/**
+ * The one in-memory picture of demand and supply: jobs from the sources, runner pods from the
+ * watch, and what Gantry has asked for but not yet seen. It changes only through these methods,
+ * never through I/O, and `snapshot` turns it into the planner's input.
+ */
+export class Ledger {
+  readonly #options: LedgerOptions;
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #runners = new Map<string, RunnerRecord>();
+  /** Runner name → the job it took, for runners whose pod the watch has not reported yet. */
+  readonly #jobByRunner = new Map<string, string>();
+  /** Jobs that ended recently: a late `queued` for one of them (a stale poll) must not revive it. */
+  readonly #ended = new LRUCache<string, true>({ max: 50_000 });
+  readonly #quotas = new Map<string, QuotaHeadroom>();
+  readonly #budgets = new Map<string, CreationBudget>();
+
+  constructor(options: LedgerOptions) {
+    this.#options = options;
+  }
+
+  /** Applies a source's event. Events are idempotent: a repeated or stale one changes nothing. */
+  applyJobEvent(event: JobEvent): LedgerChange[] {
+    const { key } = event.job;
+    if (this.#ended.has(key)) return [];
+    const existing = this.#jobs.get(key);
+    switch (event.kind) {
+      case 'queued': {
+        if (existing) return [];
+        const classification = this.#options.classify(event.job);
+        const record: JobRecord = {
+          identity: event.job,
+          classification,
+          state: 'queued',
+          createdAt: event.createdAt,
+        };
+        this.#jobs.set(key, record);
+        return classification.matched
+          ? [{ kind: 'job-queued', job: record }]
+          : [{ kind: 'job-unclassified', job: event.job, reason: classification.reason }];
+      }
+      case 'started': {
+        const record =
+          existing ??
+          ({
+            identity: event.job,
+            classification: this.#options.classify(event.job),
+            state: 'queued',
+            createdAt: event.createdAt,
+          } satisfies JobRecord);
+        if (record.state === 'started') return [];
+        record.state = 'started';
+        record.startedAt = event.startedAt;
+        if (event.runnerName) {
+          record.runnerName = event.runnerName;
+          this.#jobByRunner.set(event.runnerName, key);
+        }
+        this.#jobs.set(key, record);
+        const runner = event.runnerName ? this.#runners.get(event.runnerName) : undefined;
+        if (runner) runner.jobKey = key;
+        return [
+          { kind: 'job-started', job: record, queuedForMs: Math.max(0, event.startedAt - record.createdAt) },
+        ];
+      }
+      case 'completed': {
+        this.#jobs.delete(key);
+        if (existing?.runnerName) this.#jobByRunner.delete(existing.runnerName);
+        this.#ended.set(key, true);
+        const runnerName = event.runnerName ?? existing?.runnerName;
+        const runner = runnerName ? this.#runners.get(runnerName) : undefined;
+        if (runner) runner.jobKey = key;
+        return [
+          {
+            kind: 'job-completed',
+            job: event.job,
+            ...(existing?.classification.matched ? { className: existing.classification.className } : {}),
+            startedAt: event.startedAt,
+            completedAt: event.completedAt,
+          },
+        ];
+      }
+    }
+  }
+
+  /** The pod watch saw a runner pod (added or changed). */
+  observeRunner(observation: RunnerObservation): void {
+    const record = this.#runners.get(observation.name);
+    if (record) {
+      record.observation = observation;
+      return;
+    }
+    // A runner whose job started before its pod was seen (e.g. after a restart) is linked here.
+    const jobKey = this.#jobByRunner.get(observation.name);
+    this.#runners.set(observation.name, {
+      observation,
+      deleteRequested: false,
+      ...(jobKey !== undefined ? { jobKey } : {}),
+    });
+  }
+
+  /** The pod watch saw a runner pod disappear. */
+  forgetRunner(name: string): LedgerChange[] {
+    const record = this.#runners.get(name);
+    if (!record) return [];
+    this.#runners.delete(name);
+    this.#jobByRunner.delete(name);
+    return [{ kind: 'runner-gone', runner: record.observation }];
+  }
+
+  /**
+   * The planner's create is on its way: count the runner as starting from now, so the next plan
+   * does not create it again, and spend the class's creation budget.
+   */
+  noteCreateRequested(action: CreateRunnerAction, ratePerSecond: number, now: EpochMillis): void {
+    if (!this.#runners.has(action.runnerName)) {
+      this.#runners.set(action.runnerName, {
+        observation: {
+          name: action.runnerName,
+          namespace: action.namespace,
+          className: action.className,
+          ...(action.repo !== undefined ? { repo: action.repo } : {}),
+          phase: 'Requested',
+          createdAt: now,
+          deleting: false,
+        },
+        deleteRequested: false,
+      });
+    }
+    this.#budgets.set(
+      action.className,
+      spendCreationBudget(this.#budgets.get(action.className), ratePerSecond, now, 1),
+    );
+  }
+
+  /** The create failed before any pod existed: forget the placeholder so it can be planned again. */
+  noteCreateFailed(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
+  }
+
+  noteDeleteRequested(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record) record.deleteRequested = true;
+  }
+
+  /** What the namespace's ResourceQuota still allows (from the quota's status). */
+  setQuotaRemaining(namespace: string, remaining: QuotaHeadroom['remaining']): void {
+    const current = this.#quotas.get(namespace);
+    this.#quotas.set(namespace, { ...current, remaining });
+  }
+
+  /** The apiserver refused a create for quota: hold creations in that namespace until `until`. */
+  noteQuotaExceeded(namespace: string, until: EpochMillis): void {
+    const current = this.#quotas.get(namespace);
+    this.#quotas.set(namespace, { remaining: current?.remaining ?? {}, backoffUntil: until });
+  }
+
+  isQuotaLimited(namespace: string, now: EpochMillis): boolean {
+    const until = this.#quotas.get(namespace)?.backoffUntil;
+    return until !== undefined && now < until;
+  }
+
+  job(key: string): JobRecord | undefined {
+    return this.#jobs.get(key);
+  }
+
+  jobs(): IterableIterator<JobRecord> {
+    return this.#jobs.values();
+  }
+
+  runnerObservation(name: string): RunnerObservation | undefined {
+    return this.#runners.get(name)?.observation;
+  }
+
+  /** The planner's input: per class its waiting jobs and its runners, with states derived at `now`. */
+  snapshot(classes: RunnerClasses, now: EpochMillis): LedgerSnapshot {
+    const byClass: Record<string, { queued: QueuedJob[]; runners: RunnerView[] }> = {};
+    const entry = (className: string) => {
+      let found = byClass[className];
+      if (!found) {
+        found = { queued: [], runners: [] };
+        byClass[className] = found;
+      }
+      return found;
+    };
+    for (const job of this.#jobs.values()) {
+      if (job.state !== 'queued' || !job.classification.matched) continue;
+      entry(job.classification.className).queued.push({
+        key: job.identity.key,
+        source: job.identity.source,
+        repo: job.identity.repo,
+        queuedAt: job.createdAt,
+      });
+    }
+    for (const record of this.#runners.values()) {
+      const { observation } = record;
+      const view = this.#view(record, classes[observation.className]?.activeDeadlineSeconds, now);
+      entry(observation.className).runners.push({
+        name: observation.name,
+        namespace: observation.namespace,
+        createdAt: observation.createdAt,
+        ...(observation.repo !== undefined ? { repo: observation.repo } : {}),
+        ...view,
+      });
+    }
+    const classesOut: Record<string, ClassSnapshot> = {};
+    for (const [className, found] of Object.entries(byClass)) {
+      const budget = this.#budgets.get(className);
+      classesOut[className] = { ...found, admittedRuns: [], ...(budget ? { budget } : {}) };
+    }
+    for (const [className, budget] of this.#budgets) {
+      classesOut[className] ??= { queued: [], runners: [], admittedRuns: [], budget };
+    }
+    return { classes: classesOut, quotas: Object.fromEntries(this.#quotas) };
+  }
+
+  /** A runner's state as the planner sees it, derived from what was observed and the clock. */
+  #view(
+    record: RunnerRecord,
+    activeDeadlineSeconds: number | undefined,
+    now: EpochMillis,
+  ): { state: RunnerState; idleSince?: EpochMillis; jobKey?: string } {
+    const { observation: pod, jobKey } = record;
+    const withJob = jobKey !== undefined ? { jobKey } : {};
+    if (record.deleteRequested || pod.deleting) return { state: 'terminating', ...withJob };
+    if (pod.phase === 'Failed') return { state: 'failed', ...withJob };
+    if (pod.phase === 'Succeeded') return { state: 'finished', ...withJob };
+    if (pod.phase !== 'Running') {
+      return { state: now - pod.createdAt > this.#options.startTimeoutMs ? 'stuck' : 'starting', ...withJob };
+    }
+    const runningSince = pod.runningSince ?? pod.createdAt;
+    if (jobKey !== undefined) {
+      // A one-shot runner whose job ended only waits for its pod to exit: it is not supply.
+      const deadline =
+        activeDeadlineSeconds !== undefined
+          ? runningSince + activeDeadlineSeconds * 1000 + this.#options.deadlineGraceMs
+          : Number.POSITIVE_INFINITY;
+      return { state: now > deadline ? 'stuck' : 'busy', ...withJob };
+    }
+    return { state: 'idle', idleSince: runningSince };
+  }
+}

@@ -1,0 +1,40 @@
+/** What the planner asks the actuators to do. Each action is idempotent when carried out twice. */
+
+export interface CreateRunnerAction {
+  kind: 'create-runner';
+  className: string;
+  namespace: string;
+  /** Seed of the runner's name; `runnerName` is `runnerNameFor(className, nameSeed)`. */
+  nameSeed: string;
+  runnerName: string;
+  /** The repository a repo-scoped runner registers to; absent for org-scoped runners. */
+  repo?: string;
+  /**
+   * The waiting job this runner was planned for. GitHub may still hand the runner another job of
+   * the same scope, so this says why it was created, not what it will run.
+   */
+  jobKey?: string;
+  /** `queued-jobs`: a job waits for it; `warm-pool`: it keeps the class's minIdle. */
+  reason: 'queued-jobs' | 'warm-pool';
+}
+
+export type DeleteRunnerReason = 'idle-timeout' | 'failed' | 'finished' | 'stuck' | 'class-removed';
+
+export interface DeleteRunnerAction {
+  kind: 'delete-runner';
+  className: string;
+  namespace: string;
+  runnerName: string;
+  reason: DeleteRunnerReason;
+}
+
+/** Lets a pending Tekton PipelineRun start: it now holds one slot of its class. */
+export interface AdmitRunAction {
+  kind: 'admit-run';
+  className: string;
+  /** The PipelineRun's job key. */
+  runKey: string;
+  repo: string;
+}
+
+export type Action = CreateRunnerAction | DeleteRunnerAction | AdmitRunAction;

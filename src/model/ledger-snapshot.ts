@@ -1,0 +1,102 @@
+import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
+
+/**
+ * What the planner sees of the ledger at one instant: per class, the demand still waiting and the
+ * supply that exists. Plain data, so a snapshot can be built in a test or a benchmark by hand.
+ */
+
+/** What the classifier needs to know about a job; a subset of the job identity every source reports. */
+export interface ClassifiableJob extends Pick<JobIdentity, 'source' | 'labels' | 'untrusted'> {
+  /** The PipelineRun's metadata labels, matched against a class's Tekton selector. */
+  tektonLabels?: Readonly<Record<string, string>>;
+}
+
+/** A job (GitHub) or PipelineRun (Tekton) classified into a class and not yet assigned a runner. */
+export interface QueuedJob {
+  /** The job's stable key (`JobIdentity.key`). */
+  key: string;
+  source: JobSourceName;
+  /** `owner/name` for GitHub; for Tekton the PipelineRun's namespace. Fairness shares capacity per repo. */
+  repo: string;
+  queuedAt: EpochMillis;
+}
+
+/**
+ * - `starting`: created (or requested and not yet seen by the watch), not yet registered;
+ * - `idle`: registered and waiting for a job;
+ * - `busy`: running a job;
+ * - `terminating`: being deleted;
+ * - `failed`: the pod failed or its runner could not start;
+ * - `finished`: the one-shot runner's pod ended after its job; only its removal is left;
+ * - `stuck`: starting or busy for longer than the ledger allows.
+ */
+export type RunnerState = 'starting' | 'idle' | 'busy' | 'terminating' | 'failed' | 'finished' | 'stuck';
+
+export interface RunnerView {
+  /** The pod name, which is also the runner's name. */
+  name: string;
+  namespace: string;
+  state: RunnerState;
+  createdAt: EpochMillis;
+  /** When the runner became idle; `createdAt` is used when absent. */
+  idleSince?: EpochMillis;
+  /** The repository a repo-scoped runner is registered to. */
+  repo?: string;
+  /** The job a busy runner serves. */
+  jobKey?: string;
+}
+
+/** A Tekton PipelineRun Gantry admitted that has not finished: it holds one slot of its class. */
+export interface AdmittedRun {
+  key: string;
+  /** The PipelineRun's namespace, the Tekton counterpart of a repository. */
+  repo: string;
+}
+
+/**
+ * Resource names a namespace ResourceQuota can limit that runner pods consume. `cpu` and `memory`
+ * in a quota spec mean `requests.cpu` and `requests.memory`; the ledger reports them under those names.
+ */
+export type QuotaResource =
+  | 'pods'
+  | 'requests.cpu'
+  | 'limits.cpu'
+  | 'requests.memory'
+  | 'limits.memory'
+  | 'requests.ephemeral-storage'
+  | 'limits.ephemeral-storage'
+  | 'persistentvolumeclaims'
+  | 'requests.storage';
+
+/** What a namespace's ResourceQuota still allows, as far as the ledger knows. */
+export interface QuotaHeadroom {
+  /** Remaining amount per limited resource: CPU in millicores, memory and storage in bytes, others counts. */
+  remaining: Partial<Record<QuotaResource, number>>;
+  /** Set after the apiserver refused a create for quota: create nothing in this namespace before then. */
+  backoffUntil?: EpochMillis;
+}
+
+/** Token-bucket state of a class's creation rate; absent means a full bucket. */
+export interface CreationBudget {
+  tokens: number;
+  at: EpochMillis;
+}
+
+export interface ClassSnapshot {
+  queued: readonly QueuedJob[];
+  /**
+   * Every runner pod of the class, in any state. Runners the actuator has been asked to create but the
+   * watch has not reported yet belong here as `starting`, so they are not planned a second time.
+   */
+  runners: readonly RunnerView[];
+  /** Tekton runs admitted into this class and still running. */
+  admittedRuns: readonly AdmittedRun[];
+  budget?: CreationBudget;
+}
+
+export interface LedgerSnapshot {
+  /** Keyed by class name. A class missing here has no demand and no runners. */
+  classes: Readonly<Record<string, ClassSnapshot>>;
+  /** Keyed by namespace. A namespace missing here has no known quota. */
+  quotas: Readonly<Record<string, QuotaHeadroom>>;
+}

@@ -1,0 +1,291 @@
+import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
+import type { Action, AdmitRunAction, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type { EpochMillis } from '../model/job.ts';
+import type { ClassSnapshot, LedgerSnapshot, QueuedJob, RunnerView } from '../model/ledger-snapshot.ts';
+import { runnerNameFor } from '../model/runner-name.ts';
+import { creationsAllowed } from './creation-budget.ts';
+import { fairOrder, type Tenant } from './fair-order.ts';
+import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
+
+/**
+ * The scaling policy, as one pure function of the ledger snapshot, the classes and the clock.
+ *
+ * Per class:
+ * - Demand is the queued jobs no runner is there for yet, plus `minIdle` warm runners (org scope).
+ *   Idle and starting runners are supply; busy, terminating, failed, finished and stuck ones are not.
+ * - New runners and admitted Tekton runs fit within `maxRunners` (every runner not terminating counts,
+ *   failed and stuck ones too until they are gone, plus admitted runs), the creation rate, and the
+ *   namespace's ResourceQuota (shared round-robin by the classes in that namespace).
+ * - When demand exceeds that, repositories (and Tekton namespaces) share it max-min fairly, or oldest
+ *   job first with fairness off.
+ * - Failed, finished and stuck runners are deleted. Idle runners beyond demand are deleted once idle for
+ *   `idleTimeout`, longest idle first. Busy runners are never deleted. Runners of a class no longer
+ *   configured are deleted unless busy.
+ *
+ * The output is deterministic: the same input gives the same actions in the same order (classes by
+ * name; per class deletions by runner name, then creations and admissions in priority order).
+ */
+export function plan(snapshot: LedgerSnapshot, classes: RunnerClasses, now: EpochMillis): Action[] {
+  const names = [...new Set([...Object.keys(classes), ...Object.keys(snapshot.classes)])].sort();
+  const plans: ClassPlan[] = [];
+  for (const name of names) {
+    const classSnapshot = snapshot.classes[name] ?? EMPTY_CLASS;
+    const runnerClass = classes[name];
+    plans.push(
+      runnerClass
+        ? planClass(name, runnerClass, classSnapshot, now)
+        : { name, deletes: deleteUnconfigured(name, classSnapshot), wanted: [], granted: [] },
+    );
+  }
+  grantWithinQuotas(plans, classes, snapshot, now);
+  return plans.flatMap((classPlan) => [...classPlan.deletes, ...toActions(classPlan, classes, snapshot)]);
+}
+
+const EMPTY_CLASS: ClassSnapshot = { queued: [], runners: [], admittedRuns: [] };
+
+/** One runner to create or one run to admit, before quota and naming. */
+type Unit =
+  | {
+      kind: 'runner';
+      /** The job it is for; absent for a warm-pool runner. */
+      job?: QueuedJob;
+      /** The repository a repo-scoped runner registers to. */
+      repo?: string;
+    }
+  | { kind: 'admit'; job: QueuedJob };
+
+interface ClassPlan {
+  name: string;
+  deletes: DeleteRunnerAction[];
+  /** Units within the class's own limits, most urgent first. */
+  wanted: Unit[];
+  /** The prefix of `wanted` (minus runners the quota refused) that goes ahead. */
+  granted: Unit[];
+}
+
+function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, now: EpochMillis): ClassPlan {
+  const repoScoped = runnerClass.scope === 'repo';
+  const poolOf = (repo: string | undefined) => (repoScoped ? (repo ?? '') : '');
+
+  const deletes: DeleteRunnerAction[] = [];
+  const live: RunnerView[] = [];
+  const spareByPool = new Map<string, RunnerView[]>();
+  for (const runner of snap.runners) {
+    if (runner.state === 'terminating') continue;
+    live.push(runner);
+    if (isSpent(runner)) {
+      deletes.push(deleteAction(name, runner, runner.state));
+    } else if (runner.state === 'idle' || runner.state === 'starting') {
+      pushTo(spareByPool, poolOf(runner.repo), runner);
+    }
+  }
+
+  const githubByPool = new Map<string, QueuedJob[]>();
+  const tektonByNamespace = new Map<string, QueuedJob[]>();
+  for (const job of snap.queued) {
+    if (job.source === 'github') pushTo(githubByPool, poolOf(job.repo), job);
+    else pushTo(tektonByNamespace, job.repo, job);
+  }
+
+  // Idle runners beyond what is waiting (and the warm pool) go once their idle timeout has passed.
+  const idleTimeoutMs = runnerClass.idleTimeout * 1000;
+  for (const [pool, spare] of spareByPool) {
+    const warmPool = repoScoped || !runnerClass.match.github ? 0 : runnerClass.minIdle;
+    const keep = (githubByPool.get(pool)?.length ?? 0) + warmPool;
+    const expired = spare
+      .filter((r) => r.state === 'idle' && (r.idleSince ?? r.createdAt) + idleTimeoutMs <= now)
+      .sort(
+        (a, b) => (a.idleSince ?? a.createdAt) - (b.idleSince ?? b.createdAt) || compareText(a.name, b.name),
+      );
+    for (const runner of expired.slice(0, Math.max(0, spare.length - keep))) {
+      deletes.push(deleteAction(name, runner, 'idle-timeout'));
+    }
+  }
+  deletes.sort((a, b) => compareText(a.runnerName, b.runnerName));
+
+  const heldByRepo = new Map<string, number>();
+  for (const runner of live) increment(heldByRepo, poolOf(runner.repo));
+  const admittedByNamespace = new Map<string, number>();
+  for (const run of snap.admittedRuns) increment(admittedByNamespace, run.repo);
+
+  const shareLimit = Math.max(1, Math.floor(runnerClass.fairness.maxShare * runnerClass.maxRunners));
+  const tenants: Tenant<Unit>[] = [];
+  const addTenant = (key: string, held: number, units: Unit[], oldest: number) => {
+    if (units.length > 0) tenants.push({ key, held, units, oldest, withinShare: shareLimit - held });
+  };
+
+  for (const [pool, jobs] of githubByPool) {
+    jobs.sort(byQueueOrder);
+    const spare = spareByPool.get(pool)?.length ?? 0;
+    // Spare runners will take the oldest jobs; the rest need a runner each.
+    const units: Unit[] = jobs
+      .slice(spare)
+      .map((job) => ({ kind: 'runner', job, ...(repoScoped ? { repo: pool } : {}) }));
+    addTenant(`github:${pool}`, heldByRepo.get(pool) ?? 0, units, jobs[0]?.queuedAt ?? 0);
+  }
+  if (!repoScoped && runnerClass.minIdle > 0 && runnerClass.match.github) {
+    const waiting = githubByPool.get('')?.length ?? 0;
+    const spare = spareByPool.get('')?.length ?? 0;
+    const warm = Math.max(0, runnerClass.minIdle - Math.max(0, spare - waiting));
+    const units: Unit[] = Array.from({ length: warm }, () => ({ kind: 'runner' }));
+    const existing = tenants.find((tenant) => tenant.key === 'github:');
+    // Warm runners come after the jobs that wait now.
+    if (existing) existing.units = [...existing.units, ...units];
+    else addTenant('github:', heldByRepo.get('') ?? 0, units, Number.POSITIVE_INFINITY);
+  }
+  for (const [namespace, runs] of tektonByNamespace) {
+    runs.sort(byQueueOrder);
+    const units: Unit[] = runs.map((job) => ({ kind: 'admit', job }));
+    addTenant(`tekton:${namespace}`, admittedByNamespace.get(namespace) ?? 0, units, runs[0]?.queuedAt ?? 0);
+  }
+
+  const occupied = live.length + snap.admittedRuns.length;
+  const capacity = Math.min(
+    Math.max(0, runnerClass.maxRunners - occupied),
+    creationsAllowed(snap.budget, runnerClass.maxCreatePerSecond, now),
+  );
+  const wanted = runnerClass.fairness.enabled ? fairOrder(tenants, capacity) : oldestFirst(tenants, capacity);
+  return { name, deletes, wanted, granted: [] };
+}
+
+/** Fairness off: the oldest job first across all tenants; warm-pool runners last. */
+function oldestFirst(tenants: readonly Tenant<Unit>[], limit: number): Unit[] {
+  const units = tenants.flatMap((tenant) => tenant.units);
+  const queuedAt = (unit: Unit) => unit.job?.queuedAt ?? Number.POSITIVE_INFINITY;
+  units.sort((a, b) => {
+    const byTime = queuedAt(a) - queuedAt(b);
+    if (byTime !== 0 && !Number.isNaN(byTime)) return byTime;
+    return compareText(a.job?.key ?? '', b.job?.key ?? '');
+  });
+  return units.slice(0, limit);
+}
+
+/**
+ * Classes sharing a namespace share its quota: they take turns, one unit each, so none starves the
+ * others. Admissions use no quota of the runner namespace; runners stop at the first that does not fit.
+ */
+function grantWithinQuotas(
+  plans: ClassPlan[],
+  classes: RunnerClasses,
+  snapshot: LedgerSnapshot,
+  now: EpochMillis,
+) {
+  const byNamespace = new Map<string, ClassPlan[]>();
+  for (const classPlan of plans) {
+    const runnerClass = classes[classPlan.name];
+    if (runnerClass) pushTo(byNamespace, runnerClass.namespace, classPlan);
+  }
+  for (const [namespace, sharing] of byNamespace) {
+    const quota = snapshot.quotas[namespace];
+    const backedOff = quota?.backoffUntil !== undefined && now < quota.backoffUntil;
+    let remaining = quota?.remaining;
+    const turns = sharing.map((classPlan) => {
+      const runnerClass = classes[classPlan.name];
+      return {
+        classPlan,
+        next: 0,
+        runnersBlocked: backedOff,
+        usage: runnerClass ? runnerQuotaUsage(runnerClass) : {},
+      };
+    });
+    let progressed = true;
+    while (progressed) {
+      progressed = false;
+      for (const turn of turns) {
+        const { wanted, granted } = turn.classPlan;
+        while (turn.next < wanted.length) {
+          const unit = wanted[turn.next++];
+          if (!unit) break;
+          if (unit.kind === 'admit') {
+            granted.push(unit);
+            progressed = true;
+            break;
+          }
+          if (turn.runnersBlocked) continue;
+          if (remaining && !fitsQuota(remaining, turn.usage)) {
+            turn.runnersBlocked = true;
+            continue;
+          }
+          if (remaining) remaining = consumeQuota(remaining, turn.usage);
+          granted.push(unit);
+          progressed = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: LedgerSnapshot): Action[] {
+  const runnerClass = classes[classPlan.name];
+  if (!runnerClass) return [];
+  const taken = new Set((snapshot.classes[classPlan.name]?.runners ?? []).map((runner) => runner.name));
+  const nextIndex = new Map<string, number>();
+  return classPlan.granted.map((unit): CreateRunnerAction | AdmitRunAction => {
+    if (unit.kind === 'admit') {
+      return { kind: 'admit-run', className: classPlan.name, runKey: unit.job.key, repo: unit.job.repo };
+    }
+    // Seeds count up per repository, skipping names that exist: the same snapshot always gives the same
+    // names, so a create planned again before the watch reports it collides with itself.
+    const scopeKey = unit.repo ?? '*';
+    let index = nextIndex.get(scopeKey) ?? 0;
+    let nameSeed = `${scopeKey}#${index}`;
+    let runnerName = runnerNameFor(classPlan.name, nameSeed);
+    while (taken.has(runnerName)) {
+      index += 1;
+      nameSeed = `${scopeKey}#${index}`;
+      runnerName = runnerNameFor(classPlan.name, nameSeed);
+    }
+    nextIndex.set(scopeKey, index + 1);
+    taken.add(runnerName);
+    return {
+      kind: 'create-runner',
+      className: classPlan.name,
+      namespace: runnerClass.namespace,
+      nameSeed,
+      runnerName,
+      ...(unit.repo !== undefined ? { repo: unit.repo } : {}),
+      ...(unit.job ? { jobKey: unit.job.key } : {}),
+      reason: unit.job ? 'queued-jobs' : 'warm-pool',
+    };
+  });
+}
+
+function deleteUnconfigured(name: string, snap: ClassSnapshot): DeleteRunnerAction[] {
+  return snap.runners
+    .filter((runner) => runner.state !== 'busy' && runner.state !== 'terminating')
+    .map((runner) => deleteAction(name, runner, isSpent(runner) ? runner.state : 'class-removed'))
+    .sort((a, b) => compareText(a.runnerName, b.runnerName));
+}
+
+/** A runner that will never take a job again: only its removal is left. */
+function isSpent(runner: RunnerView): runner is RunnerView & { state: 'failed' | 'finished' | 'stuck' } {
+  return runner.state === 'failed' || runner.state === 'finished' || runner.state === 'stuck';
+}
+
+function deleteAction(
+  className: string,
+  runner: RunnerView,
+  reason: DeleteRunnerAction['reason'],
+): DeleteRunnerAction {
+  return { kind: 'delete-runner', className, namespace: runner.namespace, runnerName: runner.name, reason };
+}
+
+function byQueueOrder(a: QueuedJob, b: QueuedJob): number {
+  return a.queuedAt - b.queuedAt || compareText(a.key, b.key);
+}
+
+/** Code-unit order, independent of the locale the process runs in. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function increment<K>(map: Map<K, number>, key: K): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}

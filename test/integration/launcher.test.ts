@@ -1,0 +1,157 @@
+import { CoreV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { classesSchema, type RunnerClass } from '../../src/config/classes.ts';
+import { createKubeApis } from '../../src/kube/client.ts';
+import { jitConfigSecretName } from '../../src/launcher/jit-config-secret.ts';
+import { createKubeLauncher, type RunnerRegistrar } from '../../src/launcher/kube-launcher.ts';
+import type { CreateRunnerAction } from '../../src/model/action.ts';
+import { runnerNameFor } from '../../src/model/runner-name.ts';
+import { createTestNamespace, deleteNamespace, statusOf, testKubeConfig, until } from '../support/kube.ts';
+
+// The launcher against the real apiserver: its pods must pass Pod Security "restricted", its
+// writes must be idempotent, and a quota refusal must come back as a capacity signal.
+
+const kc = testKubeConfig();
+const core = kc.makeApiClient(CoreV1Api);
+const namespaces: string[] = [];
+afterAll(async () => {
+  await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
+});
+
+/** GitHub's side of a runner, kept in memory: what the launcher registered and removed. */
+function memoryRegistrar(): RunnerRegistrar & { registered: Set<string>; busy: Set<string> } {
+  const registered = new Set<string>();
+  const busy = new Set<string>();
+  return {
+    registered,
+    busy,
+    async register(action) {
+      registered.add(action.runnerName);
+      return { encodedJitConfig: `jit-for-${action.runnerName}` };
+    },
+    async unregister(name) {
+      if (busy.has(name)) return 'busy';
+      return registered.delete(name) ? 'removed' : 'absent';
+    },
+  };
+}
+
+function runnerClass(namespace: string, extra: Record<string, unknown> = {}): RunnerClass {
+  const parsed = classesSchema.parse({
+    lint: {
+      namespace,
+      match: { github: { labels: ['self-hosted', 'lint'] } },
+      nodeSelector: { type: 'kwok' },
+      resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '500m', memory: '512Mi' } },
+      caches: [{ name: 'deps', type: 'ephemeral', size: '1Gi', tools: ['npm', 'go'] }],
+      ...extra,
+    },
+  });
+  const lint = parsed.lint;
+  if (!lint) throw new Error('class missing');
+  return lint;
+}
+
+function createAction(namespace: string, seed: string): CreateRunnerAction {
+  return {
+    kind: 'create-runner',
+    className: 'lint',
+    namespace,
+    nameSeed: seed,
+    runnerName: runnerNameFor('lint', seed),
+    repo: 'acme/app',
+    jobKey: 'github:42',
+    reason: 'queued-jobs',
+  };
+}
+
+describe('kube launcher', () => {
+  let ns: string;
+  beforeAll(async () => {
+    ns = await createTestNamespace(kc, 'launcher', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    namespaces.push(ns);
+  });
+
+  const launcherWith = (registrar: RunnerRegistrar, onResponse?: (r: { verb: string; resource: string; code: number }) => void) =>
+    createKubeLauncher({
+      core: createKubeApis(kc, { timeoutMs: 10_000, ...(onResponse ? { onResponse } : {}) }).core,
+      registrar,
+      logger: pino({ level: 'silent' }),
+    });
+
+  it('starts a runner with two writes: a restricted pod and its JIT secret, owned by the pod', async () => {
+    const registrar = memoryRegistrar();
+    const writes: string[] = [];
+    const launcher = launcherWith(registrar, (r) => {
+      if (r.verb !== 'get' && r.verb !== 'list' && r.verb !== 'watch') writes.push(`${r.verb} ${r.resource} ${r.code}`);
+    });
+    const action = createAction(ns, 'acme/app#0');
+    expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
+    expect(writes).toEqual(['post pods 201', 'post secrets 201']);
+
+    const pod = await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
+    expect(pod.spec?.automountServiceAccountToken).toBe(false);
+    expect(pod.metadata?.labels?.['gantry.dev/class']).toBe('lint');
+    const secret = await core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns });
+    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Pod', name: action.runnerName, uid: pod.metadata?.uid });
+    expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(`jit-for-${action.runnerName}`);
+    expect(registrar.registered.has(action.runnerName)).toBe(true);
+
+    const running = await until('runner pod running on a simulated node', async () => {
+      const current = await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
+      return current.status?.phase === 'Running' ? current : undefined;
+    });
+    expect(running.spec?.nodeName).toMatch(/^kwok-node-/);
+  });
+
+  it('treats a repeated create as done and registers nothing twice', async () => {
+    const registrar = memoryRegistrar();
+    const launcher = launcherWith(registrar);
+    const action = createAction(ns, 'acme/app#1');
+    expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
+    registrar.registered.clear();
+    expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'exists' });
+    expect(registrar.registered.size).toBe(0);
+  });
+
+  it('keeps an idle runner that just took a job, and removes it once it is free', async () => {
+    const registrar = memoryRegistrar();
+    const launcher = launcherWith(registrar);
+    const action = createAction(ns, 'acme/app#2');
+    await launcher.create(action, runnerClass(ns));
+    const remove = { kind: 'delete-runner', className: 'lint', namespace: ns, runnerName: action.runnerName, reason: 'idle-timeout' } as const;
+    registrar.busy.add(action.runnerName);
+    expect(await launcher.remove(remove)).toEqual({ kind: 'kept-busy' });
+    await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
+
+    registrar.busy.delete(action.runnerName);
+    expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
+    expect(registrar.registered.has(action.runnerName)).toBe(false);
+    await until('pod and secret gone', async () => {
+      const gone = async (read: () => Promise<unknown>) => read().then(() => false, (err: unknown) => statusOf(err) === 404);
+      return (
+        (await gone(() => core.readNamespacedPod({ name: action.runnerName, namespace: ns }))) &&
+        (await gone(() => core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns })))
+      );
+    });
+    expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
+  });
+
+  it('reports a quota refusal as such and registers nothing', async () => {
+    const quotaNs = await createTestNamespace(kc, 'launcher-quota', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    namespaces.push(quotaNs);
+    await core.createNamespacedResourceQuota({
+      namespace: quotaNs,
+      body: { metadata: { name: 'runners' }, spec: { hard: { pods: '0' } } },
+    });
+    await until('quota status', async () => {
+      const quota = await core.readNamespacedResourceQuota({ name: 'runners', namespace: quotaNs });
+      return quota.status?.hard?.pods !== undefined;
+    });
+    const registrar = memoryRegistrar();
+    const outcome = await launcherWith(registrar).create(createAction(quotaNs, 'acme/app#0'), runnerClass(quotaNs));
+    expect(outcome).toMatchObject({ kind: 'quota-exceeded', message: expect.stringContaining('exceeded quota: runners') });
+    expect(registrar.registered.size).toBe(0);
+  });
+});

@@ -1,0 +1,434 @@
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { classesSchema, type RunnerClass } from '../../../src/config/classes.ts';
+import {
+  buildJitConfigSecret,
+  JIT_CONFIG_KEY,
+  jitConfigSecretName,
+  runnerPodOwnerReference,
+} from '../../../src/launcher/jit-config-secret.ts';
+import { RUNNER_POD_SELECTOR } from '../../../src/launcher/metadata.ts';
+import { buildRunnerPod } from '../../../src/launcher/runner-pod.ts';
+import type { CreateRunnerAction } from '../../../src/model/action.ts';
+import { isDnsLabel, isLabelValue, isQualifiedName, toLabelValue } from '../../../src/model/kube-names.ts';
+import { runnerNameFor } from '../../../src/model/runner-name.ts';
+
+function runnerClass(input: Record<string, unknown> = {}): RunnerClass {
+  const parsed = classesSchema.parse({
+    build: { match: { github: { labels: ['self-hosted', 'build'] } }, ...input },
+  });
+  if (!parsed.build) throw new Error('class did not parse');
+  return parsed.build;
+}
+
+function createAction(options: Partial<CreateRunnerAction> = {}): CreateRunnerAction {
+  const className = options.className ?? 'build';
+  const nameSeed = options.nameSeed ?? 'acme/app#0';
+  return {
+    kind: 'create-runner',
+    className,
+    namespace: 'ci-runners',
+    nameSeed,
+    runnerName: runnerNameFor(className, nameSeed),
+    repo: 'acme/app',
+    jobKey: 'github:12877621891',
+    reason: 'queued-jobs',
+    ...options,
+  };
+}
+
+function runnerContainer(pod: V1Pod): V1Container {
+  const container = pod.spec?.containers[0];
+  if (!container) throw new Error('pod has no container');
+  return container;
+}
+
+const envOf = (pod: V1Pod) =>
+  Object.fromEntries((runnerContainer(pod).env ?? []).map((e) => [e.name, e.value]));
+
+/**
+ * The Pod Security Standard "restricted" profile (baseline checks included), as the apiserver's
+ * PodSecurity admission applies it, for the fields a runner pod could get wrong.
+ */
+function restrictedViolations(pod: V1Pod): string[] {
+  const spec = pod.spec;
+  if (!spec) return ['no spec'];
+  const violations: string[] = [];
+  const containers = [...spec.containers, ...(spec.initContainers ?? [])];
+  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) violations.push('host namespaces');
+  const allowedVolumes = [
+    'configMap',
+    'csi',
+    'downwardAPI',
+    'emptyDir',
+    'ephemeral',
+    'persistentVolumeClaim',
+    'projected',
+    'secret',
+  ];
+  for (const volume of spec.volumes ?? []) {
+    const types = Object.keys(volume).filter((key) => key !== 'name');
+    if (!types.every((type) => allowedVolumes.includes(type)))
+      violations.push(`volume ${volume.name}: ${types}`);
+  }
+  const podContext = spec.securityContext ?? {};
+  if (podContext.runAsUser === 0) violations.push('pod runAsUser 0');
+  const podSeccomp = podContext.seccompProfile?.type;
+  if (podSeccomp !== undefined && !['RuntimeDefault', 'Localhost'].includes(podSeccomp))
+    violations.push('pod seccomp');
+  for (const container of containers) {
+    const context = container.securityContext ?? {};
+    const where = `container ${container.name}`;
+    if (context.privileged) violations.push(`${where}: privileged`);
+    if (context.allowPrivilegeEscalation !== false)
+      violations.push(`${where}: allowPrivilegeEscalation not false`);
+    if (!(context.capabilities?.drop ?? []).includes('ALL'))
+      violations.push(`${where}: capabilities not dropping ALL`);
+    const added = context.capabilities?.add ?? [];
+    if (added.some((capability) => capability !== 'NET_BIND_SERVICE'))
+      violations.push(`${where}: capabilities added`);
+    if ((context.runAsNonRoot ?? podContext.runAsNonRoot) !== true)
+      violations.push(`${where}: runAsNonRoot not true`);
+    if (context.runAsUser === 0) violations.push(`${where}: runAsUser 0`);
+    const seccomp = context.seccompProfile?.type ?? podSeccomp;
+    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') violations.push(`${where}: seccomp`);
+    if ((container.ports ?? []).some((port) => port.hostPort)) violations.push(`${where}: hostPort`);
+    if (context.procMount !== undefined && context.procMount !== 'Default')
+      violations.push(`${where}: procMount`);
+  }
+  return violations;
+}
+
+describe('buildRunnerPod', () => {
+  it('builds a one-shot runner pod named by the action’s seed', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass());
+    expect(pod.metadata?.name).toBe(runnerNameFor('build', 'acme/app#0'));
+    expect(pod.metadata?.namespace).toBe('ci-runners');
+    expect(pod.spec?.restartPolicy).toBe('Never');
+    expect(pod.spec?.automountServiceAccountToken).toBe(false);
+    expect(pod.spec?.enableServiceLinks).toBe(false);
+    expect(pod.spec?.activeDeadlineSeconds).toBe(21600);
+    const container = runnerContainer(pod);
+    expect(container).toMatchObject({
+      name: 'runner',
+      image: 'ghcr.io/actions/actions-runner:latest',
+      command: ['/home/runner/run.sh'],
+      resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '2Gi' } },
+      volumeMounts: [{ name: 'work', mountPath: '/home/runner/_work' }],
+    });
+    expect(pod.spec?.volumes).toEqual([{ name: 'work', emptyDir: { sizeLimit: '20Gi' } }]);
+  });
+
+  it('hands the runner its JIT config from the runner’s secret, never inline', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass());
+    const jit = runnerContainer(pod).env?.find((e) => e.name === 'ACTIONS_RUNNER_INPUT_JITCONFIG');
+    expect(jit).toEqual({
+      name: 'ACTIONS_RUNNER_INPUT_JITCONFIG',
+      valueFrom: {
+        secretKeyRef: { name: jitConfigSecretName(pod.metadata?.name ?? ''), key: JIT_CONFIG_KEY },
+      },
+    });
+  });
+
+  it('passes Pod Security "restricted", field by field', () => {
+    const pod = buildRunnerPod(
+      createAction(),
+      runnerClass({ caches: [{ type: 'ephemeral', name: 'deps', size: '5Gi' }] }),
+    );
+    expect(pod.spec?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(runnerContainer(pod).securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 1001,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(restrictedViolations(pod)).toEqual([]);
+  });
+
+  it('has a restricted check that does find violations', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass());
+    const container = runnerContainer(pod);
+    const loosened: V1Pod = {
+      ...pod,
+      spec: {
+        containers: [
+          {
+            ...container,
+            securityContext: {
+              ...container.securityContext,
+              allowPrivilegeEscalation: true,
+              runAsNonRoot: false,
+              seccompProfile: { type: 'Unconfined' },
+              capabilities: { add: ['SYS_ADMIN'] },
+            },
+          },
+        ],
+        volumes: [{ name: 'host', hostPath: { path: '/' } }],
+      },
+    };
+    expect(restrictedViolations(loosened)).toEqual([
+      'volume host: hostPath',
+      'container runner: allowPrivilegeEscalation not false',
+      'container runner: capabilities not dropping ALL',
+      'container runner: capabilities added',
+      'container runner: runAsNonRoot not true',
+      'container runner: seccomp',
+    ]);
+  });
+
+  it('applies the class’s scheduling, sandbox, resources and pod metadata', () => {
+    const pod = buildRunnerPod(
+      createAction(),
+      runnerClass({
+        runtimeClassName: 'gvisor',
+        priorityClassName: 'ci-high',
+        nodeSelector: { pool: 'ci' },
+        tolerations: [{ key: 'ci', operator: 'Exists', effect: 'NoSchedule' }],
+        affinity: {
+          nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+        },
+        activeDeadlineSeconds: 900,
+        image: 'registry.example.com/runner:2',
+        command: ['/bin/run', '--once'],
+        resources: {
+          requests: { cpu: '2', 'ephemeral-storage': '10Gi' },
+          limits: { cpu: '4', memory: '8Gi' },
+        },
+        workspace: { sizeLimit: '50Gi' },
+        podAnnotations: { 'kwok.gantry.dev/succeed-after': '30s' },
+        podLabels: { team: 'web' },
+      }),
+    );
+    expect(pod.spec).toMatchObject({
+      runtimeClassName: 'gvisor',
+      priorityClassName: 'ci-high',
+      nodeSelector: { pool: 'ci' },
+      tolerations: [{ key: 'ci', operator: 'Exists', effect: 'NoSchedule' }],
+      affinity: {
+        nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+      },
+      activeDeadlineSeconds: 900,
+      volumes: [{ name: 'work', emptyDir: { sizeLimit: '50Gi' } }],
+    });
+    expect(runnerContainer(pod)).toMatchObject({
+      image: 'registry.example.com/runner:2',
+      command: ['/bin/run', '--once'],
+      resources: { requests: { cpu: '2', 'ephemeral-storage': '10Gi' }, limits: { cpu: '4', memory: '8Gi' } },
+    });
+    expect(pod.metadata?.annotations).toMatchObject({ 'kwok.gantry.dev/succeed-after': '30s' });
+    expect(pod.metadata?.labels).toMatchObject({ team: 'web' });
+  });
+
+  it('leaves unset scheduling fields out rather than empty', () => {
+    const spec = buildRunnerPod(createAction(), runnerClass()).spec ?? { containers: [] };
+    for (const key of ['runtimeClassName', 'priorityClassName', 'nodeSelector', 'tolerations', 'affinity']) {
+      expect(Object.hasOwn(spec, key), key).toBe(false);
+    }
+  });
+
+  it('labels the pod so the ledger can find it again, with valid label values', () => {
+    const pod = buildRunnerPod(createAction({ repo: 'Acme/my.app', jobKey: 'github:42' }), runnerClass());
+    expect(pod.metadata?.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'gantry',
+      'app.kubernetes.io/component': 'runner',
+      'gantry.dev/class': 'build',
+      'gantry.dev/source': 'github',
+      'gantry.dev/repo': 'Acme_my.app',
+      'gantry.dev/job': 'github_42',
+    });
+    expect(RUNNER_POD_SELECTOR).toBe(
+      'app.kubernetes.io/managed-by=gantry,app.kubernetes.io/component=runner',
+    );
+    // The exact values, which labels cannot hold, are kept as annotations.
+    expect(pod.metadata?.annotations).toEqual({
+      'gantry.dev/name-seed': 'acme/app#0',
+      'gantry.dev/repo': 'Acme/my.app',
+      'gantry.dev/job': 'github:42',
+    });
+    for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) {
+      expect(isQualifiedName(key), key).toBe(true);
+      expect(isLabelValue(value), value).toBe(true);
+    }
+  });
+
+  it('turns any text into a valid label value', () => {
+    expect(toLabelValue('octo-org/my_repo.js')).toBe('octo-org_my_repo.js');
+    expect(toLabelValue('-/weird/-')).toBe('weird');
+    expect(toLabelValue('x'.repeat(100))).toHaveLength(63);
+    expect(toLabelValue(`${'a'.repeat(62)}/b`)).toBe('a'.repeat(62));
+    for (const text of ['é', '///', `${'a'.repeat(62)}-b`])
+      expect(isLabelValue(toLabelValue(text)), text).toBe(true);
+  });
+
+  it('omits repo and job labels for an org-wide warm runner', () => {
+    const { repo: _repo, jobKey: _job, ...warm } = createAction({ nameSeed: '*#3', reason: 'warm-pool' });
+    const pod = buildRunnerPod({ ...warm, runnerName: runnerNameFor('build', '*#3') }, runnerClass());
+    expect(Object.keys(pod.metadata?.labels ?? {})).not.toContain('gantry.dev/repo');
+    expect(Object.keys(pod.metadata?.labels ?? {})).not.toContain('gantry.dev/job');
+  });
+
+  it('names pods as DNS labels of at most 63 characters, even for the longest class names', () => {
+    const className = 'c'.repeat(63);
+    const name = runnerNameFor(className, 'acme/app#0');
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(isDnsLabel(name)).toBe(true);
+    expect(name).not.toBe(runnerNameFor(className, 'acme/app#1'));
+    expect(runnerNameFor('a-', 'x')).toMatch(/^gantry-a-[0-9a-f]{10}$/);
+  });
+
+  it('is deterministic, and refuses an action whose name does not follow from its seed', () => {
+    expect(buildRunnerPod(createAction(), runnerClass())).toEqual(
+      buildRunnerPod(createAction(), runnerClass()),
+    );
+    expect(() =>
+      buildRunnerPod(createAction({ runnerName: 'gantry-build-0000000000' }), runnerClass()),
+    ).toThrow(/runnerName gantry-build-0000000000 is not the name its nameSeed gives/);
+  });
+});
+
+describe('buildRunnerPod caches', () => {
+  const shared = { type: 'persistentVolumeClaim', name: 'deps', claimName: 'ci-deps' };
+
+  it('mounts a shared cache read-write for a trusted class and points every tool at it', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass({ caches: [shared] }));
+    expect(pod.spec?.volumes).toContainEqual({
+      name: 'cache-deps',
+      persistentVolumeClaim: { claimName: 'ci-deps', readOnly: false },
+    });
+    expect(runnerContainer(pod).volumeMounts).toContainEqual({
+      name: 'cache-deps',
+      mountPath: '/caches/deps',
+      readOnly: false,
+    });
+    expect(envOf(pod)).toMatchObject({
+      npm_config_cache: '/caches/deps/npm',
+      PIP_CACHE_DIR: '/caches/deps/pip',
+      GOMODCACHE: '/caches/deps/go/mod',
+      GOCACHE: '/caches/deps/go/build',
+      GRADLE_USER_HOME: '/caches/deps/gradle',
+    });
+  });
+
+  it('mounts a shared cache read-only for the untrusted class, with only read-only-capable tools', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass({ untrusted: true, caches: [shared] }));
+    expect(pod.spec?.volumes).toContainEqual({
+      name: 'cache-deps',
+      persistentVolumeClaim: { claimName: 'ci-deps', readOnly: true },
+    });
+    expect(runnerContainer(pod).volumeMounts).toContainEqual({
+      name: 'cache-deps',
+      mountPath: '/caches/deps',
+      readOnly: true,
+    });
+    const env = envOf(pod);
+    expect(env).toMatchObject({
+      GOPROXY: 'file:///caches/deps/go/mod/cache/download,https://proxy.golang.org,direct',
+      GRADLE_RO_DEP_CACHE: '/caches/deps/gradle/caches',
+    });
+    for (const writable of [
+      'npm_config_cache',
+      'PIP_CACHE_DIR',
+      'GOMODCACHE',
+      'GOCACHE',
+      'GRADLE_USER_HOME',
+    ]) {
+      expect(env).not.toHaveProperty(writable);
+    }
+  });
+
+  it('gives each runner its own writable ephemeral volume of the configured size', () => {
+    const pod = buildRunnerPod(
+      createAction(),
+      runnerClass({
+        untrusted: true,
+        caches: [
+          {
+            type: 'ephemeral',
+            name: 'npm',
+            size: '10Gi',
+            storageClassName: 'fast',
+            tools: ['npm'],
+            mountPath: '/cache',
+          },
+        ],
+      }),
+    );
+    expect(pod.spec?.volumes).toContainEqual({
+      name: 'cache-npm',
+      ephemeral: {
+        volumeClaimTemplate: {
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            resources: { requests: { storage: '10Gi' } },
+            storageClassName: 'fast',
+          },
+        },
+      },
+    });
+    expect(runnerContainer(pod).volumeMounts).toContainEqual({
+      name: 'cache-npm',
+      mountPath: '/cache',
+      readOnly: false,
+    });
+    expect(envOf(pod)).toMatchObject({ npm_config_cache: '/cache/npm' });
+    expect(envOf(pod)).not.toHaveProperty('PIP_CACHE_DIR');
+  });
+
+  it('lets the class’s own environment win over the cache defaults', () => {
+    const pod = buildRunnerPod(
+      createAction(),
+      runnerClass({ caches: [shared], env: { GOCACHE: '/tmp/go', TZ: 'UTC' } }),
+    );
+    const env = runnerContainer(pod).env ?? [];
+    expect(env.filter((e) => e.name === 'GOCACHE')).toEqual([{ name: 'GOCACHE', value: '/tmp/go' }]);
+    expect(env.at(-1)).toEqual({ name: 'TZ', value: 'UTC' });
+  });
+});
+
+describe('buildJitConfigSecret', () => {
+  it('holds the encoded JIT config under the key the pod reads, labelled for its runner', () => {
+    const create = createAction();
+    const secret = buildJitConfigSecret(create, 'eyJqaXQiOiJjb25maWcifQ==');
+    expect(secret).toMatchObject({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      immutable: true,
+      metadata: {
+        name: `${create.runnerName}-jit`,
+        namespace: 'ci-runners',
+        labels: {
+          'app.kubernetes.io/managed-by': 'gantry',
+          'app.kubernetes.io/component': 'runner-jit-config',
+          'gantry.dev/class': 'build',
+          'gantry.dev/runner': create.runnerName,
+        },
+      },
+    });
+    const stored = secret.data?.[JIT_CONFIG_KEY] ?? '';
+    expect(Buffer.from(stored, 'base64').toString('utf8')).toBe('eyJqaXQiOiJjb25maWcifQ==');
+  });
+
+  it('refuses an empty JIT config', () => {
+    expect(() => buildJitConfigSecret(createAction(), '  ')).toThrow(
+      /encodedJitConfig: expected the non-empty/,
+    );
+  });
+
+  it('makes the pod the secret’s owner once the pod exists', () => {
+    expect(runnerPodOwnerReference({ name: 'gantry-build-abc', uid: '5f0c-11' })).toEqual({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: 'gantry-build-abc',
+      uid: '5f0c-11',
+      blockOwnerDeletion: false,
+    });
+    expect(() => runnerPodOwnerReference({ name: 'gantry-build-abc', uid: '' })).toThrow(/name and uid/);
+  });
+});

@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import { Ledger } from '../../../src/ledger/ledger.ts';
+import type { CreateRunnerAction } from '../../../src/model/action.ts';
+import type { JobEvent, JobIdentity } from '../../../src/model/job.ts';
+import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
+import { buildClassifier } from '../../../src/planner/classify.ts';
+import { classes, NOW, seconds } from '../planner/snapshots.ts';
+
+const config = classes({ lint: { activeDeadlineSeconds: 600 }, build: {} });
+
+function ledger(): Ledger {
+  return new Ledger({
+    classify: buildClassifier(config),
+    startTimeoutMs: seconds(300),
+    deadlineGraceMs: seconds(60),
+  });
+}
+
+function identity(id: number, labels = ['self-hosted', 'lint']): JobIdentity {
+  return {
+    source: 'github',
+    key: `github:${id}`,
+    repo: 'acme/app',
+    labels,
+    runId: '1',
+    runAttempt: 1,
+    untrusted: false,
+    name: `job ${id}`,
+  };
+}
+
+const queued = (id: number, labels?: string[]): JobEvent => ({
+  kind: 'queued',
+  job: identity(id, labels),
+  via: 'webhook',
+  createdAt: NOW - seconds(30),
+});
+const started = (id: number, runnerName: string): JobEvent => ({
+  kind: 'started',
+  job: identity(id),
+  via: 'webhook',
+  createdAt: NOW - seconds(30),
+  startedAt: NOW - seconds(10),
+  runnerName,
+});
+const completed = (id: number, runnerName: string): JobEvent => ({
+  kind: 'completed',
+  job: identity(id),
+  via: 'webhook',
+  createdAt: NOW - seconds(30),
+  startedAt: NOW - seconds(10),
+  completedAt: NOW,
+  conclusion: 'success',
+  runnerName,
+});
+
+function pod(name: string, options: Partial<RunnerObservation> = {}): RunnerObservation {
+  return {
+    name,
+    namespace: 'gantry-runners',
+    className: 'lint',
+    phase: 'Running',
+    createdAt: NOW - seconds(20),
+    runningSince: NOW - seconds(15),
+    deleting: false,
+    ...options,
+  };
+}
+
+const create = (runnerName: string): CreateRunnerAction => ({
+  kind: 'create-runner',
+  className: 'lint',
+  namespace: 'gantry-runners',
+  nameSeed: '*#0',
+  runnerName,
+  reason: 'queued-jobs',
+});
+
+const lintOf = (l: Ledger, now = NOW) => l.snapshot(config, now).classes.lint;
+
+describe('Ledger jobs', () => {
+  it('queues a classified job under its class and reports an unclassified one', () => {
+    const l = ledger();
+    expect(l.applyJobEvent(queued(1))).toMatchObject([{ kind: 'job-queued' }]);
+    expect(l.applyJobEvent(queued(2, ['gpu']))).toMatchObject([
+      { kind: 'job-unclassified', reason: 'no-matching-class' },
+    ]);
+    expect(lintOf(l)?.queued.map((j) => j.key)).toEqual(['github:1']);
+    expect(l.snapshot(config, NOW).classes.build).toBeUndefined();
+  });
+
+  it('applies a repeated event once', () => {
+    const l = ledger();
+    l.applyJobEvent(queued(1));
+    expect(l.applyJobEvent(queued(1))).toEqual([]);
+    l.applyJobEvent(started(1, 'r1'));
+    expect(l.applyJobEvent(started(1, 'r1'))).toEqual([]);
+    expect(l.job('github:1')).toMatchObject({ state: 'started', runnerName: 'r1' });
+    expect([...l.jobs()]).toHaveLength(1);
+  });
+
+  it('links a started job to its runner, which is then busy, and reports the queue time', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1'));
+    expect(lintOf(l)?.runners[0]?.state).toBe('idle');
+    l.applyJobEvent(queued(1));
+    expect(l.applyJobEvent(started(1, 'r1'))).toMatchObject([
+      { kind: 'job-started', queuedForMs: seconds(20) },
+    ]);
+    expect(lintOf(l)?.runners[0]).toMatchObject({ name: 'r1', state: 'busy', jobKey: 'github:1' });
+    expect(lintOf(l)?.queued).toEqual([]);
+  });
+
+  it('links a job to a runner whose pod is reported after the job started', () => {
+    const l = ledger();
+    l.applyJobEvent(queued(1));
+    l.applyJobEvent(started(1, 'r1'));
+    l.observeRunner(pod('r1'));
+    expect(lintOf(l)?.runners[0]?.state).toBe('busy');
+  });
+
+  it('forgets a completed job and ignores a stale queued event for it', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1'));
+    l.applyJobEvent(queued(1));
+    l.applyJobEvent(started(1, 'r1'));
+    expect(l.applyJobEvent(completed(1, 'r1'))).toMatchObject([{ kind: 'job-completed', className: 'lint' }]);
+    expect(l.applyJobEvent(queued(1))).toEqual([]);
+    expect(l.job('github:1')).toBeUndefined();
+    // The one-shot runner served its job: it is not idle supply while its pod exits.
+    expect(lintOf(l)?.runners[0]?.state).toBe('busy');
+  });
+});
+
+describe('Ledger runners', () => {
+  it('counts a requested create as starting, spends the budget, and forgets it if the create fails', () => {
+    const l = ledger();
+    l.noteCreateRequested(create('r1'), 2, NOW);
+    expect(lintOf(l)?.runners).toMatchObject([{ name: 'r1', state: 'starting' }]);
+    expect(lintOf(l)?.budget).toEqual({ tokens: 1, at: NOW });
+    l.noteCreateFailed('r1');
+    expect(lintOf(l)?.runners).toEqual([]);
+  });
+
+  it('keeps a requested runner once the watch has reported its pod, even if a failure is noted late', () => {
+    const l = ledger();
+    l.noteCreateRequested(create('r1'), 2, NOW);
+    l.observeRunner(pod('r1', { phase: 'Pending' }));
+    l.noteCreateFailed('r1');
+    expect(lintOf(l)?.runners.map((r) => r.name)).toEqual(['r1']);
+  });
+
+  it.each([
+    ['Pending within the start timeout', 'starting', pod('r', { phase: 'Pending' })],
+    [
+      'Pending past the start timeout',
+      'stuck',
+      pod('r', { phase: 'Pending', createdAt: NOW - seconds(301) }),
+    ],
+    ['Running without a job', 'idle', pod('r')],
+    ['Succeeded', 'finished', pod('r', { phase: 'Succeeded' })],
+    ['Failed', 'failed', pod('r', { phase: 'Failed', failureReason: 'DeadlineExceeded' })],
+    ['being deleted', 'terminating', pod('r', { deleting: true })],
+  ] as const)('a pod %s is %s', (_what, state, observation) => {
+    const l = ledger();
+    l.observeRunner(observation);
+    expect(lintOf(l)?.runners[0]?.state).toBe(state);
+  });
+
+  it('marks a busy runner past its class deadline (plus grace) as stuck', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1', { runningSince: NOW - seconds(600 + 59) }));
+    l.applyJobEvent(queued(1));
+    l.applyJobEvent(started(1, 'r1'));
+    expect(lintOf(l)?.runners[0]?.state).toBe('busy');
+    expect(lintOf(l, NOW + seconds(2))?.runners[0]?.state).toBe('stuck');
+  });
+
+  it('marks a runner terminating once its deletion is asked for, and forgets it when the pod is gone', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1'));
+    l.noteDeleteRequested('r1');
+    expect(lintOf(l)?.runners[0]?.state).toBe('terminating');
+    expect(l.forgetRunner('r1')).toMatchObject([{ kind: 'runner-gone', runner: { name: 'r1' } }]);
+    expect(l.forgetRunner('r1')).toEqual([]);
+    expect(lintOf(l)).toBeUndefined();
+  });
+});
+
+describe('Ledger quotas', () => {
+  it('holds creations in a namespace after a quota refusal until the back-off ends', () => {
+    const l = ledger();
+    l.setQuotaRemaining('gantry-runners', { pods: 3 });
+    l.noteQuotaExceeded('gantry-runners', NOW + seconds(10));
+    expect(l.isQuotaLimited('gantry-runners', NOW)).toBe(true);
+    expect(l.isQuotaLimited('gantry-runners', NOW + seconds(10))).toBe(false);
+    expect(l.snapshot(config, NOW).quotas['gantry-runners']).toEqual({
+      remaining: { pods: 3 },
+      backoffUntil: NOW + seconds(10),
+    });
+  });
+});

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { classesSchema } from '../../../src/config/classes.ts';
+import type { ClassifiableJob } from '../../../src/model/ledger-snapshot.ts';
+import { buildClassifier, classifyJob } from '../../../src/planner/classify.ts';
+
+const classes = classesSchema.parse({
+  small: { match: { github: { labels: ['self-hosted', 'linux'] } } },
+  lint: { match: { github: { labels: ['self-hosted', 'linux', 'lint'] } } },
+  'lint-arm': { match: { github: { labels: ['self-hosted', 'linux', 'lint', 'arm64'] } } },
+  // Same size as lint-arm, to show the alphabetical tie-break.
+  'lint-big': { match: { github: { labels: ['self-hosted', 'linux', 'lint', 'large'] } } },
+  release: { trustedOnly: true, match: { github: { labels: ['self-hosted', 'linux', 'release'] } } },
+  forks: { untrusted: true, match: { github: { labels: ['self-hosted', 'linux', 'lint', 'x64'] } } },
+  pipelines: {
+    match: { tekton: { matchExpressions: [{ key: 'team', operator: 'Exists' }] } },
+  },
+  'pipelines-web': {
+    match: {
+      tekton: {
+        matchLabels: { team: 'web' },
+        matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['experimental'] }],
+      },
+    },
+  },
+});
+
+const classify = buildClassifier(classes);
+const github = (labels: string[], untrusted = false): ClassifiableJob => ({
+  source: 'github',
+  labels,
+  untrusted,
+});
+const tekton = (tektonLabels: Record<string, string>, untrusted = false): ClassifiableJob => ({
+  source: 'tekton',
+  labels: [],
+  untrusted,
+  tektonLabels,
+});
+
+describe('classifying GitHub jobs', () => {
+  it('needs every runs-on label among the class labels, case-insensitively', () => {
+    expect(classify(github(['self-hosted', 'Linux', 'LINT']))).toEqual({ matched: true, className: 'lint' });
+    expect(classify(github(['self-hosted', 'windows']))).toEqual({
+      matched: false,
+      reason: 'no-matching-class',
+    });
+  });
+
+  it('picks the most specific class: the fewest labels the job did not ask for', () => {
+    expect(classify(github(['linux']))).toEqual({ matched: true, className: 'small' });
+    expect(classify(github(['lint']))).toEqual({ matched: true, className: 'lint' });
+    expect(classify(github(['arm64']))).toEqual({ matched: true, className: 'lint-arm' });
+  });
+
+  it('breaks ties by class name, whatever order the classes were written in', () => {
+    const reversed = classesSchema.parse({
+      'zeta-b': { match: { github: { labels: ['ci', 'b'] } } },
+      'alpha-a': { match: { github: { labels: ['ci', 'a'] } } },
+    });
+    expect(classifyJob(github(['ci']), reversed)).toEqual({ matched: true, className: 'alpha-a' });
+  });
+
+  it('gives a job that asks for nothing no class', () => {
+    expect(classify(github([]))).toEqual({ matched: false, reason: 'no-matching-class' });
+  });
+
+  it('sends untrusted jobs only to the untrusted class, and trusted jobs never there', () => {
+    expect(classify(github(['self-hosted', 'lint'], true))).toEqual({ matched: true, className: 'forks' });
+    expect(classify(github(['self-hosted', 'lint', 'x64']))).toEqual({
+      matched: false,
+      reason: 'no-matching-class',
+    });
+  });
+
+  it('says why an untrusted job has no class', () => {
+    expect(classify(github(['self-hosted', 'release'], true))).toEqual({
+      matched: false,
+      reason: 'untrusted-trusted-only',
+    });
+    expect(classify(github(['self-hosted', 'arm64'], true))).toEqual({
+      matched: false,
+      reason: 'untrusted-no-class',
+    });
+    expect(classify(github(['gpu'], true))).toEqual({ matched: false, reason: 'untrusted-no-class' });
+  });
+
+  it('leaves untrusted jobs alone when no class takes them', () => {
+    const trustedOnly = classesSchema.parse({ lint: { match: { github: { labels: ['lint'] } } } });
+    expect(classifyJob(github(['lint'], true), trustedOnly)).toEqual({
+      matched: false,
+      reason: 'untrusted-no-class',
+    });
+  });
+});
+
+describe('classifying Tekton runs', () => {
+  it('matches selectors with Kubernetes semantics and prefers the most requirements', () => {
+    expect(classify(tekton({ team: 'web' }))).toEqual({ matched: true, className: 'pipelines-web' });
+    expect(classify(tekton({ team: 'web', tier: 'experimental' }))).toEqual({
+      matched: true,
+      className: 'pipelines',
+    });
+    expect(classify(tekton({ team: 'data' }))).toEqual({ matched: true, className: 'pipelines' });
+    expect(classify(tekton({ app: 'x' }))).toEqual({ matched: false, reason: 'no-matching-class' });
+  });
+
+  it('never matches GitHub label sets against Tekton runs or the other way round', () => {
+    expect(classify({ source: 'tekton', labels: ['lint'], untrusted: false })).toEqual({
+      matched: false,
+      reason: 'no-matching-class',
+    });
+    expect(
+      classify({ source: 'github', labels: ['team'], untrusted: false, tektonLabels: { team: 'web' } }),
+    ).toEqual({
+      matched: false,
+      reason: 'no-matching-class',
+    });
+  });
+});
