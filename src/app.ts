@@ -1,34 +1,119 @@
+import { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
+import { createGithubRegistrar } from './controller/github-registrar.ts';
+import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
 import { createHttpServer } from './http/server.ts';
+import { createKubeApis } from './kube/client.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
+import { createGithubSource, type GithubSource } from './sources/github/source.ts';
 
 export interface App {
   logger: Logger;
   http: FastifyInstance;
+  metrics: Registry;
+  /** The runner side (ledger, loop); absent when no class serves GitHub jobs. */
+  runners: RunnerController | undefined;
+  github: GithubSource | undefined;
   start(): Promise<{ url: string }>;
   stop(): Promise<void>;
 }
 
+export interface AppDeps {
+  logger?: Logger;
+  /** Cluster access; by default KUBECONFIG, ~/.kube/config or the in-cluster service account. */
+  kubeConfig?: KubeConfig;
+}
+
 /** Composition root: builds and wires the parts; holds no policy of its own. */
-export function createApp(config: Config, logger: Logger = pino({ level: config.log.level })): App {
+export function createApp(config: Config, deps: AppDeps = {}): App {
+  const logger = deps.logger ?? pino({ level: config.log.level });
   const metrics = createMetricsRegistry();
   let ready = false;
   const http = createHttpServer({ logger, metrics, isReady: () => ready });
+
+  const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
+  let runners: RunnerController | undefined;
+  let github: GithubSource | undefined;
+  let registrar: ReturnType<typeof createGithubRegistrar> | undefined;
+
+  if (config.github.enabled) {
+    github = createGithubSource({
+      config: config.github,
+      logger,
+      metrics,
+      http,
+      onEvent: (event) => runners?.applyJobEvent(event),
+    });
+  }
+  if (github && githubClasses.length > 0) {
+    const kc = deps.kubeConfig ?? defaultKubeConfig();
+    const kubeRequests = new Counter({
+      name: 'gantry_kube_requests_total',
+      help: 'Kubernetes API requests by verb, resource and HTTP status (0: no answer).',
+      labelNames: ['verb', 'resource', 'code'],
+      registers: [metrics],
+    });
+    const apis = createKubeApis(kc, {
+      timeoutMs: config.kubernetes.requestTimeoutSeconds * 1000,
+      onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
+    });
+    const controllerRef: { current?: RunnerController } = {};
+    registrar = createGithubRegistrar({
+      runners: github.runners,
+      classes: config.classes,
+      livePods: () => new Set(controllerRef.current?.ledger.runnerNames() ?? []),
+      repositories: () => config.github.repositories,
+      logger,
+      cleanupIntervalMs: 60_000,
+    });
+    runners = createRunnerController({
+      kc,
+      apis,
+      classes: config.classes,
+      registrar,
+      logger,
+      startTimeoutMs: config.controller.startTimeoutSeconds * 1000,
+      deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
+      reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
+      concurrency: config.controller.concurrency,
+    });
+    controllerRef.current = runners;
+  } else if (Object.keys(config.classes).length > 0) {
+    logger.warn('runner classes are configured but github.enabled is false: no runners will be launched');
+  }
+
   return {
     logger,
     http,
+    metrics,
+    runners,
+    github,
     async start() {
       const url = await http.listen({ host: config.http.address, port: config.http.port });
+      // Runners first: the ledger must know the pods that exist before demand is planned against it.
+      await runners?.start();
+      github?.start();
+      registrar?.start();
       ready = true;
-      logger.info({ url }, 'gantry started');
+      logger.info({ url, classes: Object.keys(config.classes) }, 'gantry started');
       return { url };
     },
     async stop() {
       ready = false;
+      await github?.stop();
+      await registrar?.stop();
+      await runners?.stop();
       await http.close();
       logger.info('gantry stopped');
     },
   };
+}
+
+function defaultKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
 }

@@ -28,7 +28,13 @@ export interface WatchOptions<T extends KubernetesObject> {
  * does not), with growing delays so a down apiserver is not hammered. A relist reports every object
  * again, which the handlers treat as idempotent upserts.
  */
-export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): { stop(): Promise<void> } {
+export interface RunningWatch {
+  /** Resolves once the first list has been delivered and the watch is open. */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): RunningWatch {
   const log = options.logger.child({ component: 'watch', path: options.path });
   const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
   const base = options.restartDelayMs ?? 1_000;
@@ -41,11 +47,14 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   informer.on('connect', () => {
     delay = base;
   });
+  let markSynced: () => void = () => {};
+  const synced = new Promise<void>((resolve) => {
+    markSynced = resolve;
+  });
+  const begin = () => informer.start().then(markSynced, onError);
   const restart = () => {
     if (stopped) return;
-    timer = setTimeout(() => {
-      informer.start().catch(onError);
-    }, delay);
+    timer = setTimeout(begin, delay);
     delay = Math.min(delay * 2, 30_000);
   };
   const onError = (err: unknown) => {
@@ -57,8 +66,9 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
     restart();
   };
   informer.on('error', onError);
-  informer.start().catch(onError);
+  void begin();
   return {
+    synced,
     async stop() {
       stopped = true;
       clearTimeout(timer);

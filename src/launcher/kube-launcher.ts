@@ -13,12 +13,19 @@ import { withRetry } from '../util/retry.ts';
 import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
 import { buildRunnerPod } from './runner-pod.ts';
 
+/** A runner as its registration is found again: its name, class and (repo scope) repository. */
+export interface RegisteredRunner {
+  runnerName: string;
+  className: string;
+  repo?: string;
+}
+
 /** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
 export interface RunnerRegistrar {
   /** Registers the runner and returns its secret JIT config. */
   register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
   /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
-  unregister(runnerName: string): Promise<'removed' | 'busy' | 'absent'>;
+  unregister(runner: RegisteredRunner): Promise<'removed' | 'busy' | 'absent'>;
 }
 
 export type CreateOutcome =
@@ -111,7 +118,7 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
       );
     } catch (err) {
       await removePod(name, namespace);
-      await registrar.unregister(name).catch(() => 'absent');
+      await registrar.unregister(action).catch(() => 'absent');
       return { kind: 'failed', error: describe('create secret', name, err) };
     }
     log.info(
@@ -130,14 +137,14 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
     const idle = action.reason === 'idle-timeout' || action.reason === 'class-removed';
     try {
       if (idle) {
-        const registration = await registrar.unregister(name);
+        const registration = await registrar.unregister(action);
         if (registration === 'busy') {
           log.info({ class: action.className, pod: name }, 'runner took a job before its removal; kept');
           return { kind: 'kept-busy' };
         }
       }
       await removePod(name, namespace, true);
-      if (!idle) await registrar.unregister(name).catch(() => 'absent');
+      if (!idle) await registrar.unregister(action).catch(() => 'absent');
       log.info({ class: action.className, pod: name, namespace, reason: action.reason }, 'runner removed');
       return { kind: 'deleted' };
     } catch (err) {

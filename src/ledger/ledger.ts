@@ -225,6 +225,11 @@ export class Ledger {
     return this.#jobs.values();
   }
 
+  /** Names of every runner known: pods that exist and creates in flight. */
+  runnerNames(): IterableIterator<string> {
+    return this.#runners.keys();
+  }
+
   runnerObservation(name: string): RunnerObservation | undefined {
     return this.#runners.get(name)?.observation;
   }

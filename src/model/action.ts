@@ -25,6 +25,8 @@ export interface DeleteRunnerAction {
   className: string;
   namespace: string;
   runnerName: string;
+  /** The repository a repo-scoped runner is registered to. */
+  repo?: string;
   reason: DeleteRunnerReason;
 }
 

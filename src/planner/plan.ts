@@ -268,7 +268,14 @@ function deleteAction(
   runner: RunnerView,
   reason: DeleteRunnerAction['reason'],
 ): DeleteRunnerAction {
-  return { kind: 'delete-runner', className, namespace: runner.namespace, runnerName: runner.name, reason };
+  return {
+    kind: 'delete-runner',
+    className,
+    namespace: runner.namespace,
+    runnerName: runner.name,
+    ...(runner.repo !== undefined ? { repo: runner.repo } : {}),
+    reason,
+  };
 }
 
 function byQueueOrder(a: QueuedJob, b: QueuedJob): number {

@@ -30,7 +30,7 @@ function memoryRegistrar(): RunnerRegistrar & { registered: Set<string>; busy: S
       registered.add(action.runnerName);
       return { encodedJitConfig: `jit-for-${action.runnerName}` };
     },
-    async unregister(name) {
+    async unregister({ runnerName: name }) {
       if (busy.has(name)) return 'busy';
       return registered.delete(name) ? 'removed' : 'absent';
     },
@@ -73,7 +73,10 @@ describe('kube launcher', () => {
     namespaces.push(ns);
   });
 
-  const launcherWith = (registrar: RunnerRegistrar, onResponse?: (r: { verb: string; resource: string; code: number }) => void) =>
+  const launcherWith = (
+    registrar: RunnerRegistrar,
+    onResponse?: (r: { verb: string; resource: string; code: number }) => void,
+  ) =>
     createKubeLauncher({
       core: createKubeApis(kc, { timeoutMs: 10_000, ...(onResponse ? { onResponse } : {}) }).core,
       registrar,
@@ -84,7 +87,8 @@ describe('kube launcher', () => {
     const registrar = memoryRegistrar();
     const writes: string[] = [];
     const launcher = launcherWith(registrar, (r) => {
-      if (r.verb !== 'get' && r.verb !== 'list' && r.verb !== 'watch') writes.push(`${r.verb} ${r.resource} ${r.code}`);
+      if (r.verb !== 'get' && r.verb !== 'list' && r.verb !== 'watch')
+        writes.push(`${r.verb} ${r.resource} ${r.code}`);
     });
     const action = createAction(ns, 'acme/app#0');
     expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
@@ -93,9 +97,18 @@ describe('kube launcher', () => {
     const pod = await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
     expect(pod.metadata?.labels?.['gantry.dev/class']).toBe('lint');
-    const secret = await core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns });
-    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Pod', name: action.runnerName, uid: pod.metadata?.uid });
-    expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(`jit-for-${action.runnerName}`);
+    const secret = await core.readNamespacedSecret({
+      name: jitConfigSecretName(action.runnerName),
+      namespace: ns,
+    });
+    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'Pod',
+      name: action.runnerName,
+      uid: pod.metadata?.uid,
+    });
+    expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(
+      `jit-for-${action.runnerName}`,
+    );
     expect(registrar.registered.has(action.runnerName)).toBe(true);
 
     const running = await until('runner pod running on a simulated node', async () => {
@@ -120,7 +133,13 @@ describe('kube launcher', () => {
     const launcher = launcherWith(registrar);
     const action = createAction(ns, 'acme/app#2');
     await launcher.create(action, runnerClass(ns));
-    const remove = { kind: 'delete-runner', className: 'lint', namespace: ns, runnerName: action.runnerName, reason: 'idle-timeout' } as const;
+    const remove = {
+      kind: 'delete-runner',
+      className: 'lint',
+      namespace: ns,
+      runnerName: action.runnerName,
+      reason: 'idle-timeout',
+    } as const;
     registrar.busy.add(action.runnerName);
     expect(await launcher.remove(remove)).toEqual({ kind: 'kept-busy' });
     await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
@@ -129,17 +148,25 @@ describe('kube launcher', () => {
     expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
     expect(registrar.registered.has(action.runnerName)).toBe(false);
     await until('pod and secret gone', async () => {
-      const gone = async (read: () => Promise<unknown>) => read().then(() => false, (err: unknown) => statusOf(err) === 404);
+      const gone = async (read: () => Promise<unknown>) =>
+        read().then(
+          () => false,
+          (err: unknown) => statusOf(err) === 404,
+        );
       return (
         (await gone(() => core.readNamespacedPod({ name: action.runnerName, namespace: ns }))) &&
-        (await gone(() => core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns })))
+        (await gone(() =>
+          core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns }),
+        ))
       );
     });
     expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
   });
 
   it('reports a quota refusal as such and registers nothing', async () => {
-    const quotaNs = await createTestNamespace(kc, 'launcher-quota', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    const quotaNs = await createTestNamespace(kc, 'launcher-quota', {
+      'pod-security.kubernetes.io/enforce': 'restricted',
+    });
     namespaces.push(quotaNs);
     await core.createNamespacedResourceQuota({
       namespace: quotaNs,
@@ -150,8 +177,14 @@ describe('kube launcher', () => {
       return quota.status?.hard?.pods !== undefined;
     });
     const registrar = memoryRegistrar();
-    const outcome = await launcherWith(registrar).create(createAction(quotaNs, 'acme/app#0'), runnerClass(quotaNs));
-    expect(outcome).toMatchObject({ kind: 'quota-exceeded', message: expect.stringContaining('exceeded quota: runners') });
+    const outcome = await launcherWith(registrar).create(
+      createAction(quotaNs, 'acme/app#0'),
+      runnerClass(quotaNs),
+    );
+    expect(outcome).toMatchObject({
+      kind: 'quota-exceeded',
+      message: expect.stringContaining('exceeded quota: runners'),
+    });
     expect(registrar.registered.size).toBe(0);
   });
 });

@@ -6,7 +6,21 @@ import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.
 
 describe('configuration', () => {
   it('fills every default from an empty document', () => {
-    expect(parseConfig(null)).toEqual({ http: { address: '0.0.0.0', port: 8080 }, log: { level: 'info' } });
+    const config = parseConfig(null);
+    expect(config.github).toMatchObject({ enabled: false, apiUrl: 'https://api.github.com' });
+    expect({ ...config, github: undefined }).toEqual({
+      github: undefined,
+      classes: {},
+      controller: {
+        startTimeoutSeconds: 600,
+        deadlineGraceSeconds: 60,
+        reconcilePeriodSeconds: 1,
+        concurrency: 8,
+      },
+      kubernetes: { requestTimeoutSeconds: 15 },
+      http: { address: '0.0.0.0', port: 8080 },
+      log: { level: 'info' },
+    });
   });
 
   it('names the path of an unknown key', () => {
@@ -30,5 +44,42 @@ describe('configuration', () => {
     await expect(loadConfigFile(broken)).rejects.toThrow(/broken\.yaml is not valid YAML/);
     await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(ConfigError);
     await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/missing\.yaml: no such file/);
+  });
+});
+
+describe('class configuration errors at start', () => {
+  async function load(yaml: string) {
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-classes-'));
+    const path = join(dir, 'gantry.yaml');
+    await writeFile(path, yaml);
+    return loadConfigFile(path);
+  }
+  const lint = 'classes:\n  lint:\n    match: { github: { labels: [self-hosted, lint] } }\n';
+
+  it('accepts a valid class', async () => {
+    await expect(load(lint)).resolves.toMatchObject({ classes: { lint: { maxRunners: 10 } } });
+  });
+
+  it('names an unknown key inside a class', async () => {
+    await expect(load(`${lint}    maxRunner: 3\n`)).rejects.toThrow(/unknown key classes\.lint\.maxRunner/);
+  });
+
+  it('names a negative maxRunners', async () => {
+    await expect(load(`${lint}    maxRunners: -1\n`)).rejects.toThrow(
+      /classes\.lint\.maxRunners: expected a number >= 0/,
+    );
+  });
+
+  it('refuses a class name given twice', async () => {
+    await expect(load(`${lint}  lint:\n    maxRunners: 3\n`)).rejects.toThrow(
+      /not valid YAML: Map keys must be unique/,
+    );
+  });
+
+  it('refuses a class that matches no jobs, and two classes with the same label set', async () => {
+    await expect(load('classes:\n  lint:\n    match: {}\n')).rejects.toThrow(/classes\.lint\.match/);
+    await expect(
+      load(`${lint}  twin:\n    match: { github: { labels: [lint, self-hosted] } }\n`),
+    ).rejects.toThrow(/classes\.twin\.match\.github\.labels: same label set as class lint/);
   });
 });

@@ -5,7 +5,13 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig, StorageV1Api, type V1Node, type V1StorageClass } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  StorageV1Api,
+  type V1Node,
+  type V1StorageClass,
+} from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import {
   type Component,
@@ -307,7 +313,9 @@ function kwokStageFiles(binDir: string): string[] {
     join(stageDir, 'pod', 'fast', 'pod-complete.yaml'),
     join(stageDir, 'pod', 'fast', 'pod-delete.yaml'),
     // Volumes: claims of the kwok-volume StorageClass are provisioned and bound, like a CSI driver would.
-    ...['pvc-provision', 'pv-bind', 'pvc-delete', 'pv-delete'].map((s) => join(stageDir, 'volume', 'fast', `${s}.yaml`)),
+    ...['pvc-provision', 'pv-bind', 'pvc-delete', 'pv-delete'].map((s) =>
+      join(stageDir, 'volume', 'fast', `${s}.yaml`),
+    ),
     runnerStages,
   ];
 }

@@ -217,7 +217,8 @@ describe('plan properties', () => {
         const deleted = new Set(deletes(plan(snapshot, config, NOW)).map((a) => a.runnerName));
         for (const classSnapshot of Object.values(snapshot.classes)) {
           for (const r of classSnapshot.runners) {
-            if (r.state === 'failed' || r.state === 'finished' || r.state === 'stuck') expect(deleted.has(r.name)).toBe(true);
+            if (r.state === 'failed' || r.state === 'finished' || r.state === 'stuck')
+              expect(deleted.has(r.name)).toBe(true);
           }
         }
       }),

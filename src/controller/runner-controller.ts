@@ -1,0 +1,131 @@
+import type { KubeConfig, V1Pod, V1ResourceQuota } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { RunnerClasses } from '../config/classes.ts';
+import type { KubeApis } from '../kube/client.ts';
+import { type RunningWatch, startWatch } from '../kube/watch.ts';
+import { createKubeLauncher, type RunnerRegistrar } from '../launcher/kube-launcher.ts';
+import { RUNNER_POD_SELECTOR } from '../launcher/metadata.ts';
+import { quotaHeadroom } from '../launcher/quota-headroom.ts';
+import { observeRunnerPod } from '../launcher/runner-observation.ts';
+import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
+import type { JobEvent } from '../model/job.ts';
+import { buildClassifier } from '../planner/classify.ts';
+import { createReconciler } from './reconciler.ts';
+
+export interface RunnerControllerOptions {
+  kc: KubeConfig;
+  apis: KubeApis;
+  classes: RunnerClasses;
+  registrar: RunnerRegistrar;
+  logger: Logger;
+  startTimeoutMs: number;
+  deadlineGraceMs: number;
+  reconcilePeriodMs: number;
+  concurrency: number;
+  /** Observers of ledger changes (metrics, logs); they must not throw. */
+  onChange?: (change: LedgerChange) => void;
+}
+
+/**
+ * Runner pods for queued jobs: the ledger fed by the sources (`applyJobEvent`) and by watches of the
+ * runner pods and ResourceQuotas in every class namespace, and the reconcile loop acting on it.
+ * Watches are per namespace, matching the namespaced Roles Gantry is granted.
+ */
+export function createRunnerController(options: RunnerControllerOptions) {
+  const { kc, apis, classes, logger } = options;
+  const ledger = new Ledger({
+    classify: buildClassifier(classes),
+    startTimeoutMs: options.startTimeoutMs,
+    deadlineGraceMs: options.deadlineGraceMs,
+  });
+  const launcher = createKubeLauncher({ core: apis.core, registrar: options.registrar, logger });
+  const reconciler = createReconciler({
+    ledger,
+    classes,
+    actuator: launcher,
+    logger,
+    periodMs: options.reconcilePeriodMs,
+    concurrency: options.concurrency,
+  });
+  const notify = (changes: LedgerChange[]) => {
+    for (const change of changes) options.onChange?.(change);
+  };
+  const namespaces = [...new Set(Object.values(classes).map((c) => c.namespace))].sort();
+  const quotasByNamespace = new Map<string, Map<string, V1ResourceQuota>>();
+  const watches: RunningWatch[] = [];
+
+  function watchNamespace(namespace: string): void {
+    watches.push(
+      startWatch<V1Pod>({
+        kc,
+        logger,
+        path: `/api/v1/namespaces/${namespace}/pods`,
+        labelSelector: RUNNER_POD_SELECTOR,
+        list: () => apis.core.listNamespacedPod({ namespace, labelSelector: RUNNER_POD_SELECTOR }),
+        handlers: {
+          upsert(pod) {
+            const observation = observeRunnerPod(pod);
+            if (!observation) return;
+            ledger.observeRunner(observation);
+            reconciler.trigger();
+          },
+          remove(pod) {
+            const name = pod.metadata?.name;
+            if (!name) return;
+            notify(ledger.forgetRunner(name));
+            reconciler.trigger();
+          },
+        },
+      }),
+    );
+    const quotas = new Map<string, V1ResourceQuota>();
+    quotasByNamespace.set(namespace, quotas);
+    const update = () => {
+      ledger.setQuotaRemaining(namespace, quotaHeadroom([...quotas.values()]));
+      reconciler.trigger();
+    };
+    watches.push(
+      startWatch<V1ResourceQuota>({
+        kc,
+        logger,
+        path: `/api/v1/namespaces/${namespace}/resourcequotas`,
+        list: () => apis.core.listNamespacedResourceQuota({ namespace }),
+        handlers: {
+          upsert(quota) {
+            quotas.set(quota.metadata?.name ?? '', quota);
+            update();
+          },
+          remove(quota) {
+            quotas.delete(quota.metadata?.name ?? '');
+            update();
+          },
+        },
+      }),
+    );
+  }
+
+  return {
+    ledger,
+    namespaces,
+    /** A source's event: demand changed. */
+    applyJobEvent(event: JobEvent): void {
+      notify(ledger.applyJobEvent(event));
+      reconciler.trigger();
+    },
+    /**
+     * Starts the watches and, once every first list is in, the loop: planning before the ledger
+     * knows the runners that already exist would create them again after a restart.
+     */
+    async start(): Promise<void> {
+      for (const namespace of namespaces) watchNamespace(namespace);
+      await Promise.all(watches.map((w) => w.synced));
+      reconciler.start();
+    },
+    async stop(): Promise<void> {
+      await reconciler.stop();
+      await Promise.all(watches.map((w) => w.stop()));
+    },
+  };
+}
+
+export type RunnerController = ReturnType<typeof createRunnerController>;

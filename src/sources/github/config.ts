@@ -1,0 +1,155 @@
+import { z } from 'zod';
+
+const repoFullName = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'expected owner/name');
+
+const appAuthSchema = z
+  .strictObject({
+    kind: z.literal('app'),
+    appId: z
+      .union([z.int().positive(), z.string().min(1)])
+      .describe('GitHub App id, or its client id (both are accepted as JWT issuer).'),
+    installationId: z
+      .int()
+      .positive()
+      .describe('Installation of the App on the organisation or repositories.'),
+    privateKey: z.string().min(1).optional().describe('PEM private key of the App (prefer privateKeyPath).'),
+    privateKeyPath: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('File holding the PEM private key (a mounted Secret).'),
+    tokenRefreshMarginSeconds: z
+      .int()
+      .min(60)
+      .max(1800)
+      .default(300)
+      .describe('Refresh the installation token this long before its expires_at.'),
+  })
+  .refine((a) => (a.privateKey === undefined) !== (a.privateKeyPath === undefined), {
+    message: 'set exactly one of privateKey or privateKeyPath',
+    path: ['privateKeyPath'],
+  });
+
+const tokenAuthSchema = z
+  .strictObject({
+    kind: z.literal('token'),
+    token: z.string().min(1).optional().describe('Personal access token (prefer tokenPath).'),
+    tokenPath: z.string().min(1).optional().describe('File holding the personal access token.'),
+  })
+  .refine((a) => (a.token === undefined) !== (a.tokenPath === undefined), {
+    message: 'set exactly one of token or tokenPath',
+    path: ['tokenPath'],
+  });
+
+/**
+ * The `github:` section of Gantry's configuration. Disabled by default so an empty file stays valid;
+ * once enabled, auth is required and the runner scope must name what it needs.
+ */
+export const githubConfigSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Take demand from GitHub Actions.'),
+    apiUrl: z
+      .url({ protocol: /^https?$/ })
+      .default('https://api.github.com')
+      .describe(
+        'REST API base URL: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.',
+      ),
+    auth: z
+      .discriminatedUnion('kind', [appAuthSchema, tokenAuthSchema])
+      .optional()
+      .describe('GitHub App (recommended) or personal access token.'),
+    repositories: z
+      .array(repoFullName)
+      .default([])
+      .describe('Repositories to poll (owner/name). Empty: every repository of the App installation.'),
+    webhook: z
+      .strictObject({
+        secret: z.string().min(1).optional().describe('Webhook secret (prefer secretPath).'),
+        secretPath: z.string().min(1).optional().describe('File holding the webhook secret.'),
+        deliveryCacheSize: z
+          .int()
+          .min(100)
+          .default(10_000)
+          .describe('How many X-GitHub-Delivery ids are remembered to drop redeliveries.'),
+        queueSize: z
+          .int()
+          .min(1)
+          .default(5_000)
+          .describe('Accepted deliveries waiting to be processed; beyond it deliveries get 503.'),
+      })
+      .prefault({})
+      .refine((w) => w.secret === undefined || w.secretPath === undefined, {
+        message: 'set at most one of secret or secretPath',
+        path: ['secretPath'],
+      })
+      .describe('POST /webhooks/github; without a secret the route is off and only the poller runs.'),
+    poll: z
+      .strictObject({
+        intervalSeconds: z
+          .number()
+          .min(5)
+          .default(30)
+          .describe('Poll interval while webhooks are not known to flow (idle polls are free 304s).'),
+        backstopIntervalSeconds: z
+          .number()
+          .min(30)
+          .default(300)
+          .describe('Poll interval while signed webhooks arrive and the poller finds nothing they missed.'),
+        perPage: z.int().min(1).max(100).default(100).describe('Page size of list requests.'),
+      })
+      .prefault({}),
+    runners: z
+      .strictObject({
+        org: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Organisation that org-scoped classes register their runners in.'),
+        namePrefix: z
+          .string()
+          .regex(
+            /^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$/,
+            'expected a lowercase DNS label of at most 20 characters',
+          )
+          .default('gantry')
+          .describe(
+            'Prefix of runner (and pod) names; runners with it are treated as this installation’s own, so ' +
+              'each Gantry installation sharing an organisation needs its own prefix.',
+          ),
+        offlineGraceSeconds: z
+          .int()
+          .min(30)
+          .default(600)
+          .describe('An owned runner offline for longer than this is deleted.'),
+      })
+      .prefault({}),
+    requestTimeoutSeconds: z
+      .number()
+      .positive()
+      .max(120)
+      .default(10)
+      .describe('Timeout of one GitHub request.'),
+    maxRetries: z
+      .int()
+      .min(0)
+      .max(8)
+      .default(3)
+      .describe('Retries of a failed idempotent request (jittered backoff).'),
+    runCacheSize: z.int().min(100).default(10_000).describe('Workflow runs remembered for fork detection.'),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.enabled) return;
+    if (!c.auth)
+      ctx.addIssue({ code: 'custom', path: ['auth'], message: 'required when github.enabled is true' });
+    if (c.auth?.kind === 'token' && c.repositories.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repositories'],
+        message:
+          'list owner/name entries: a personal access token has no installation to list repositories from',
+      });
+    }
+  });
+
+export type GithubConfig = z.output<typeof githubConfigSchema>;
+export type GithubAuthConfig = NonNullable<GithubConfig['auth']>;

@@ -1,0 +1,170 @@
+import { CoreV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../src/app.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { appKeys, FakeGithub } from '../support/fake-github/index.ts';
+import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
+import { startRunnerSimulator } from '../support/runner-simulator.ts';
+
+// Gantry end to end: the fake GitHub queues jobs and sends signed webhooks to Gantry's HTTP surface;
+// Gantry classifies them, registers JIT runners and launches runner pods on the real apiserver,
+// where KWOK runs them; the simulated runner process takes its job; everything is cleaned up.
+
+const kc = testKubeConfig();
+const core = kc.makeApiClient(CoreV1Api);
+const SECRET = 'e2e-webhook-secret';
+const APP_ID = 777;
+const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted' };
+
+interface Env {
+  app: App;
+  fake: FakeGithub;
+  simulator: ReturnType<typeof startRunnerSimulator>;
+  namespaces: string[];
+}
+
+const namespacesToDelete: string[] = [];
+afterAll(async () => {
+  await Promise.all(namespacesToDelete.map((ns) => deleteNamespace(kc, ns)));
+});
+
+/** Gantry with `classes` (namespaces filled in per test) against a fresh fake GitHub. */
+async function startEnv(
+  classes: (ns: { main: string; release: string }) => Record<string, unknown>,
+): Promise<Env> {
+  const main = await createTestNamespace(kc, 'runners', restricted);
+  const release = await createTestNamespace(kc, 'release', restricted);
+  namespacesToDelete.push(main, release);
+  const keys = appKeys();
+  const fake = new FakeGithub({
+    repos: ['acme/app', 'acme/lib', 'acme/web'],
+    app: { appId: APP_ID, publicKey: keys.publicKey },
+    runnerGroups: ['release'],
+  });
+  const apiUrl = await fake.start();
+  fake.runInRealTime(100);
+  const config = parseConfig({
+    log: { level: 'silent' },
+    http: { address: '127.0.0.1', port: 0 },
+    github: {
+      enabled: true,
+      apiUrl,
+      auth: {
+        kind: 'app',
+        appId: APP_ID,
+        installationId: fake.installationId,
+        privateKey: keys.privateKeyPem,
+      },
+      webhook: { secret: SECRET },
+      runners: { org: 'acme' },
+      poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
+    },
+    controller: { reconcilePeriodSeconds: 0.5 },
+    classes: classes({ main, release }),
+  });
+  const app = createApp(config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
+  const { url } = await app.start();
+  fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+  const simulator = startRunnerSimulator(kc, fake, [main, release]);
+  return { app, fake, simulator, namespaces: [main, release] };
+}
+
+async function stopEnv(env: Env | undefined): Promise<void> {
+  if (!env) return;
+  await env.simulator.stop();
+  await env.app.stop();
+  await env.fake.stop();
+}
+
+/** A class on the simulated nodes whose runner pods exit `runFor` after they start. */
+function runnerClass(namespace: string, labels: string[], extra: Record<string, unknown> = {}) {
+  return {
+    namespace,
+    match: { github: { labels } },
+    nodeSelector: { type: 'kwok' },
+    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
+    podAnnotations: { 'kwok.gantry.dev/succeed-after': '3s' },
+    idleTimeout: '5s',
+    ...extra,
+  };
+}
+
+async function leftovers(env: Env): Promise<{ pods: number; secrets: number; githubRunners: number }> {
+  let pods = 0;
+  let secrets = 0;
+  for (const namespace of env.namespaces) {
+    const selector = { namespace, labelSelector: 'app.kubernetes.io/managed-by=gantry' };
+    pods += (await core.listNamespacedPod(selector)).items.length;
+    secrets += (await core.listNamespacedSecret(selector)).items.length;
+  }
+  return { pods, secrets, githubRunners: env.fake.runners().length };
+}
+
+describe('GitHub jobs to runner pods', () => {
+  let env: Env | undefined;
+  afterEach(async () => {
+    await stopEnv(env);
+    env = undefined;
+  });
+
+  it('runs 30 mixed jobs on 30 runner pods of the right classes and leaves nothing behind', async () => {
+    env = await startEnv(({ main, release }) => ({
+      lint: runnerClass(main, ['self-hosted', 'lint']),
+      integration: runnerClass(main, ['self-hosted', 'integration']),
+      release: runnerClass(release, ['self-hosted', 'release'], {
+        runnerGroup: 'release',
+        trustedOnly: true,
+      }),
+    }));
+    const { fake, simulator } = env;
+    const jobs = [
+      ...fake.queueJobs({
+        repo: 'acme/app',
+        labels: ['self-hosted', 'lint'],
+        count: 10,
+        jobsPerRun: 5,
+        durationMs: 1_000,
+      }).jobIds,
+      ...fake.queueJobs({
+        repo: 'acme/lib',
+        labels: ['self-hosted', 'integration'],
+        count: 10,
+        durationMs: 1_000,
+      }).jobIds,
+      ...fake.queueJobs({
+        repo: 'acme/web',
+        labels: ['self-hosted', 'release'],
+        count: 10,
+        jobsPerRun: 2,
+        durationMs: 1_000,
+      }).jobIds,
+    ];
+    await until(
+      'all 30 jobs completed',
+      async () => jobs.every((id) => fake.job(id)?.status === 'completed'),
+      90_000,
+    );
+    expect(jobs.map((id) => fake.job(id)?.conclusion)).toEqual(jobs.map(() => 'success'));
+
+    // Each job ran on a runner of its class.
+    for (const id of jobs) {
+      const job = fake.job(id);
+      const runnerClassName = simulator.podsSeen.get(job?.runner?.name ?? '');
+      expect(runnerClassName, `job ${id} (${job?.labels.join(',')}) ran on ${job?.runner?.name}`).toBe(
+        job?.labels[1],
+      );
+    }
+    const perClass = (name: string) => [...simulator.podsSeen.values()].filter((c) => c === name).length;
+    expect([perClass('lint'), perClass('integration'), perClass('release')]).toEqual([10, 10, 10]);
+
+    await until(
+      'pods, secrets and GitHub runners cleaned up',
+      async () => {
+        const left = await leftovers(env as Env);
+        return left.pods === 0 && left.secrets === 0 && left.githubRunners === 0 ? left : undefined;
+      },
+      60_000,
+    );
+  });
+});

@@ -1,0 +1,26 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+
+export { ManualClock } from './clock.ts';
+export type { FakeJob, FakeRunner } from './entities.ts';
+export { loadOpenApiValidators, type OpenApiValidators } from './openapi.ts';
+export { type DeliveryRecord, FakeGithub, type FakeGithubOptions, type RequestRecord } from './server.ts';
+export { workflowJobExamples } from './webhooks.ts';
+
+export interface AppKeys {
+  privateKeyPem: string;
+  publicKey: KeyObject;
+}
+
+let keys: AppKeys | undefined;
+
+/** An RSA key pair for a fake GitHub App (generated once per process: key generation is slow). */
+export function appKeys(): AppKeys {
+  if (!keys) {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    keys = {
+      privateKeyPem: pair.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+      publicKey: pair.publicKey,
+    };
+  }
+  return keys;
+}

@@ -1,0 +1,243 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_WEBHOOK_BODY_BYTES } from '../../../src/sources/github/webhook-route.ts';
+import { signWebhookBody, verifyWebhookSignature } from '../../../src/sources/github/webhook-signature.ts';
+import { loadOpenApiValidators, workflowJobExamples } from '../../support/fake-github/index.ts';
+import { type Harness, startHarness, WEBHOOK_SECRET } from './harness.ts';
+
+interface Delivery {
+  body: string | Buffer;
+  event?: string;
+  id?: string;
+  contentType?: string;
+  signature?: string | null;
+}
+
+async function deliver(h: Harness, d: Delivery) {
+  const headers: Record<string, string> = {
+    'content-type': d.contentType ?? 'application/json',
+    'x-github-event': d.event ?? 'workflow_job',
+    'x-github-delivery': d.id ?? randomUUID(),
+  };
+  const signature = d.signature === undefined ? signWebhookBody(WEBHOOK_SECRET, d.body) : d.signature;
+  if (signature !== null) headers['x-hub-signature-256'] = signature;
+  return h.http.inject({ method: 'POST', url: '/webhooks/github', headers, payload: d.body });
+}
+
+const selfHostedQueued = () => {
+  const example = workflowJobExamples().find((e) => e.action === 'waiting');
+  if (!example) throw new Error('no example');
+  const payload = structuredClone(example);
+  payload.action = 'queued';
+  payload.workflow_job.status = 'queued';
+  return payload;
+};
+
+describe('webhook signature', () => {
+  it("matches GitHub's documented test vector", () => {
+    const signature = signWebhookBody("It's a Secret to Everybody", 'Hello, World!');
+    expect(signature).toBe('sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17');
+    expect(
+      verifyWebhookSignature("It's a Secret to Everybody", Buffer.from('Hello, World!'), signature),
+    ).toBe(true);
+  });
+
+  it('refuses missing, malformed, wrong-secret and sha1 signatures', () => {
+    const body = Buffer.from('{"a":1}');
+    const good = signWebhookBody('s', body);
+    expect(verifyWebhookSignature('s', body, undefined)).toBe(false);
+    expect(verifyWebhookSignature('s', body, 'sha256=abc')).toBe(false);
+    expect(verifyWebhookSignature('other', body, good)).toBe(false);
+    expect(verifyWebhookSignature('s', Buffer.from('{"a":2}'), good)).toBe(false);
+    expect(
+      verifyWebhookSignature('s', body, `sha1=${createHmac('sha1', 's').update(body).digest('hex')}`),
+    ).toBe(false);
+    expect(verifyWebhookSignature('s', body, good.toUpperCase().replace('SHA256', 'sha256'))).toBe(true);
+  });
+});
+
+describe('POST /webhooks/github', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ webhooks: true });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('accepts every schema-valid workflow_job example and maps it to the right event', async () => {
+    const validators = loadOpenApiValidators();
+    const valid = workflowJobExamples().filter((e) =>
+      validators.webhook(`workflow-job-${e.action.replace('_', '-')}`)(e),
+    );
+    // Seven of the eight published examples follow the schema (one predates four required fields).
+    expect(valid.length).toBeGreaterThanOrEqual(7);
+    const actions = new Set<string>();
+    for (const example of valid) {
+      // A fresh source per example: several examples reuse one job id in different phases.
+      const fresh = await startHarness({ webhooks: true });
+      try {
+        const response = await deliver(fresh, { body: JSON.stringify(example) });
+        expect(response.statusCode).toBe(202);
+        await fresh.settle();
+        const job = example.workflow_job as {
+          id: number;
+          run_id: number;
+          status: string;
+          labels: string[];
+          name: string;
+          conclusion: string | null;
+          created_at: string;
+          started_at: string;
+          completed_at: string | null;
+          runner_name: string | null;
+          run_attempt: number;
+        };
+        actions.add(example.action);
+        const waiting = example.action === 'waiting' || job.status === 'waiting';
+        if (waiting) {
+          // Environment approval: accepted, but no demand yet.
+          expect(fresh.events).toEqual([]);
+          continue;
+        }
+        expect(fresh.events).toHaveLength(1);
+        const event = fresh.events[0];
+        const kind = { queued: 'queued', in_progress: 'started', completed: 'completed' }[example.action];
+        expect(event?.kind).toBe(kind);
+        expect(event?.job).toMatchObject({
+          source: 'github',
+          key: `github:${job.id}`,
+          repo: example.repository.full_name,
+          labels: job.labels,
+          runId: String(job.run_id),
+          runAttempt: job.run_attempt,
+          name: job.name,
+        });
+        expect(event?.via).toBe('webhook');
+        expect(event?.createdAt).toBe(Date.parse(job.created_at));
+        if (event?.kind === 'started') {
+          expect(event.startedAt).toBe(Date.parse(job.started_at));
+          expect(event.runnerName).toBe(job.runner_name);
+        }
+        if (event?.kind === 'completed') {
+          expect(event.completedAt).toBe(Date.parse(job.completed_at as string));
+          expect(event.conclusion).toBe(job.conclusion);
+          expect(event.startedAt).toBe(Date.parse(job.started_at));
+        }
+      } finally {
+        await fresh.close();
+      }
+    }
+    expect([...actions].sort()).toEqual(['completed', 'in_progress', 'queued', 'waiting']);
+  });
+
+  it('answers before the work is done, and applies it after', async () => {
+    const payload = selfHostedQueued();
+    payload.workflow_job.id = 990001;
+    const response = await deliver(h, { body: JSON.stringify(payload) });
+    expect(response.statusCode).toBe(202);
+    expect(h.events.filter((e) => e.job.key === 'github:990001')).toHaveLength(0);
+    await h.settle();
+    expect(h.events.filter((e) => e.job.key === 'github:990001')).toHaveLength(1);
+  });
+
+  it('applies a redelivered X-GitHub-Delivery once', async () => {
+    const payload = selfHostedQueued();
+    payload.workflow_job.id = 990002;
+    const id = randomUUID();
+    const body = JSON.stringify(payload);
+    expect((await deliver(h, { body, id })).statusCode).toBe(202);
+    const again = await deliver(h, { body, id });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ status: 'duplicate' });
+    await h.settle();
+    expect(h.events.filter((e) => e.job.key === 'github:990002')).toHaveLength(1);
+  });
+
+  describe('bad deliveries get the right status and change nothing', () => {
+    const body = () => {
+      const payload = selfHostedQueued();
+      payload.workflow_job.id = 990100;
+      return JSON.stringify(payload);
+    };
+    const large = () => Buffer.alloc(MAX_WEBHOOK_BODY_BYTES + 1024, 0x20);
+    const cases: { name: string; status: number; delivery: () => Delivery }[] = [
+      { name: 'missing signature', status: 401, delivery: () => ({ body: body(), signature: null }) },
+      {
+        name: 'wrong signature',
+        status: 401,
+        delivery: () => ({ body: body(), signature: signWebhookBody('not-the-secret', body()) }),
+      },
+      {
+        name: 'body truncated in transit (signature of the whole body)',
+        status: 401,
+        delivery: () => ({ body: body().slice(0, 200), signature: signWebhookBody(WEBHOOK_SECRET, body()) }),
+      },
+      { name: 'signed but truncated JSON', status: 400, delivery: () => ({ body: body().slice(0, 200) }) },
+      {
+        name: 'wrong content type',
+        status: 400,
+        delivery: () => ({ body: body(), contentType: 'text/plain' }),
+      },
+      {
+        name: 'form-encoded delivery',
+        status: 400,
+        delivery: () => ({
+          body: `payload=${encodeURIComponent(body())}`,
+          contentType: 'application/x-www-form-urlencoded',
+        }),
+      },
+      {
+        name: 'unknown action',
+        status: 202,
+        delivery: () => ({ body: body().replace('"action":"queued"', '"action":"frobnicated"') }),
+      },
+      { name: 'another event', status: 202, delivery: () => ({ body: body(), event: 'push' }) },
+      {
+        name: 'payload without labels',
+        status: 400,
+        delivery: () => ({ body: body().replace('"labels":', '"labelz":') }),
+      },
+      {
+        name: 'unparseable created_at',
+        status: 400,
+        delivery: () => ({ body: body().replace(/"created_at":"[^"]+"/, '"created_at":"yesterday"') }),
+      },
+      { name: 'oversize body', status: 413, delivery: () => ({ body: large(), signature: null }) },
+    ];
+
+    for (const c of cases) {
+      it(`${c.name} → ${c.status}`, async () => {
+        const id = randomUUID();
+        const before = h.events.length;
+        const response = await deliver(h, { ...c.delivery(), id });
+        expect(response.statusCode).toBe(c.status);
+        await h.settle();
+        expect(h.events.length).toBe(before);
+        // Nothing was remembered either: the genuine delivery with the same id is still applied.
+        const genuine = await deliver(h, {
+          body: body().replace('990100', String(990200 + cases.indexOf(c))),
+          id,
+        });
+        expect(genuine.statusCode).toBe(202);
+        await h.settle();
+        expect(h.events.length).toBe(before + 1);
+      });
+    }
+
+    it('names the field that is wrong', async () => {
+      const response = await deliver(h, { body: body().replace('"labels":', '"labelz":') });
+      expect(response.json().error).toMatch(/workflow_job\.labels/);
+    });
+
+    it('counts refused deliveries by outcome', async () => {
+      expect(
+        await h.metricValue('gantry_github_webhook_deliveries_total', { result: 'unauthorized' }),
+      ).toBeGreaterThan(0);
+      expect(
+        await h.metricValue('gantry_github_webhook_deliveries_total', { result: 'bad_request' }),
+      ).toBeGreaterThan(0);
+    });
+  });
+});
