@@ -68,6 +68,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       repositories: () => config.github.repositories,
       logger,
       cleanupIntervalMs: 60_000,
+      unsafeTrustedGroup: config.github.runners.unsafeTrustedGroup,
     });
     runners = createRunnerController({
       kc,
@@ -92,6 +93,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     runners,
     github,
     async start() {
+      await registrar?.checkTrustedOnlyClasses();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
       // Runners first: the ledger must know the pods that exist before demand is planned against it.
       await runners?.start();

@@ -25,15 +25,15 @@ async function main(): Promise<void> {
       fail(`${command.message} (see gantry --help)`, EXIT_USAGE);
   }
 
-  let config: ReturnType<typeof parseConfig>;
+  let app: ReturnType<typeof createApp>;
   try {
-    config = command.configPath ? await loadConfigFile(command.configPath) : parseConfig({});
+    const config = command.configPath ? await loadConfigFile(command.configPath) : parseConfig({});
+    app = createApp(config);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
   }
 
-  const app = createApp(config);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -49,7 +49,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  await app.start();
+  try {
+    await app.start();
+  } catch (err) {
+    // A configuration the outside world refutes (e.g. an unprotected trusted-only runner group).
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), EXIT_RUNTIME));

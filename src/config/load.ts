@@ -1,12 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
+import { ConfigError } from './error.ts';
 import { type Config, configSchema } from './schema.ts';
 
-/** A configuration problem, phrased for the operator: which file, which key, what was expected. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Turns raw configuration (already parsed) into a validated Config, or throws a ConfigError. */
 export function parseConfig(raw: unknown, source = 'configuration'): Config {

@@ -1,9 +1,16 @@
 import type { Logger } from 'pino';
 import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
+import { ConfigError } from '../config/error.ts';
 import type { RegisteredRunner, RunnerRegistrar } from '../launcher/kube-launcher.ts';
 import type { CreateRunnerAction } from '../model/action.ts';
 import type { RunnerScope } from '../sources/github/api.ts';
 import type { JitRunnerService, RunnerPlacement } from '../sources/github/jit-runners.ts';
+import { trustedGroupProblems } from '../sources/github/runner-group-policy.ts';
+
+/** A trusted-only class whose runner group GitHub would let untrusted jobs use. */
+export class UnsafeTrustedGroupError extends ConfigError {
+  override name = 'UnsafeTrustedGroupError';
+}
 
 export interface GithubRegistrarOptions {
   runners: JitRunnerService;
@@ -14,6 +21,8 @@ export interface GithubRegistrarOptions {
   repositories: () => Iterable<string>;
   logger: Logger;
   cleanupIntervalMs: number;
+  /** What an unsafe runner group of a trusted-only class does at start. */
+  unsafeTrustedGroup: 'warn' | 'refuse';
 }
 
 /**
@@ -22,6 +31,7 @@ export interface GithubRegistrarOptions {
  * of registrations whose pod is gone or that never came online.
  */
 export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRegistrar & {
+  checkTrustedOnlyClasses(): Promise<void>;
   start(): void;
   stop(): Promise<void>;
 } {
@@ -66,6 +76,31 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
     },
     unregister(runner: RegisteredRunner) {
       return runners.remove(runner.runnerName, placementOf(runner, classes[runner.className]));
+    },
+    /**
+     * A trusted-only class is only as safe as its runner group on GitHub's side: check each one
+     * and warn loudly, or refuse to start, when untrusted jobs could reach its runners.
+     */
+    async checkTrustedOnlyClasses() {
+      for (const [name, runnerClass] of Object.entries(classes)) {
+        if (!runnerClass.trustedOnly || !runnerClass.match.github) continue;
+        const problems =
+          runnerClass.scope === 'repo'
+            ? [
+                'repository runners take any job of their repository, fork pull requests of a public one included',
+              ]
+            : await runners
+                .findGroup(runnerClass.runnerGroup)
+                .then((group) =>
+                  group
+                    ? trustedGroupProblems(group)
+                    : [`runner group ${runnerClass.runnerGroup} does not exist`],
+                );
+        if (problems.length === 0) continue;
+        const message = `class ${name} is trustedOnly but its runners are not protected on GitHub: ${problems.join('; ')}`;
+        if (options.unsafeTrustedGroup === 'refuse') throw new UnsafeTrustedGroupError(message);
+        log.error({ class: name, runnerGroup: runnerClass.runnerGroup, problems }, message);
+      }
     },
     start() {
       timer = setInterval(() => {

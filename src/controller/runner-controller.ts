@@ -5,7 +5,7 @@ import type { KubeApis } from '../kube/client.ts';
 import { type RunningWatch, startWatch } from '../kube/watch.ts';
 import { createKubeLauncher, type RunnerRegistrar } from '../launcher/kube-launcher.ts';
 import { RUNNER_POD_SELECTOR } from '../launcher/metadata.ts';
-import { quotaHeadroom } from '../launcher/quota-headroom.ts';
+import { quotaLimits } from '../launcher/quota-headroom.ts';
 import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
@@ -81,7 +81,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
     const quotas = new Map<string, V1ResourceQuota>();
     quotasByNamespace.set(namespace, quotas);
     const update = () => {
-      ledger.setQuotaRemaining(namespace, quotaHeadroom([...quotas.values()]));
+      ledger.setQuotaLimits(namespace, quotaLimits([...quotas.values()]));
       reconciler.trigger();
     };
     watches.push(

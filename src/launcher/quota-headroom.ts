@@ -1,5 +1,5 @@
 import type { V1ResourceQuota } from '@kubernetes/client-node';
-import type { QuotaHeadroom, QuotaResource } from '../model/ledger-snapshot.ts';
+import type { QuotaLimits, QuotaResource } from '../model/ledger-snapshot.ts';
 import { cpuMillicores, parseQuantity } from '../model/quantity.ts';
 
 const TRACKED: ReadonlySet<string> = new Set<QuotaResource>([
@@ -17,12 +17,12 @@ const TRACKED: ReadonlySet<string> = new Set<QuotaResource>([
 const ALIASES: Readonly<Record<string, QuotaResource>> = { cpu: 'requests.cpu', memory: 'requests.memory' };
 
 /**
- * What the namespace's ResourceQuotas still allow: per resource, the smallest `hard - used` over all
- * quotas (CPU in millicores, memory and storage in bytes). A quota whose status the controller has
- * not computed yet says nothing; the apiserver will still judge every create.
+ * The binding limit per resource over all of a namespace's ResourceQuotas (the one with the least
+ * left), CPU in millicores, memory and storage in bytes. A quota whose status the controller has not
+ * computed yet says nothing; the apiserver still judges every create.
  */
-export function quotaHeadroom(quotas: readonly V1ResourceQuota[]): QuotaHeadroom['remaining'] {
-  const remaining: Partial<Record<QuotaResource, number>> = {};
+export function quotaLimits(quotas: readonly V1ResourceQuota[]): QuotaLimits {
+  const limits: QuotaLimits = {};
   for (const quota of quotas) {
     const hard = quota.status?.hard ?? {};
     const used = quota.status?.used ?? {};
@@ -31,11 +31,12 @@ export function quotaHeadroom(quotas: readonly V1ResourceQuota[]): QuotaHeadroom
       if (!TRACKED.has(resource)) continue;
       const key = resource as QuotaResource;
       const inCpu = key.endsWith('.cpu');
-      const left = amount(limit, inCpu) - amount(used[name] ?? '0', inCpu);
-      remaining[key] = Math.min(remaining[key] ?? Number.POSITIVE_INFINITY, Math.max(0, left));
+      const next = { hard: amount(limit, inCpu), used: amount(used[name] ?? '0', inCpu) };
+      const current = limits[key];
+      if (!current || next.hard - next.used < current.hard - current.used) limits[key] = next;
     }
   }
-  return remaining;
+  return limits;
 }
 
 function amount(quantity: string, millicores: boolean): number {

@@ -9,12 +9,15 @@ import type {
   LedgerSnapshot,
   QueuedJob,
   QuotaHeadroom,
+  QuotaLimits,
+  QuotaResource,
   RunnerState,
   RunnerView,
 } from '../model/ledger-snapshot.ts';
 import type { RunnerObservation } from '../model/runner-observation.ts';
 import type { Classification } from '../planner/classify.ts';
 import { spendCreationBudget } from '../planner/creation-budget.ts';
+import { runnerQuotaUsage } from '../planner/quota.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
@@ -40,6 +43,12 @@ interface RunnerRecord {
   deleteRequested: boolean;
   /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
   jobKey?: string;
+}
+
+/** Pods count against a quota until they end or their deletion starts (Gantry deletes without grace). */
+function holdsQuota(record: RunnerRecord): boolean {
+  const { phase, deleting } = record.observation;
+  return !record.deleteRequested && !deleting && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
 /** What changed in the ledger, for observers (metrics, logs); the ledger itself does no I/O. */
@@ -69,7 +78,8 @@ export class Ledger {
   readonly #jobByRunner = new Map<string, string>();
   /** Jobs that ended recently: a late `queued` for one of them (a stale poll) must not revive it. */
   readonly #ended = new LRUCache<string, true>({ max: 50_000 });
-  readonly #quotas = new Map<string, QuotaHeadroom>();
+  readonly #quotaLimits = new Map<string, QuotaLimits>();
+  readonly #quotaBackoff = new Map<string, EpochMillis>();
   readonly #budgets = new Map<string, CreationBudget>();
 
   constructor(options: LedgerOptions) {
@@ -200,20 +210,18 @@ export class Ledger {
     if (record) record.deleteRequested = true;
   }
 
-  /** What the namespace's ResourceQuota still allows (from the quota's status). */
-  setQuotaRemaining(namespace: string, remaining: QuotaHeadroom['remaining']): void {
-    const current = this.#quotas.get(namespace);
-    this.#quotas.set(namespace, { ...current, remaining });
+  /** The namespace's ResourceQuota limits and usage, from the quotas' status. */
+  setQuotaLimits(namespace: string, limits: QuotaLimits): void {
+    this.#quotaLimits.set(namespace, limits);
   }
 
   /** The apiserver refused a create for quota: hold creations in that namespace until `until`. */
   noteQuotaExceeded(namespace: string, until: EpochMillis): void {
-    const current = this.#quotas.get(namespace);
-    this.#quotas.set(namespace, { remaining: current?.remaining ?? {}, backoffUntil: until });
+    this.#quotaBackoff.set(namespace, until);
   }
 
   isQuotaLimited(namespace: string, now: EpochMillis): boolean {
-    const until = this.#quotas.get(namespace)?.backoffUntil;
+    const until = this.#quotaBackoff.get(namespace);
     return until !== undefined && now < until;
   }
 
@@ -273,7 +281,43 @@ export class Ledger {
     for (const [className, budget] of this.#budgets) {
       classesOut[className] ??= { queued: [], runners: [], admittedRuns: [], budget };
     }
-    return { classes: classesOut, quotas: Object.fromEntries(this.#quotas) };
+    return { classes: classesOut, quotas: this.#quotaHeadroom(classes) };
+  }
+
+  /**
+   * What each namespace's quota still allows. The quota controller's `used` lags behind (and can be
+   * recomputed low while pods come and go), so Gantry also counts its own runners that hold quota —
+   * creates in flight included — and takes whichever usage is higher.
+   */
+  #quotaHeadroom(classes: RunnerClasses): Record<string, QuotaHeadroom> {
+    const own = new Map<string, Partial<Record<QuotaResource, number>>>();
+    for (const record of this.#runners.values()) {
+      const { observation } = record;
+      const runnerClass = classes[observation.className];
+      if (!runnerClass || !holdsQuota(record)) continue;
+      const usage = own.get(observation.namespace) ?? {};
+      for (const [resource, amount] of Object.entries(runnerQuotaUsage(runnerClass)) as [
+        QuotaResource,
+        number,
+      ][]) {
+        usage[resource] = (usage[resource] ?? 0) + amount;
+      }
+      own.set(observation.namespace, usage);
+    }
+    const headroom: Record<string, QuotaHeadroom> = {};
+    for (const namespace of new Set([...this.#quotaLimits.keys(), ...this.#quotaBackoff.keys()])) {
+      const remaining: QuotaHeadroom['remaining'] = {};
+      for (const [resource, limit] of Object.entries(this.#quotaLimits.get(namespace) ?? {}) as [
+        QuotaResource,
+        { hard: number; used: number },
+      ][]) {
+        const used = Math.max(limit.used, own.get(namespace)?.[resource] ?? 0);
+        remaining[resource] = Math.max(0, limit.hard - used);
+      }
+      const backoffUntil = this.#quotaBackoff.get(namespace);
+      headroom[namespace] = { remaining, ...(backoffUntil !== undefined ? { backoffUntil } : {}) };
+    }
+    return headroom;
   }
 
   /** A runner's state as the planner sees it, derived from what was observed and the clock. */

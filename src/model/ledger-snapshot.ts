@@ -68,6 +68,9 @@ export type QuotaResource =
   | 'persistentvolumeclaims'
   | 'requests.storage';
 
+/** A namespace's quota per resource: the limit and what the quota controller counts as used. */
+export type QuotaLimits = Partial<Record<QuotaResource, { hard: number; used: number }>>;
+
 /** What a namespace's ResourceQuota still allows, as far as the ledger knows. */
 export interface QuotaHeadroom {
   /** Remaining amount per limited resource: CPU in millicores, memory and storage in bytes, others counts. */

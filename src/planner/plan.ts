@@ -225,18 +225,20 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
     if (unit.kind === 'admit') {
       return { kind: 'admit-run', className: classPlan.name, runKey: unit.job.key, repo: unit.job.repo };
     }
-    // Seeds count up per repository, skipping names that exist: the same snapshot always gives the same
-    // names, so a create planned again before the watch reports it collides with itself.
-    const scopeKey = unit.repo ?? '*';
-    let index = nextIndex.get(scopeKey) ?? 0;
-    let nameSeed = `${scopeKey}#${index}`;
+    // A runner planned for a job is named after it, so the same need planned again (before the
+    // watch reports the pod) gives the same name and collides with itself, while runners for other
+    // jobs, now or later, get names of their own. Warm-pool runners count up per scope. A name in
+    // use moves on to the next suffix.
+    const base = unit.job ? unit.job.key : `warm:${unit.repo ?? '*'}`;
+    let index = unit.job ? 0 : (nextIndex.get(base) ?? 0);
+    let nameSeed = seedOf(base, index);
     let runnerName = runnerNameFor(classPlan.name, nameSeed);
     while (taken.has(runnerName)) {
       index += 1;
-      nameSeed = `${scopeKey}#${index}`;
+      nameSeed = seedOf(base, index);
       runnerName = runnerNameFor(classPlan.name, nameSeed);
     }
-    nextIndex.set(scopeKey, index + 1);
+    if (!unit.job) nextIndex.set(base, index + 1);
     taken.add(runnerName);
     return {
       kind: 'create-runner',
@@ -249,6 +251,10 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
       reason: unit.job ? 'queued-jobs' : 'warm-pool',
     };
   });
+}
+
+function seedOf(base: string, index: number): string {
+  return index === 0 ? base : `${base}#${index}`;
 }
 
 function deleteUnconfigured(name: string, snap: ClassSnapshot): DeleteRunnerAction[] {

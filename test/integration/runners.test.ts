@@ -1,6 +1,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { appKeys, FakeGithub } from '../support/fake-github/index.ts';
@@ -45,7 +45,7 @@ async function startEnv(
   const apiUrl = await fake.start();
   fake.runInRealTime(100);
   const config = parseConfig({
-    log: { level: 'silent' },
+    log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
     http: { address: '127.0.0.1', port: 0 },
     github: {
       enabled: true,
@@ -60,10 +60,13 @@ async function startEnv(
       runners: { org: 'acme' },
       poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
     },
-    controller: { reconcilePeriodSeconds: 0.5 },
+    controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
     classes: classes({ main, release }),
   });
-  const app = createApp(config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
+  const app = createApp(config, {
+    kubeConfig: kc,
+    logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
+  });
   const { url } = await app.start();
   fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
   const simulator = startRunnerSimulator(kc, fake, [main, release]);
@@ -77,14 +80,13 @@ async function stopEnv(env: Env | undefined): Promise<void> {
   await env.fake.stop();
 }
 
-/** A class on the simulated nodes whose runner pods exit `runFor` after they start. */
+/** A class on the simulated nodes; its runner pods exit when their job is done (see the simulator). */
 function runnerClass(namespace: string, labels: string[], extra: Record<string, unknown> = {}) {
   return {
     namespace,
     match: { github: { labels } },
     nodeSelector: { type: 'kwok' },
     resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
-    podAnnotations: { 'kwok.gantry.dev/succeed-after': '3s' },
     idleTimeout: '5s',
     ...extra,
   };
@@ -150,7 +152,7 @@ describe('GitHub jobs to runner pods', () => {
     // Each job ran on a runner of its class.
     for (const id of jobs) {
       const job = fake.job(id);
-      const runnerClassName = simulator.podsSeen.get(job?.runner?.name ?? '');
+      const runnerClassName = simulator.classOfRunner(job?.runner?.name);
       expect(runnerClassName, `job ${id} (${job?.labels.join(',')}) ran on ${job?.runner?.name}`).toBe(
         job?.labels[1],
       );
@@ -165,6 +167,162 @@ describe('GitHub jobs to runner pods', () => {
         return left.pods === 0 && left.secrets === 0 && left.githubRunners === 0 ? left : undefined;
       },
       60_000,
+    );
+  });
+});
+
+describe('limits under a burst', () => {
+  let env: Env | undefined;
+  afterEach(async () => {
+    await stopEnv(env);
+    env = undefined;
+  });
+
+  it('holds maxRunners and the namespace quota through 200 jobs, and runs every job', async () => {
+    env = await startEnv(({ main, release }) => ({
+      // Bound by the namespace quota (12 pods) before its own maxRunners.
+      lint: runnerClass(main, ['self-hosted', 'lint'], { maxRunners: 20, maxCreatePerSecond: 50 }),
+      // Bound by its maxRunners, with no quota in its namespace.
+      integration: runnerClass(release, ['self-hosted', 'integration'], {
+        maxRunners: 6,
+        maxCreatePerSecond: 50,
+      }),
+    }));
+    const [main, other] = env.namespaces as [string, string];
+    await core.createNamespacedResourceQuota({
+      namespace: main,
+      body: { metadata: { name: 'runners' }, spec: { hard: { pods: '12' } } },
+    });
+    const { fake, simulator } = env;
+    const jobs = [
+      ...fake.queueJobs({
+        repo: 'acme/app',
+        labels: ['self-hosted', 'lint'],
+        count: 140,
+        jobsPerRun: 20,
+        durationMs: 300,
+      }).jobIds,
+      ...fake.queueJobs({
+        repo: 'acme/lib',
+        labels: ['self-hosted', 'integration'],
+        count: 60,
+        jobsPerRun: 20,
+        durationMs: 300,
+      }).jobIds,
+    ];
+    await until(
+      'all 200 jobs completed',
+      async () => jobs.every((id) => fake.job(id)?.status === 'completed'),
+      Number(process.env.BURST_TIMEOUT ?? 240_000),
+    );
+    expect(simulator.maxAlive(main)).toBeLessThanOrEqual(12);
+    expect(simulator.maxAlive(main)).toBeGreaterThan(6);
+    expect(simulator.maxAlive(other)).toBeLessThanOrEqual(6);
+    expect(simulator.maxAlive(other)).toBeGreaterThan(1);
+    expect(simulator.podsSeen.size).toBeGreaterThanOrEqual(200);
+    await until('every runner pod removed', async () => (await leftovers(env as Env)).pods === 0, 60_000);
+  }, 300_000);
+});
+
+describe('faults end in the right state', () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await startEnv(({ main }) => ({
+      lint: runnerClass(main, ['self-hosted', 'lint']),
+      forks: runnerClass(main, ['self-hosted', 'lint'], { untrusted: true }),
+      huge: runnerClass(main, ['self-hosted', 'huge'], {
+        resources: { requests: { cpu: '500', memory: '1Gi' }, limits: { memory: '1Gi' } },
+      }),
+      short: runnerClass(main, ['self-hosted', 'short'], { activeDeadlineSeconds: 2 }),
+    }));
+  });
+  afterAll(async () => {
+    await stopEnv(env);
+  });
+
+  const podsOf = async (className: string) =>
+    (
+      await core.listNamespacedPod({
+        namespace: env.namespaces[0] as string,
+        labelSelector: `gantry.dev/class=${className}`,
+      })
+    ).items;
+
+  it('sends a fork pull request job to the untrusted class', async () => {
+    const [id] = env.fake.queueJobs({
+      repo: 'acme/app',
+      labels: ['self-hosted', 'lint'],
+      count: 1,
+      fromFork: 'mallory/app',
+      durationMs: 500,
+    }).jobIds;
+    await until('fork job completed', async () => env.fake.job(id ?? 0)?.status === 'completed', 30_000);
+    expect(env.simulator.classOfRunner(env.fake.job(id ?? 0)?.runner?.name)).toBe('forks');
+  });
+
+  it('forgets a runner whose pod is deleted mid-job and launches nothing for the started job', async () => {
+    const [id] = env.fake.queueJobs({
+      repo: 'acme/app',
+      labels: ['self-hosted', 'lint'],
+      count: 1,
+      durationMs: 600_000,
+    }).jobIds;
+    const runner = await until('job running', async () => env.fake.job(id ?? 0)?.runner?.name);
+    await core.deleteNamespacedPod({
+      name: runner,
+      namespace: env.namespaces[0] as string,
+      gracePeriodSeconds: 0,
+    });
+    await until(
+      'runner gone from the ledger',
+      async () => !env.app.runners?.ledger.runnerObservation(runner),
+    );
+    await until('its JIT secret collected', async () => {
+      const secrets = await core.listNamespacedSecret({
+        namespace: env.namespaces[0] as string,
+        labelSelector: `gantry.dev/runner=${runner}`,
+      });
+      return secrets.items.length === 0;
+    });
+    // The job had started: no runner is launched for it again.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect((await podsOf('lint')).filter((p) => p.metadata?.deletionTimestamp === undefined)).toEqual([]);
+  });
+
+  it('replaces a runner pod that cannot be scheduled once it is stuck, and the job keeps waiting', async () => {
+    const [id] = env.fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'huge'], count: 1 }).jobIds;
+    const first = await until('an unschedulable runner pod', async () => {
+      const pods = await podsOf('huge');
+      return pods.find((p) =>
+        p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'),
+      )?.metadata?.name;
+    });
+    await until(
+      'the stuck pod replaced',
+      async () => {
+        const names = (await podsOf('huge')).map((p) => p.metadata?.name);
+        return !names.includes(first) && names.length > 0;
+      },
+      30_000,
+    );
+    expect(env.fake.job(id ?? 0)?.status).toBe('queued');
+  });
+
+  it('removes a busy runner that outlives its activeDeadlineSeconds', async () => {
+    const [id] = env.fake.queueJobs({
+      repo: 'acme/app',
+      labels: ['self-hosted', 'short'],
+      count: 1,
+      durationMs: 600_000,
+    }).jobIds;
+    const runner = await until('job running', async () => env.fake.job(id ?? 0)?.runner?.name);
+    await until(
+      'the overdue runner pod removed',
+      async () => {
+        const names = (await podsOf('short')).map((p) => p.metadata?.name);
+        return !names.includes(runner);
+      },
+      30_000,
     );
   });
 });

@@ -116,6 +116,13 @@ export const githubConfigSchema = z
             'Prefix of runner (and pod) names; runners with it are treated as this installation’s own, so ' +
               'each Gantry installation sharing an organisation needs its own prefix.',
           ),
+        unsafeTrustedGroup: z
+          .enum(['warn', 'refuse'])
+          .default('warn')
+          .describe(
+            'At start, what to do when a trustedOnly class’s runner group lets public repositories or any ' +
+              'workflow use it (GitHub could hand its runners untrusted jobs): log an error, or refuse to start.',
+          ),
         offlineGraceSeconds: z
           .int()
           .min(30)

@@ -4,6 +4,7 @@ import { backoffDelayMs, type Clock } from './clock.ts';
 import { GithubApiError, GithubRateLimitedError, isStatus } from './errors.ts';
 import type { GithubMetrics } from './metrics.ts';
 import { decideRunnerCleanup } from './runner-cleanup.ts';
+import type { RunnerGroupAccess } from './runner-group-policy.ts';
 
 export interface JitRunner {
   id: number;
@@ -39,6 +40,8 @@ export interface JitRunnerService {
   cleanup(livePods: ReadonlySet<string>, scopes: readonly RunnerScope[]): Promise<CleanupReport>;
   /** The scope a placement registers in. */
   scopeOf(placement: RunnerPlacement): RunnerScope;
+  /** The organisation's runner group of that name (case-insensitive), with its access settings. */
+  findGroup(name: string): Promise<RunnerGroupAccess | undefined>;
 }
 
 export interface JitRunnerOptions {
@@ -108,6 +111,13 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
 
   return {
     scopeOf,
+
+    async findGroup(name) {
+      const scope = scopeOf({ scope: 'org', group: name });
+      if (scope.kind !== 'org') return undefined;
+      const { items } = await api.listRunnerGroups(scope.org);
+      return items.find((g) => g.name.toLowerCase() === name.toLowerCase());
+    },
 
     async create(request) {
       if (!request.name.startsWith(`${options.namePrefix}-`) || request.name.length > MAX_NAME_LENGTH) {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { ConfigError } from '../../config/error.ts';
 import type { JobEvent } from '../../model/job.ts';
 import { createGithubApi, type WorkflowRun } from './api.ts';
 import { createAppAuth, createTokenAuth, type GithubAuth, parseAppPrivateKey } from './auth.ts';
@@ -47,7 +48,7 @@ export interface GithubSource {
 }
 
 /** A configuration value that cannot be used; the message names the key. */
-export class GithubConfigError extends Error {
+export class GithubConfigError extends ConfigError {
   override name = 'GithubConfigError';
 }
 

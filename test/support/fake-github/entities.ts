@@ -71,7 +71,21 @@ export interface FakeRunnerGroup {
   id: number;
   name: string;
   isDefault: boolean;
+  /** GitHub's defaults: public repositories may use it, every workflow may. */
+  allowsPublicRepositories: boolean;
+  restrictedToWorkflows: boolean;
+  selectedWorkflows: string[];
 }
+
+/** How a test describes an extra runner group: a name, or a name with its access settings. */
+export type RunnerGroupSpec =
+  | string
+  | {
+      name: string;
+      allowsPublicRepositories?: boolean;
+      restrictedToWorkflows?: boolean;
+      selectedWorkflows?: string[];
+    };
 
 /** GitHub writes timestamps without milliseconds. */
 export const iso = (ms: number): string =>
@@ -314,9 +328,9 @@ export function runnerGroup(api: string, org: string, group: FakeRunnerGroup) {
     runners_url: `${api}/orgs/${org}/actions/runner-groups/${group.id}/runners`,
     hosted_runners_url: `${api}/orgs/${org}/actions/runner-groups/${group.id}/hosted-runners`,
     inherited: false,
-    allows_public_repositories: true,
-    restricted_to_workflows: false,
-    selected_workflows: [],
+    allows_public_repositories: group.allowsPublicRepositories,
+    restricted_to_workflows: group.restrictedToWorkflows,
+    selected_workflows: group.selectedWorkflows,
     workflow_restrictions_read_only: false,
   };
 }

@@ -10,6 +10,7 @@ import {
   type FakeRunnerGroup,
   fullRepository,
   iso,
+  type RunnerGroupSpec,
   type RunnerScopeRef,
   restJob,
   restRunner,
@@ -47,7 +48,7 @@ export interface FakeGithubOptions {
   apiPrefix?: string;
   webhook?: { url: string; secret: string };
   /** Extra runner groups of the org besides Default (id 1). */
-  runnerGroups?: string[];
+  runnerGroups?: RunnerGroupSpec[];
   /** Keep every response for validation against the REST description. */
   recordResponses?: boolean;
 }
@@ -184,9 +185,15 @@ export class FakeGithub {
     this.installationId = options.app?.installationId ?? 4242;
     this.#webhook = options.webhook ?? null;
     for (const fullName of repos) this.addRepo(fullName);
+    const open = { allowsPublicRepositories: true, restrictedToWorkflows: false, selectedWorkflows: [] };
     this.#groups = [
-      { id: 1, name: 'Default', isDefault: true },
-      ...(options.runnerGroups ?? []).map((name, i) => ({ id: 2 + i, name, isDefault: false })),
+      { id: 1, name: 'Default', isDefault: true, ...open },
+      ...(options.runnerGroups ?? []).map((spec, i) => ({
+        id: 2 + i,
+        isDefault: false,
+        ...open,
+        ...(typeof spec === 'string' ? { name: spec } : spec),
+      })),
     ];
     this.#defineRoutes();
   }

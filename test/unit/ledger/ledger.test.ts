@@ -190,13 +190,31 @@ describe('Ledger runners', () => {
 describe('Ledger quotas', () => {
   it('holds creations in a namespace after a quota refusal until the back-off ends', () => {
     const l = ledger();
-    l.setQuotaRemaining('gantry-runners', { pods: 3 });
+    l.setQuotaLimits('gantry-runners', { pods: { hard: 5, used: 2 } });
     l.noteQuotaExceeded('gantry-runners', NOW + seconds(10));
     expect(l.isQuotaLimited('gantry-runners', NOW)).toBe(true);
     expect(l.isQuotaLimited('gantry-runners', NOW + seconds(10))).toBe(false);
     expect(l.snapshot(config, NOW).quotas['gantry-runners']).toEqual({
       remaining: { pods: 3 },
       backoffUntil: NOW + seconds(10),
+    });
+  });
+
+  it('counts its own runners against the quota when the quota status lags behind', () => {
+    const l = ledger();
+    l.setQuotaLimits('gantry-runners', {
+      pods: { hard: 5, used: 1 },
+      'requests.cpu': { hard: 10_000, used: 0 },
+    });
+    l.observeRunner(pod('r1'));
+    l.observeRunner(pod('r2', { phase: 'Pending' }));
+    l.noteCreateRequested(create('r3'), 5, NOW);
+    l.observeRunner(pod('done', { phase: 'Succeeded' }));
+    l.observeRunner(pod('going', { deleting: true }));
+    // Three runners hold quota (running, pending, in flight), each 1 pod and 1 CPU (the class default).
+    expect(l.snapshot(config, NOW).quotas['gantry-runners']?.remaining).toEqual({
+      pods: 2,
+      'requests.cpu': 7_000,
     });
   });
 });
