@@ -5,7 +5,7 @@
  * in the same run on the same scenario, is a naive poller of the kind the issue describes: every
  * repository every 30 s, no conditional requests.
  *
- *   npm run bench              table and JSON on stdout
+ *   node hack/bench/github-quota.ts   table and JSON on stdout (npm run bench runs it with the others)
  */
 import Fastify from 'fastify';
 import { pino } from 'pino';
@@ -124,6 +124,9 @@ async function runGantry(
   const end = start + (mode === 'idle' ? IDLE_MS : SIMULATED_MS);
   const pending = mode === 'idle' ? [] : [...arrivals];
   const podStarts: { at: number; name: string }[] = [];
+  // Names come from a count of runners made, not of pods still starting: a reused name would replace
+  // a runner that is busy with a job.
+  let runnersMade = 0;
   let nextPoll = start;
 
   const settle = async () => {
@@ -132,7 +135,7 @@ async function runGantry(
     // The launcher: one runner per queued job, its pod connecting POD_START_MS later.
     while (queued.length) {
       queued.shift();
-      const name = `gantry-bench-${podStarts.length}`;
+      const name = `gantry-bench-${runnersMade++}`;
       await source.runners.create({ name, labels: LABELS, placement: { scope: 'org', group: 'Default' } });
       podStarts.push({ at: clock.now() + POD_START_MS, name });
     }
