@@ -19,6 +19,7 @@ const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted' };
 
 interface Env {
   app: App;
+  config: ReturnType<typeof parseConfig>;
   fake: FakeGithub;
   simulator: ReturnType<typeof startRunnerSimulator>;
   namespaces: string[];
@@ -70,7 +71,7 @@ async function startEnv(
   const { url } = await app.start();
   fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
   const simulator = startRunnerSimulator(kc, fake, [main, release]);
-  return { app, fake, simulator, namespaces: [main, release] };
+  return { app, config, fake, simulator, namespaces: [main, release] };
 }
 
 async function stopEnv(env: Env | undefined): Promise<void> {
@@ -159,6 +160,7 @@ describe('GitHub jobs to runner pods', () => {
     }
     const perClass = (name: string) => [...simulator.podsSeen.values()].filter((c) => c === name).length;
     expect([perClass('lint'), perClass('integration'), perClass('release')]).toEqual([10, 10, 10]);
+    expect(simulator.killedMidJob.size).toBe(0);
 
     await until(
       'pods, secrets and GitHub runners cleaned up',
@@ -220,6 +222,7 @@ describe('limits under a burst', () => {
     expect(simulator.maxAlive(other)).toBeLessThanOrEqual(6);
     expect(simulator.maxAlive(other)).toBeGreaterThan(1);
     expect(simulator.podsSeen.size).toBeGreaterThanOrEqual(200);
+    expect(simulator.killedMidJob.size).toBe(0);
     await until('every runner pod removed', async () => (await leftovers(env as Env)).pods === 0, 60_000);
   }, 300_000);
 });
@@ -324,5 +327,54 @@ describe('faults end in the right state', () => {
       },
       30_000,
     );
+  });
+});
+
+describe('restart', () => {
+  let env: Env | undefined;
+  afterEach(async () => {
+    await stopEnv(env);
+    env = undefined;
+  });
+
+  it('rebuilds its state from the cluster and GitHub: nothing launched twice, nothing lost', async () => {
+    env = await startEnv(({ main }) => ({ lint: runnerClass(main, ['self-hosted', 'lint']) }));
+    const { fake, simulator } = env;
+    const long = fake.queueJobs({
+      repo: 'acme/app',
+      labels: ['self-hosted', 'lint'],
+      count: 4,
+      durationMs: 8_000,
+    }).jobIds;
+    await until(
+      '4 jobs running',
+      async () => long.every((id) => fake.job(id)?.status === 'in_progress'),
+      30_000,
+    );
+
+    // A new Gantry process replaces the old one while the jobs run.
+    await env.app.stop();
+    const restarted = createApp(env.config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
+    env.app = restarted;
+    const { url } = await restarted.start();
+    fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+    expect([...(restarted.runners?.ledger.runnerNames() ?? [])]).toHaveLength(4);
+
+    // Jobs queued while it was away, and after, all get runners; the busy ones are left alone.
+    const later = fake.queueJobs({
+      repo: 'acme/lib',
+      labels: ['self-hosted', 'lint'],
+      count: 3,
+      durationMs: 500,
+    }).jobIds;
+    await until(
+      'all jobs completed',
+      async () => [...long, ...later].every((id) => fake.job(id)?.status === 'completed'),
+      60_000,
+    );
+    expect(simulator.podsSeen.size).toBe(7);
+    expect(simulator.killedMidJob.size).toBe(0);
+    expect(long.map((id) => fake.job(id)?.conclusion)).toEqual(['success', 'success', 'success', 'success']);
+    await until('every runner pod removed', async () => (await leftovers(env as Env)).pods === 0, 30_000);
   });
 });

@@ -16,6 +16,9 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
   /** The job each connected pod's runner took, by pod uid. */
   const jobOf = new Map<string, number>();
   const connectedAt = new Map<string, number>();
+  /** Pods removed while their runner was still at work (connected, not exited): killed mid-job. */
+  const killedMidJob = new Set<string>();
+  const lastListed = new Map<string, Set<string>>();
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   /** Every runner pod seen (by uid), with its class: what the tests count. */
   const podsSeen = new Map<string, string>();
@@ -45,6 +48,11 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
           core.listNamespacedSecret({ namespace, labelSelector: 'app.kubernetes.io/managed-by=gantry' }),
         ]).catch(() => [{ items: [] }, { items: [] }] as const);
         const secretNames = new Set(secrets.items.map((s) => s.metadata?.name));
+        const listed = new Set(pods.items.map((p) => p.metadata?.uid ?? ''));
+        for (const uid of lastListed.get(namespace) ?? []) {
+          if (!listed.has(uid) && connected.has(uid) && !exited.has(uid)) killedMidJob.add(uid);
+        }
+        lastListed.set(namespace, listed);
         for (const pod of pods.items) {
           const name = pod.metadata?.name ?? '';
           const uid = pod.metadata?.uid ?? '';
@@ -88,6 +96,7 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
 
   return {
     podsSeen,
+    killedMidJob,
     /** The class of the pod that ran a job, found by the runner's name the job reports. */
     classOfRunner(name: string | undefined): string | undefined {
       for (const [uid, podName] of podNames) if (podName === name && jobOf.has(uid)) return podsSeen.get(uid);
