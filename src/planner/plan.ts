@@ -108,6 +108,12 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   const admittedByNamespace = new Map<string, number>();
   for (const run of snap.admittedRuns) increment(admittedByNamespace, run.repo);
 
+  const occupied = live.length + snap.admittedRuns.length;
+  const capacity = Math.min(
+    Math.max(0, runnerClass.maxRunners - occupied),
+    creationsAllowed(snap.budget, runnerClass.maxCreatePerSecond, now),
+  );
+  // No tenant can be granted more than the whole capacity: build at most that many units each.
   const shareLimit = Math.max(1, Math.floor(runnerClass.fairness.maxShare * runnerClass.maxRunners));
   const tenants: Tenant<Unit>[] = [];
   const addTenant = (key: string, held: number, units: Unit[], oldest: number) => {
@@ -119,7 +125,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
     const spare = spareByPool.get(pool)?.length ?? 0;
     // Spare runners will take the oldest jobs; the rest need a runner each.
     const units: Unit[] = jobs
-      .slice(spare)
+      .slice(spare, spare + capacity)
       .map((job) => ({ kind: 'runner', job, ...(repoScoped ? { repo: pool } : {}) }));
     addTenant(`github:${pool}`, heldByRepo.get(pool) ?? 0, units, jobs[0]?.queuedAt ?? 0);
   }
@@ -135,15 +141,10 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   }
   for (const [namespace, runs] of tektonByNamespace) {
     runs.sort(byQueueOrder);
-    const units: Unit[] = runs.map((job) => ({ kind: 'admit', job }));
+    const units: Unit[] = runs.slice(0, capacity).map((job) => ({ kind: 'admit', job }));
     addTenant(`tekton:${namespace}`, admittedByNamespace.get(namespace) ?? 0, units, runs[0]?.queuedAt ?? 0);
   }
 
-  const occupied = live.length + snap.admittedRuns.length;
-  const capacity = Math.min(
-    Math.max(0, runnerClass.maxRunners - occupied),
-    creationsAllowed(snap.budget, runnerClass.maxCreatePerSecond, now),
-  );
   const wanted = runnerClass.fairness.enabled ? fairOrder(tenants, capacity) : oldestFirst(tenants, capacity);
   return { name, deletes, wanted, granted: [] };
 }
