@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import type { JobEvent } from '../../src/model/job.ts';
 import { githubConfigSchema } from '../../src/sources/github/config.ts';
 import { createGithubSource } from '../../src/sources/github/source.ts';
-import { appKeys, FakeGithub, ManualClock } from '../../test/support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeAppAuth, ManualClock } from '../../test/support/fake-github/index.ts';
 
 const REPOS = ['acme/app', 'acme/api', 'acme/web', 'acme/infra'];
 const LABELS = ['self-hosted', 'linux'];
@@ -98,12 +98,7 @@ async function runGantry(
     config: githubConfigSchema.parse({
       enabled: true,
       apiUrl,
-      auth: {
-        kind: 'app',
-        appId: APP_ID,
-        installationId: fake.installationId,
-        privateKey: keys.privateKeyPem,
-      },
+      auth: fakeAppAuth(fake, APP_ID),
       webhook: webhooks ? { secret: SECRET } : {},
       poll: { backstopIntervalSeconds },
       runners: { org: 'acme' },

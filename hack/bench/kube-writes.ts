@@ -17,7 +17,6 @@
  *   node hack/bench/kube-writes.ts [--jobs 50] [--log gantry.log]
  */
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
   CoreV1Api,
@@ -32,8 +31,9 @@ import { parseConfig } from '../../src/config/load.ts';
 import { createKubeApis, describeRequest } from '../../src/kube/client.ts';
 import { cacheDir, controlPlaneBinDir } from '../../test/support/control-plane/binaries.ts';
 import { KWOK_NODE_LABEL, startControlPlane } from '../../test/support/control-plane/control-plane.ts';
-import { appKeys, FakeGithub } from '../../test/support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeAppAuth } from '../../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
+import { until } from '../../test/support/until.ts';
 
 const { values: options } = parseArgs({
   options: { jobs: { type: 'string', default: '50' }, log: { type: 'string' } },
@@ -104,26 +104,6 @@ function difference(after: Counts, before: Counts): Counts {
 const isWrite = (key: string) => WRITE_VERBS.has(key.split(' ')[0] ?? '');
 const sum = (counts: Counts, keep: (key: string) => boolean) =>
   [...counts].reduce((total, [key, value]) => (keep(key) ? total + value : total), 0);
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(50);
-  }
-  const last = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}`);
-}
 
 interface PodTimes {
   addedAt: number;
@@ -285,12 +265,7 @@ async function main(): Promise<void> {
     github: {
       enabled: true,
       apiUrl,
-      auth: {
-        kind: 'app',
-        appId: APP_ID,
-        installationId: fake.installationId,
-        privateKey: keys.privateKeyPem,
-      },
+      auth: fakeAppAuth(fake, APP_ID),
       webhook: { secret: SECRET },
       runners: { org: 'acme' },
       poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { appKeys, FakeGithub } from '../support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -51,12 +51,7 @@ async function startEnv(
     github: {
       enabled: true,
       apiUrl,
-      auth: {
-        kind: 'app',
-        appId: APP_ID,
-        installationId: fake.installationId,
-        privateKey: keys.privateKeyPem,
-      },
+      auth: fakeAppAuth(fake, APP_ID),
       webhook: { secret: SECRET },
       runners: { org: 'acme' },
       poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },

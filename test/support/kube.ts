@@ -1,6 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { until } from './until.ts';
+
+export { until };
 
 /** The kubeconfig of the run's shared cluster (see test/support/control-plane/global-setup.ts). */
 export function testKubeConfig(): KubeConfig {
@@ -37,27 +39,6 @@ export async function deleteNamespace(kc: KubeConfig, name: string): Promise<voi
     .makeApiClient(CoreV1Api)
     .deleteNamespace({ name })
     .catch(() => {});
-}
-
-/** Polls `check` until it returns a truthy value, which it returns; fails after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(100);
-  }
-  const last = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}`);
 }
 
 /** The HTTP status of a rejected client-node call (its ApiException), or undefined. */

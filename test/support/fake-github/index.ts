@@ -3,6 +3,9 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 export { ManualClock } from './clock.ts';
 export type { FakeJob, FakeRunner } from './entities.ts';
 export { loadOpenApiValidators, type OpenApiValidators } from './openapi.ts';
+
+import type { FakeGithub } from './server.ts';
+
 export { type DeliveryRecord, FakeGithub, type FakeGithubOptions, type RequestRecord } from './server.ts';
 export { workflowJobExamples } from './webhooks.ts';
 
@@ -23,4 +26,14 @@ export function appKeys(): AppKeys {
     };
   }
   return keys;
+}
+
+/** Gantry's `github.auth` section for the App `appId`, installed on `fake` (which must know the App). */
+export function fakeAppAuth(fake: FakeGithub, appId: number) {
+  return {
+    kind: 'app',
+    appId,
+    installationId: fake.installationId,
+    privateKey: appKeys().privateKeyPem,
+  } as const;
 }
