@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { Octokit, RequestError } from 'octokit';
 import type { Logger } from 'pino';
-import { backoffDelayMs, type Clock } from './clock.ts';
+import { backoffDelayMs } from '../../util/retry.ts';
+import type { Clock } from './clock.ts';
 import { GithubApiError, GithubRateLimitedError } from './errors.ts';
 import type { GithubMetrics } from './metrics.ts';
 import {

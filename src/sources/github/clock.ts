@@ -24,13 +24,3 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', onAbort, { once: true });
     }),
 };
-
-/** Full-jitter exponential backoff: a random wait in [0, min(cap, base * 2^attempt)]. */
-export function backoffDelayMs(
-  attempt: number,
-  baseMs = 500,
-  capMs = 10_000,
-  random: () => number = Math.random,
-): number {
-  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
-}

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
+import { backoffDelayMs } from '../../util/retry.ts';
 import { type GithubApi, type RunnerScope, scopeLabel } from './api.ts';
-import { backoffDelayMs, type Clock } from './clock.ts';
+import type { Clock } from './clock.ts';
 import { GithubApiError, GithubRateLimitedError, isStatus } from './errors.ts';
 import type { GithubMetrics } from './metrics.ts';
 import { decideRunnerCleanup } from './runner-cleanup.ts';

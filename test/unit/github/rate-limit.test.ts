@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs } from '../../../src/sources/github/clock.ts';
 import {
   blockedForMs,
   classifyRateLimitError,
@@ -9,6 +8,7 @@ import {
   observeHeaders,
   pollDelay,
 } from '../../../src/sources/github/rate-limit.ts';
+import { backoffDelayMs } from '../../../src/util/retry.ts';
 
 const NOW = 1_767_600_000_000;
 const RESET_S = NOW / 1000 + 1_800;
