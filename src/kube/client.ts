@@ -1,7 +1,5 @@
 import {
-  CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   createConfiguration,
   type HttpLibrary,
   IsomorphicFetchHttpLibrary,
@@ -20,8 +18,6 @@ export interface KubeRequestRecord {
 
 export interface KubeApis {
   core: CoreV1Api;
-  coordination: CoordinationV1Api;
-  customObjects: CustomObjectsApi;
 }
 
 export interface KubeApiOptions {
@@ -42,11 +38,7 @@ export function createKubeApis(kc: KubeConfig, options: KubeApiOptions): KubeApi
     authMethods: { default: kc },
     httpApi: boundedAndCounted(options),
   });
-  return {
-    core: new CoreV1Api(configuration),
-    coordination: new CoordinationV1Api(configuration),
-    customObjects: new CustomObjectsApi(configuration),
-  };
+  return { core: new CoreV1Api(configuration) };
 }
 
 /** The default transport, with a deadline on every request and a record of every answer. */

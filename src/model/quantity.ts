@@ -31,7 +31,7 @@ export function parseQuantity(text: string): number | undefined {
   const number = Number(match[2]);
   const suffix = match[3] ?? '';
   const factor =
-    suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_FACTORS[suffix];
+    suffix === '' ? 1 : /^[eE][-+]?\d+$/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_FACTORS[suffix];
   if (factor === undefined || !Number.isFinite(number * factor)) return undefined;
   return number * factor;
 }

@@ -1,0 +1,142 @@
+{{/* Names and labels. */}}
+{{- define "gantry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gantry.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "gantry.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "gantry.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gantry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gantry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "gantry.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "gantry.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "gantry.serviceAccountName" -}}
+{{- default (include "gantry.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "gantry.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Gantry's HTTP port: config.http.port, whose default (8080) is Gantry's. */}}
+{{- define "gantry.httpPort" -}}
+{{- $port := dig "http" "port" 8080 (.Values.config | default dict) | int -}}
+{{- if eq $port 0 -}}
+{{- fail "config.http.port: expected a fixed port (1-65535); the probes and the Service need it" -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{/* Where the existing Secrets are mounted. */}}
+{{- define "gantry.githubAuthDir" -}}/etc/gantry/secrets/github-auth{{- end -}}
+{{- define "gantry.webhookDir" -}}/etc/gantry/secrets/webhook{{- end -}}
+
+{{- define "gantry.githubAuthKey" -}}
+{{- $kind := dig "github" "auth" "kind" "" (.Values.config | default dict) -}}
+{{- default (ternary "token" "private-key.pem" (eq $kind "token")) .Values.secrets.githubAuth.key -}}
+{{- end -}}
+
+{{/*
+The runner namespaces, as a JSON list: every class's namespace (Gantry's default gantry-runners
+when a class names none), sorted.
+*/}}
+{{- define "gantry.runnerNamespaces" -}}
+{{- $namespaces := dict -}}
+{{- range $name, $class := (.Values.config | default dict).classes -}}
+{{- $namespace := default "gantry-runners" (get $class "namespace") -}}
+{{- if eq $namespace $.Release.Namespace -}}
+{{- fail (printf "config.classes.%s.namespace: %s is the release namespace; runner pods need a namespace of their own, away from Gantry's credentials" $name $namespace) -}}
+{{- end -}}
+{{- $_ := set $namespaces $namespace true -}}
+{{- end -}}
+{{- range $namespace, $_ := .Values.runnerNamespaces.overrides -}}
+{{- if not (hasKey $namespaces $namespace) -}}
+{{- fail (printf "runnerNamespaces.overrides.%s: no class of config.classes uses this namespace" $namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- keys $namespaces | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/*
+Deep merge of two maps as JSON: maps merge, everything else (lists, false, 0) from "over" wins.
+Sprig's mergeOverwrite would keep a default true over an explicit false.
+*/}}
+{{- define "gantry.merge" -}}
+{{- $out := deepCopy .base -}}
+{{- range $key, $value := .over -}}
+{{- $current := get $out $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $current) -}}
+{{- $_ := set $out $key (include "gantry.merge" (dict "base" $current "over" $value) | fromJson) -}}
+{{- else -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The settings of one runner namespace (.namespace), overrides merged over defaults, as JSON. */}}
+{{- define "gantry.namespaceSettings" -}}
+{{- $runner := .root.Values.runnerNamespaces -}}
+{{- $over := get ($runner.overrides | default dict) .namespace | default dict -}}
+{{- include "gantry.merge" (dict "base" ($runner.defaults | default dict) "over" $over) -}}
+{{- end -}}
+
+{{/*
+Gantry's configuration as the ConfigMap holds it: config as written, plus the paths of the mounted
+Secrets. Inline credentials are refused: a ConfigMap is readable by anyone who may read the namespace.
+*/}}
+{{- define "gantry.config" -}}
+{{- $config := deepCopy (.Values.config | default dict) -}}
+{{- $github := get $config "github" | default dict -}}
+{{- $auth := get $github "auth" | default dict -}}
+{{- $webhook := get $github "webhook" | default dict -}}
+{{- range $key := list "privateKey" "token" -}}
+{{- if hasKey $auth $key -}}
+{{- fail (printf "config.github.auth.%s would be stored in a ConfigMap; put it in a Secret and name it in secrets.githubAuth.existingSecret" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $webhook "secret" -}}
+{{- fail "config.github.webhook.secret would be stored in a ConfigMap; put it in a Secret and name it in secrets.webhook.existingSecret" -}}
+{{- end -}}
+{{- if .Values.secrets.githubAuth.existingSecret -}}
+{{- $pathKey := ternary "tokenPath" "privateKeyPath" (eq (get $auth "kind") "token") -}}
+{{- if not (get $auth "kind") -}}
+{{- fail "secrets.githubAuth.existingSecret is set: set config.github.auth.kind (app or token) and its ids too" -}}
+{{- end -}}
+{{- if hasKey $auth $pathKey -}}
+{{- fail (printf "config.github.auth.%s: leave it out; the chart points it at secrets.githubAuth.existingSecret" $pathKey) -}}
+{{- end -}}
+{{- $_ := set $auth $pathKey (printf "%s/%s" (include "gantry.githubAuthDir" .) (include "gantry.githubAuthKey" .)) -}}
+{{- $_ := set $github "auth" $auth -}}
+{{- end -}}
+{{- if .Values.secrets.webhook.existingSecret -}}
+{{- if hasKey $webhook "secretPath" -}}
+{{- fail "config.github.webhook.secretPath: leave it out; the chart points it at secrets.webhook.existingSecret" -}}
+{{- end -}}
+{{- $_ := set $webhook "secretPath" (printf "%s/%s" (include "gantry.webhookDir" .) (default "webhook-secret" .Values.secrets.webhook.key)) -}}
+{{- $_ := set $github "webhook" $webhook -}}
+{{- end -}}
+{{- if $github -}}
+{{- $_ := set $config "github" $github -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
