@@ -7,6 +7,7 @@ import { createGithubRegistrar } from './controller/github-registrar.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
 import { createHttpServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
+import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
 
@@ -14,6 +15,8 @@ export interface App {
   logger: Logger;
   http: FastifyInstance;
   metrics: Registry;
+  /** Queue-time, pool and cost metrics and the status report, observed from the ledger. */
+  observers: GantryMetrics;
   /** The runner side (ledger, loop); absent when no class serves GitHub jobs. */
   runners: RunnerController | undefined;
   github: GithubSource | undefined;
@@ -25,6 +28,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Cluster access; by default KUBECONFIG, ~/.kube/config or the in-cluster service account. */
   kubeConfig?: KubeConfig;
+  /** How far cost accounting trails the clock (see CostMeterOptions.settleMs). */
+  costSettleMs?: number;
 }
 
 /** Composition root: builds and wires the parts; holds no policy of its own. */
@@ -32,10 +37,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? pino({ level: config.log.level });
   const metrics = createMetricsRegistry();
   let ready = false;
-  const http = createHttpServer({ logger, metrics, isReady: () => ready });
+  let runners: RunnerController | undefined;
+  const observers = createGantryMetrics({
+    registry: metrics,
+    classes: config.classes,
+    snapshot: (now) => runners?.ledger.snapshot(config.classes, now),
+    ...(deps.costSettleMs !== undefined ? { costSettleMs: deps.costSettleMs } : {}),
+  });
+  const http = createHttpServer({ logger, metrics, isReady: () => ready, status: () => observers.status() });
 
   const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
-  let runners: RunnerController | undefined;
   let github: GithubSource | undefined;
   let registrar: ReturnType<typeof createGithubRegistrar> | undefined;
 
@@ -80,6 +91,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
       reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
       concurrency: config.controller.concurrency,
+      onChange: (change) => observers.onChange(change),
+      onPass: (pass) => observers.onPass(pass),
     });
     controllerRef.current = runners;
   } else if (Object.keys(config.classes).length > 0) {
@@ -90,6 +103,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger,
     http,
     metrics,
+    observers,
     runners,
     github,
     async start() {

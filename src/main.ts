@@ -2,10 +2,12 @@
 import { createApp } from './app.ts';
 import { parseCommandLine, usage } from './cli.ts';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.ts';
+import { isStatusReport, renderStatusTable } from './http/status-table.ts';
 import { version } from './version.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
+const STATUS_TIMEOUT_MS = 5_000;
 
 function fail(message: string, code: number): never {
   process.stderr.write(`gantry: ${message}\n`);
@@ -20,6 +22,9 @@ async function main(): Promise<void> {
       return;
     case 'version':
       process.stdout.write(`gantry ${version}\n`);
+      return;
+    case 'status':
+      await printStatus(command.url);
       return;
     case 'usage-error':
       fail(`${command.message} (see gantry --help)`, EXIT_USAGE);
@@ -56,6 +61,20 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
   }
+}
+
+async function printStatus(baseUrl: string): Promise<void> {
+  const url = new URL('/api/status', baseUrl);
+  let body: unknown;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
+    if (!res.ok) fail(`${url}: HTTP ${res.status}`, EXIT_RUNTIME);
+    body = await res.json();
+  } catch (err) {
+    fail(`${url}: ${err instanceof Error ? err.message : String(err)}`, EXIT_RUNTIME);
+  }
+  if (!isStatusReport(body)) fail(`${url}: not a Gantry status report`, EXIT_RUNTIME);
+  process.stdout.write(renderStatusTable(body));
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), EXIT_RUNTIME));

@@ -10,7 +10,7 @@ import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
 import { buildClassifier } from '../planner/classify.ts';
-import { createReconciler } from './reconciler.ts';
+import { createReconciler, type ReconcilerOptions } from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;
@@ -24,6 +24,8 @@ export interface RunnerControllerOptions {
   concurrency: number;
   /** Observers of ledger changes (metrics, logs); they must not throw. */
   onChange?: (change: LedgerChange) => void;
+  /** Called after each reconcile pass. */
+  onPass?: ReconcilerOptions['onPass'];
 }
 
 /**
@@ -46,6 +48,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
     logger,
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
+    ...(options.onPass ? { onPass: options.onPass } : {}),
   });
   const notify = (changes: LedgerChange[]) => {
     for (const change of changes) options.onChange?.(change);
@@ -66,12 +69,15 @@ export function createRunnerController(options: RunnerControllerOptions) {
           upsert(pod) {
             const observation = observeRunnerPod(pod);
             if (!observation) return;
-            ledger.observeRunner(observation);
+            notify(ledger.observeRunner(observation));
             reconciler.trigger();
           },
           remove(pod) {
             const name = pod.metadata?.name;
             if (!name) return;
+            // The pod's last state says when it ended (its deletion time when removed while running).
+            const observation = observeRunnerPod(pod);
+            if (observation) notify(ledger.observeRunner(observation));
             notify(ledger.forgetRunner(name));
             reconciler.trigger();
           },

@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { StatusReport } from '../metrics/status.ts';
+import { renderStatusPage } from './status-page.ts';
 
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -9,10 +11,12 @@ export interface HttpServerDeps {
   metrics: Registry;
   /** Whether the process is ready to do its job (readiness, not liveness). */
   isReady: () => boolean;
+  /** The state behind GET /api/status and the status page at GET /. */
+  status?: () => StatusReport;
 }
 
 /** The HTTP surface shared by every part of Gantry; routes of other parts register on it. */
-export function createHttpServer({ logger, metrics, isReady }: HttpServerDeps): FastifyInstance {
+export function createHttpServer({ logger, metrics, isReady, status }: HttpServerDeps): FastifyInstance {
   const loggerInstance: FastifyBaseLogger = logger.child({ component: 'http' });
   // Probes and scrapes arrive every few seconds; logging each would drown everything else.
   const logController = new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) });
@@ -26,5 +30,13 @@ export function createHttpServer({ logger, metrics, isReady }: HttpServerDeps): 
     reply.header('content-type', metrics.contentType);
     return metrics.metrics();
   });
+  if (status) {
+    app.get('/api/status', async () => status());
+    app.get('/', async (_req, reply) => {
+      reply.header('content-type', 'text/html; charset=utf-8');
+      reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'");
+      return renderStatusPage(status());
+    });
+  }
   return app;
 }

@@ -21,6 +21,7 @@ export function observeRunnerPod(pod: V1Pod): RunnerObservation | null {
     ?.map((c) => c.state?.running?.startedAt ?? c.state?.terminated?.startedAt)
     .find((at) => at !== undefined);
   const terminated = status?.containerStatuses?.find((c) => c.state?.terminated)?.state?.terminated;
+  const endedAt = toMillis(terminated?.finishedAt) ?? toMillis(pod.metadata?.deletionTimestamp);
   const failureReason = phase === 'Failed' ? (status?.reason ?? terminated?.reason) : undefined;
   return {
     name,
@@ -33,6 +34,7 @@ export function observeRunnerPod(pod: V1Pod): RunnerObservation | null {
     ...(phase === 'Running' || phase === 'Succeeded' || phase === 'Failed'
       ? { runningSince: toMillis(started) ?? toMillis(status?.startTime) ?? 0 }
       : {}),
+    ...(endedAt !== undefined ? { endedAt } : {}),
     deleting: pod.metadata?.deletionTimestamp !== undefined,
     ...(failureReason ? { failureReason } : {}),
   };

@@ -62,8 +62,15 @@ export type LedgerChange =
       className?: string;
       startedAt: EpochMillis | null;
       completedAt: EpochMillis;
+      /** The runner that ran it, when known. */
+      runnerName?: string;
     }
-  | { kind: 'runner-gone'; runner: RunnerObservation };
+  /** A runner's container started (first seen with `runningSince`). */
+  | { kind: 'runner-running'; runner: RunnerObservation & { runningSince: EpochMillis } }
+  /** A runner's pod ended or its deletion began, at `endedAt`. */
+  | { kind: 'runner-ended'; runner: RunnerObservation; endedAt: EpochMillis }
+  /** The pod watch saw a runner's pod disappear at `at`. */
+  | { kind: 'runner-gone'; runner: RunnerObservation; at: EpochMillis };
 
 /**
  * The one in-memory picture of demand and supply: jobs from the sources, runner pods from the
@@ -143,6 +150,7 @@ export class Ledger {
             ...(existing?.classification.matched ? { className: existing.classification.className } : {}),
             startedAt: event.startedAt,
             completedAt: event.completedAt,
+            ...(runnerName ? { runnerName } : {}),
           },
         ];
       }
@@ -150,28 +158,38 @@ export class Ledger {
   }
 
   /** The pod watch saw a runner pod (added or changed). */
-  observeRunner(observation: RunnerObservation): void {
+  observeRunner(observation: RunnerObservation): LedgerChange[] {
     const record = this.#runners.get(observation.name);
+    const before = record?.observation;
     if (record) {
       record.observation = observation;
-      return;
+    } else {
+      // A runner whose job started before its pod was seen (e.g. after a restart) is linked here.
+      const jobKey = this.#jobByRunner.get(observation.name);
+      this.#runners.set(observation.name, {
+        observation,
+        deleteRequested: false,
+        ...(jobKey !== undefined ? { jobKey } : {}),
+      });
     }
-    // A runner whose job started before its pod was seen (e.g. after a restart) is linked here.
-    const jobKey = this.#jobByRunner.get(observation.name);
-    this.#runners.set(observation.name, {
-      observation,
-      deleteRequested: false,
-      ...(jobKey !== undefined ? { jobKey } : {}),
-    });
+    const changes: LedgerChange[] = [];
+    const { runningSince, endedAt } = observation;
+    if (runningSince !== undefined && before?.runningSince === undefined) {
+      changes.push({ kind: 'runner-running', runner: { ...observation, runningSince } });
+    }
+    if (endedAt !== undefined && before?.endedAt === undefined) {
+      changes.push({ kind: 'runner-ended', runner: observation, endedAt });
+    }
+    return changes;
   }
 
-  /** The pod watch saw a runner pod disappear. */
-  forgetRunner(name: string): LedgerChange[] {
+  /** The pod watch saw a runner pod disappear at `now`. */
+  forgetRunner(name: string, now: EpochMillis = Date.now()): LedgerChange[] {
     const record = this.#runners.get(name);
     if (!record) return [];
     this.#runners.delete(name);
     this.#jobByRunner.delete(name);
-    return [{ kind: 'runner-gone', runner: record.observation }];
+    return [{ kind: 'runner-gone', runner: record.observation, at: now }];
   }
 
   /**

@@ -28,12 +28,13 @@ const SUFFIX_FACTORS: Readonly<Record<string, number>> = {
 export function parseQuantity(text: string): number | undefined {
   const match = QUANTITY.exec(text.trim());
   if (!match) return undefined;
-  const number = Number(match[2]);
+  const mantissa = match[2] ?? '';
   const suffix = match[3] ?? '';
-  const factor =
-    suffix === '' ? 1 : /^[eE][-+]?\d+$/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX_FACTORS[suffix];
-  if (factor === undefined || !Number.isFinite(number * factor)) return undefined;
-  return number * factor;
+  // A decimal exponent is read with the number, so 0e600 is 0 rather than 0 × Infinity.
+  const value = /^[eE][-+]?\d+$/.test(suffix)
+    ? Number(`${mantissa}e${suffix.slice(1)}`)
+    : Number(mantissa) * (suffix === '' ? 1 : (SUFFIX_FACTORS[suffix] ?? Number.NaN));
+  return Number.isFinite(value) ? value : undefined;
 }
 
 /** A CPU quantity in whole millicores, rounded up as Kubernetes does for sub-milli values. */

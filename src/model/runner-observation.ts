@@ -20,6 +20,8 @@ export interface RunnerObservation {
   createdAt: EpochMillis;
   /** When its container started running. */
   runningSince?: EpochMillis;
+  /** When it stopped running: its container finished, or else its deletion began. */
+  endedAt?: EpochMillis;
   /** The pod has a deletionTimestamp. */
   deleting: boolean;
   /** Why the pod failed, as the kubelet put it (DeadlineExceeded, Evicted, OOMKilled, Error…). */

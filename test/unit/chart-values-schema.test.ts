@@ -58,7 +58,10 @@ describe('patterns standing in for Gantry’s checks', () => {
       .string({
         unit: fc.constantFrom(...'0123456789.+-eEmkMGKiu '.split(''), 'Gi', 'Mi', 'Ei'),
         maxLength: 8,
-      });
+      })
+      // A pattern cannot bound a magnitude: exponents past a double's range (1e309) pass the schema
+      // and are refused by Gantry's loader at start, with the key named.
+      .filter((value) => !/[eE][-+]?\d{3,}/.test(value));
     fc.assert(
       fc.property(quantityLike, (value) => {
         expect(new RegExp(PATTERNS.quantity).test(value)).toBe(parseQuantity(value) !== undefined);

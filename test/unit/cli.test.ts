@@ -35,3 +35,19 @@ describe('parseCommandLine', () => {
     });
   });
 });
+
+describe('gantry status', () => {
+  it('takes an optional URL and refuses anything else', () => {
+    expect(parseCommandLine(['status'])).toEqual({ kind: 'status', url: 'http://127.0.0.1:8080' });
+    expect(parseCommandLine(['status', '--url', 'http://gantry:9000'])).toEqual({
+      kind: 'status',
+      url: 'http://gantry:9000',
+    });
+    expect(parseCommandLine(['status', '--bogus'])).toMatchObject({ kind: 'usage-error' });
+    expect(parseCommandLine(['status', '--url', 'ftp://x'])).toMatchObject({
+      kind: 'usage-error',
+      message: expect.stringContaining('--url'),
+    });
+    expect(parseCommandLine(['status', 'extra'])).toMatchObject({ kind: 'usage-error' });
+  });
+});

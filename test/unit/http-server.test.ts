@@ -28,3 +28,42 @@ describe('HTTP server', () => {
     await app.close();
   });
 });
+
+describe('status page and state endpoint', () => {
+  const report = {
+    generatedAt: '2026-01-15T12:00:00.000Z',
+    classes: [
+      {
+        name: 'lint',
+        queued: 3,
+        starting: 1,
+        idle: 2,
+        busy: 4,
+        terminating: 0,
+        maxRunners: 20,
+        queueP95Seconds: 12.5,
+        costTodayDollars: 1.234,
+      },
+    ],
+    events: [
+      { at: '2026-01-15T11:59:58.000Z', class: 'lint', message: 'job queued: acme/app <script>x</script>' },
+    ],
+  };
+
+  it('serves the report as JSON and as an escaped HTML page', async () => {
+    const app = createHttpServer({
+      logger: pino({ level: 'silent' }),
+      metrics: new Registry(),
+      isReady: () => true,
+      status: () => report,
+    });
+    expect((await app.inject('/api/status')).json()).toEqual(report);
+    const page = await app.inject('/');
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain('<td class="class">lint</td>');
+    expect(page.body).toContain('$1.23');
+    expect(page.body).toContain('&lt;script&gt;x&lt;/script&gt;');
+    expect(page.body).not.toContain('<script>');
+    await app.close();
+  });
+});

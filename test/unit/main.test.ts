@@ -3,7 +3,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { createHttpServer } from '../../src/http/server.ts';
 
 const run = promisify(execFile);
 const main = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -50,4 +53,53 @@ describe('the gantry command', () => {
     expect(invalid.stderr.trim().split('\n')).toHaveLength(1);
     expect(invalid.stderr).toContain('http.port');
   });
+
+  it('prints a running Gantry’s status as a table, and fails clearly when there is none', async () => {
+    const server = createHttpServer({
+      logger: pino({ level: 'silent' }),
+      metrics: new Registry(),
+      isReady: () => true,
+      status: () => ({
+        generatedAt: '2026-01-15T12:00:00.000Z',
+        classes: [
+          {
+            name: 'integration',
+            queued: 12,
+            starting: 3,
+            idle: 0,
+            busy: 9,
+            terminating: 1,
+            maxRunners: 20,
+            queueP95Seconds: 95,
+            costTodayDollars: 4.5,
+          },
+        ],
+        events: [{ at: '2026-01-15T11:59:58.000Z', class: 'integration', message: 'runner removed: r1' }],
+      }),
+    });
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const result = await gantry('status', '--url', url);
+      expect(result.code).toBe(0);
+      const lines = result.stdout.split('\n');
+      expect(lines[2]).toMatch(/^CLASS\s+QUEUED\s+STARTING\s+IDLE\s+BUSY\s+MAX\s+QUEUE P95\s+COST TODAY$/);
+      expect(lines[3]?.split(/\s{2,}/)).toEqual([
+        'integration',
+        '12',
+        '3',
+        '0',
+        '9',
+        '20',
+        '1.6 min',
+        '$4.50',
+      ]);
+      expect(result.stdout).toContain('11:59:58  integration: runner removed: r1');
+    } finally {
+      await server.close();
+    }
+    const down = await gantry('status', '--url', url);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^gantry: http:\/\/127\.0\.0\.1:\d+\/api\/status: /);
+    expect((await gantry('status', '--frobnicate')).code).toBe(2);
+  }, 30_000);
 });

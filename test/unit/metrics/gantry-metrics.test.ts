@@ -1,0 +1,172 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { Ledger } from '../../../src/ledger/ledger.ts';
+import { createGantryMetrics } from '../../../src/metrics/gantry-metrics.ts';
+import type { JobIdentity } from '../../../src/model/job.ts';
+import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
+import { buildClassifier } from '../../../src/planner/classify.ts';
+import { classes, NOW, seconds } from '../planner/snapshots.ts';
+
+const config = classes({
+  lint: {
+    maxRunners: 7,
+    resources: { requests: { cpu: '1', memory: '1Gi' }, limits: {} },
+    cost: { perVcpuHour: 3, perGibHour: 0.6, perRunnerHour: 0 },
+  },
+  build: {},
+});
+
+function setup() {
+  let now = NOW;
+  const ledger = new Ledger({
+    classify: buildClassifier(config),
+    startTimeoutMs: seconds(300),
+    deadlineGraceMs: seconds(60),
+  });
+  const registry = new Registry();
+  const metrics = createGantryMetrics({
+    registry,
+    classes: config,
+    snapshot: (at) => ledger.snapshot(config, at),
+    now: () => now,
+    costSettleMs: 0,
+  });
+  const apply = (changes: ReturnType<Ledger['applyJobEvent']>) => {
+    for (const change of changes) metrics.onChange(change);
+  };
+  const value = async (name: string, labels: Record<string, string>) =>
+    (await registry.getSingleMetric(name)?.get())?.values.find((v) =>
+      Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l),
+    )?.value;
+  return {
+    ledger,
+    registry,
+    metrics,
+    apply,
+    value,
+    setNow: (at: number) => {
+      now = at;
+    },
+  };
+}
+
+const identity = (id: number, labels = ['self-hosted', 'lint']): JobIdentity => ({
+  source: 'github',
+  key: `github:${id}`,
+  repo: 'acme/app',
+  labels,
+  runId: '1',
+  runAttempt: 1,
+  untrusted: false,
+  name: `job <${id}>`,
+});
+
+const pod = (name: string, options: Partial<RunnerObservation> = {}): RunnerObservation => ({
+  name,
+  namespace: 'gantry-runners',
+  className: 'lint',
+  phase: 'Running',
+  createdAt: NOW - seconds(4),
+  runningSince: NOW,
+  deleting: false,
+  ...options,
+});
+
+describe('Gantry metrics from ledger changes', () => {
+  it('observes queue times, runner start-up and job durations, and charges the scripted runner', async () => {
+    const { ledger, apply, value, registry, setNow } = setup();
+    apply(
+      ledger.applyJobEvent({
+        kind: 'queued',
+        job: identity(1),
+        via: 'webhook',
+        createdAt: NOW - seconds(30),
+      }),
+    );
+    apply(ledger.observeRunner(pod('r1')));
+    const startedAt = NOW + seconds(12);
+    apply(
+      ledger.applyJobEvent({
+        kind: 'started',
+        job: identity(1),
+        via: 'webhook',
+        createdAt: NOW - seconds(30),
+        startedAt,
+        runnerName: 'r1',
+      }),
+    );
+    apply(
+      ledger.applyJobEvent({
+        kind: 'completed',
+        job: identity(1),
+        via: 'webhook',
+        createdAt: NOW - seconds(30),
+        startedAt,
+        completedAt: startedAt + seconds(600),
+        conclusion: 'success',
+        runnerName: 'r1',
+      }),
+    );
+    const end = startedAt + seconds(603);
+    apply(ledger.observeRunner(pod('r1', { phase: 'Succeeded', endedAt: end })));
+    setNow(end + seconds(2));
+    apply(ledger.forgetRunner('r1', end + seconds(2)));
+
+    expect(await value('gantry_job_queue_seconds', { class: 'lint', le: '30' })).toBe(0);
+    expect(await value('gantry_job_queue_seconds', { class: 'lint', le: '60' })).toBe(1);
+    expect(await value('gantry_runner_startup_seconds', { class: 'lint', le: '5' })).toBe(1);
+    expect(await value('gantry_job_duration_seconds', { class: 'lint', le: '600' })).toBe(1);
+    // $3.60 an hour is $0.001 a second: 600 s busy, 12 s + 3 s idle.
+    const text = await registry.metrics();
+    expect(text).toContain('gantry_cost_dollars_total{class="lint",source="github",use="busy"} 0.6');
+    expect(await value('gantry_cost_dollars_total', { use: 'idle' })).toBeCloseTo(0.015, 12);
+  });
+
+  it('reports pools, queues, max runners and quota limits from the snapshot at scrape time', async () => {
+    const { ledger, apply, value, setNow } = setup();
+    apply(ledger.applyJobEvent({ kind: 'queued', job: identity(1), via: 'poll', createdAt: NOW }));
+    apply(ledger.applyJobEvent({ kind: 'queued', job: identity(2), via: 'poll', createdAt: NOW }));
+    ledger.observeRunner(pod('idle-1'));
+    ledger.observeRunner(pod('starting-1', { phase: 'Pending', runningSince: undefined }));
+    expect(await value('gantry_jobs_queued', { class: 'lint', source: 'github' })).toBe(2);
+    expect(await value('gantry_jobs_queued', { class: 'build', source: 'github' })).toBe(0);
+    expect(await value('gantry_runners', { class: 'lint', state: 'idle' })).toBe(1);
+    expect(await value('gantry_runners', { class: 'lint', state: 'starting' })).toBe(1);
+    expect(await value('gantry_runners', { class: 'lint', state: 'busy' })).toBe(0);
+    expect(await value('gantry_class_max_runners', { class: 'lint' })).toBe(7);
+    expect(await value('gantry_class_quota_limited', { class: 'lint' })).toBe(0);
+    ledger.noteQuotaExceeded('gantry-runners', NOW + seconds(10));
+    expect(await value('gantry_class_quota_limited', { class: 'lint' })).toBe(1);
+    setNow(NOW + seconds(11));
+    expect(await value('gantry_class_quota_limited', { class: 'lint' })).toBe(0);
+    ledger.forgetRunner('idle-1');
+    expect(await value('gantry_runners', { class: 'lint', state: 'idle' })).toBe(0);
+  });
+
+  it('builds the status report: counts per class, queue p95 and recent events', () => {
+    const { ledger, apply, metrics } = setup();
+    for (const [id, waited] of [
+      [1, 5],
+      [2, 10],
+      [3, 40],
+    ] as const) {
+      apply(
+        ledger.applyJobEvent({
+          kind: 'started',
+          job: identity(id),
+          via: 'webhook',
+          createdAt: NOW - seconds(waited),
+          startedAt: NOW,
+          runnerName: `r${id}`,
+        }),
+      );
+    }
+    apply(ledger.applyJobEvent({ kind: 'queued', job: identity(4), via: 'webhook', createdAt: NOW }));
+    const report = metrics.status();
+    expect(report.classes.map((c) => c.name)).toEqual(['lint', 'build']);
+    expect(report.classes[0]).toMatchObject({ name: 'lint', queued: 1, maxRunners: 7, queueP95Seconds: 40 });
+    expect(report.classes[1]).toMatchObject({ name: 'build', queued: 0, queueP95Seconds: null });
+    expect(report.events[0]).toMatchObject({ class: 'lint', message: 'job queued: acme/app job <4>' });
+    expect(report.events).toHaveLength(4);
+  });
+});
