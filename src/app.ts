@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { createGithubRegistrar } from './controller/github-registrar.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
+import { createElector, type Elector, electionIdentity } from './election/elector.ts';
 import { createHttpServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
 import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
@@ -20,7 +22,15 @@ export interface App {
   /** The runner side (ledger, loop); absent when no class serves GitHub jobs. */
   runners: RunnerController | undefined;
   github: GithubSource | undefined;
+  /** The leader election; absent when disabled (the one replica then always leads). */
+  elector: Elector | undefined;
+  /** Whether this replica plans and acts now. */
+  isLeader(): boolean;
   start(): Promise<{ url: string }>;
+  /**
+   * Stops taking work (readiness, HTTP), lets the work in flight finish, stops acting and releases
+   * the lease. Bounding it in time is the caller's choice (see main.ts).
+   */
   stop(): Promise<void>;
 }
 
@@ -49,6 +59,15 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
   let github: GithubSource | undefined;
   let registrar: ReturnType<typeof createGithubRegistrar> | undefined;
+  let elector: Elector | undefined;
+  let leading = false;
+  let stopping = false;
+  const leaderGauge = new Gauge({
+    name: 'gantry_leader',
+    help: '1 while this replica is the leader (plans and acts), else 0.',
+    registers: [metrics],
+  });
+  leaderGauge.set(0);
 
   if (config.github.enabled) {
     github = createGithubSource({
@@ -56,7 +75,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       logger,
       metrics,
       http,
+      // Every replica applies the deliveries it receives to its own ledger; only the leader acts.
       onEvent: (event) => runners?.applyJobEvent(event),
+      sharedWebhooks: config.election.enabled,
     });
   }
   if (github && githubClasses.length > 0) {
@@ -95,8 +116,46 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       onPass: (pass) => observers.onPass(pass),
     });
     controllerRef.current = runners;
+    if (config.election.enabled) {
+      const election = config.election;
+      const retryPeriodMs = election.retryPeriodSeconds * 1000;
+      elector = createElector({
+        // A lease request must not outlast a retry period: the renew deadline is counted in them.
+        coordination: createKubeApis(kc, {
+          timeoutMs: Math.min(config.kubernetes.requestTimeoutSeconds * 1000, retryPeriodMs),
+          onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
+        }).coordination,
+        namespace: election.namespace ?? ownNamespace(kc),
+        leaseName: election.leaseName,
+        identity: electionIdentity(),
+        leaseDurationMs: election.leaseDurationSeconds * 1000,
+        renewDeadlineMs: election.renewDeadlineSeconds * 1000,
+        retryPeriodMs,
+        logger,
+        onStartedLeading: () => startLeading(),
+        onStoppedLeading: () => void stopLeading(),
+      });
+    }
   } else if (Object.keys(config.classes).length > 0) {
     logger.warn('runner classes are configured but github.enabled is false: no runners will be launched');
+  }
+
+  /** The leader's work: the reconcile loop, the poller and the registration sweep. */
+  function startLeading(): void {
+    if (leading || stopping) return;
+    leading = true;
+    leaderGauge.set(1);
+    runners?.startActing();
+    github?.start();
+    registrar?.start();
+  }
+
+  /** Stops acting at once (synchronously); what is already in flight is awaited. */
+  async function stopLeading(): Promise<void> {
+    if (!leading) return;
+    leading = false;
+    leaderGauge.set(0);
+    await Promise.all([runners?.stopActing(), github?.stopPolling(), registrar?.stop()]);
   }
 
   return {
@@ -106,26 +165,46 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     observers,
     runners,
     github,
+    elector,
+    isLeader: () => leading,
     async start() {
       await registrar?.checkTrustedOnlyClasses();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
-      // Runners first: the ledger must know the pods that exist before demand is planned against it.
+      // Runners first: the ledger must know the pods that exist before demand is planned against it,
+      // and a follower keeps it warm so that taking over needs no relist.
       await runners?.start();
-      github?.start();
-      registrar?.start();
+      if (elector) elector.start();
+      else startLeading();
       ready = true;
-      logger.info({ url, classes: Object.keys(config.classes) }, 'gantry started');
+      logger.info(
+        { url, classes: Object.keys(config.classes), election: elector?.identity },
+        'gantry started',
+      );
       return { url };
     },
     async stop() {
+      // No new work: out of the Service, no new webhooks; deliveries already accepted are applied.
+      stopping = true;
       ready = false;
-      await github?.stop();
-      await registrar?.stop();
-      await runners?.stop();
       await http.close();
+      await stopLeading();
+      await github?.stop();
+      // Only once nothing acts any more may a successor take over, at once.
+      await elector?.stop();
+      await runners?.stop();
       logger.info('gantry stopped');
     },
   };
+}
+
+/** The namespace this process runs in: POD_NAMESPACE, the service account's, or the kubeconfig's. */
+function ownNamespace(kc: KubeConfig): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  }
 }
 
 function defaultKubeConfig(): KubeConfig {

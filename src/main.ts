@@ -31,8 +31,9 @@ async function main(): Promise<void> {
   }
 
   let app: ReturnType<typeof createApp>;
+  let config: Awaited<ReturnType<typeof loadConfigFile>>;
   try {
-    const config = command.configPath ? await loadConfigFile(command.configPath) : parseConfig({});
+    config = command.configPath ? await loadConfigFile(command.configPath) : parseConfig({});
     app = createApp(config);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
@@ -41,9 +42,17 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      app.logger.error({ signal }, 'second signal during shutdown: exiting now');
+      process.exit(EXIT_RUNTIME);
+    }
     stopping = true;
-    app.logger.info({ signal }, 'shutting down');
+    const timeoutSeconds = config.shutdownTimeoutSeconds;
+    app.logger.info({ signal, timeoutSeconds }, 'shutting down');
+    setTimeout(() => {
+      app.logger.error({ timeoutSeconds }, 'shutdown did not finish in time: exiting now');
+      process.exit(EXIT_RUNTIME);
+    }, timeoutSeconds * 1000).unref();
     app.stop().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -140,3 +140,27 @@ Secrets. Inline credentials are refused: a ConfigMap is readable by anyone who m
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
+
+{{/*
+Whether a monitoring.coreos.com object is rendered: .mode is auto, true or false; auto asks whether
+the cluster serves the API, so an install without the Prometheus Operator does not fail.
+*/}}
+{{- define "gantry.monitoringEnabled" -}}
+{{- $mode := toString .mode -}}
+{{- if or (eq $mode "true") (and (eq $mode "auto") (.root.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Label matchers of this install's series in the alert rules. */}}
+{{- define "gantry.ruleSelector" -}}
+{{- default (printf "job=%q, namespace=%q" (include "gantry.fullname" .) .Release.Namespace) .Values.metrics.prometheusRule.selector -}}
+{{- end -}}
+
+{{/* An alert's labels: its severity (.severity) and metrics.prometheusRule.alertLabels. */}}
+{{- define "gantry.alertLabels" -}}
+severity: {{ .severity }}
+{{- with .root.Values.metrics.prometheusRule.alertLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -110,6 +110,80 @@ const namespaceSettings = z
   })
   .optional();
 
+/** Prometheus durations as rules and ServiceMonitors take them: 30s, 15m, 1h30m. */
+const promDuration = z.string().regex(/^(0|([0-9]+(ms|s|m|h|d|w|y))+)$/);
+const monitoringToggle = z
+  .union([z.literal('auto'), z.boolean()])
+  .optional()
+  .describe('auto: when the cluster serves monitoring.coreos.com/v1; true: always; false: never.');
+const alert = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      for: promDuration.optional().describe('How long the condition holds before the alert fires.'),
+      severity: z.string().min(1).optional().describe('The severity label of the alert.'),
+      ...shape,
+    })
+    .optional();
+
+const metricsSettings = z
+  .strictObject({
+    serviceMonitor: z
+      .strictObject({
+        enabled: monitoringToggle,
+        labels: labels.optional().describe('Extra labels, e.g. what serviceMonitorSelector picks.'),
+        interval: z.union([z.literal(''), promDuration]).optional(),
+        scrapeTimeout: z.union([z.literal(''), promDuration]).optional(),
+      })
+      .optional()
+      .describe('A Prometheus Operator ServiceMonitor for the Service.'),
+    prometheusRule: z
+      .strictObject({
+        enabled: monitoringToggle,
+        labels: labels.optional(),
+        selector: z
+          .string()
+          .optional()
+          .describe('PromQL label matchers of this install’s series; default: its job and namespace.'),
+        alertLabels: labels.optional().describe('Added to every alert.'),
+        alerts: z
+          .strictObject({
+            queueTime: alert({
+              quantile: z.number().gt(0).lt(1).optional(),
+              objectiveSeconds: z.number().positive().optional().describe('Objective of every class.'),
+              classes: z
+                .record(z.string().regex(new RegExp(PATTERNS.classNameLabel)), z.number().positive())
+                .optional()
+                .describe('Objective seconds per class, over objectiveSeconds.'),
+              window: promDuration.optional(),
+            }),
+            runnersStuckStarting: alert({ window: promDuration.optional() }),
+            rateLimit: alert({ remainingRatio: z.number().gt(0).lt(1).optional() }),
+            quotaLimited: alert({}),
+            webhookSignatureFailures: alert({
+              threshold: z.number().min(0).optional().describe('Failures per window tolerated.'),
+              window: promDuration.optional(),
+            }),
+          })
+          .optional(),
+      })
+      .optional()
+      .describe('A Prometheus Operator PrometheusRule with Gantry’s alerts.'),
+    dashboard: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        namespace: z
+          .union([z.literal(''), dnsLabel])
+          .optional()
+          .describe('Default: the release namespace.'),
+        labels: labels.optional().describe('Labels Grafana’s dashboard sidecar looks for.'),
+        annotations: stringMap.optional(),
+      })
+      .optional()
+      .describe('The Grafana dashboard in a ConfigMap.'),
+  })
+  .optional();
+
 export const chartValuesSchema = z.strictObject({
   nameOverride: z.string().max(63).optional(),
   fullnameOverride: z.string().max(63).optional(),
@@ -190,6 +264,7 @@ export const chartValuesSchema = z.strictObject({
         .describe('Per namespace, merged over defaults.'),
     })
     .optional(),
+  metrics: metricsSettings.describe('Prometheus Operator objects and the Grafana dashboard.'),
   config: configSchema
     .optional()
     .describe(

@@ -5,8 +5,11 @@
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   kwok                                                              (sigs.k8s.io/kwok)
 #   helm                                                              (helm.sh/helm/v3)
+#   promtool                                                          (github.com/prometheus/prometheus)
+#   prometheus-operator CRDs (ServiceMonitor, PrometheusRule) in crds/ (github.com/prometheus-operator/prometheus-operator)
 # Prints the directory holding all binaries on its last line of stdout.
-# GANTRY_BIN_DIR=/path skips the build and uses binaries already there (it is checked, not built).
+# GANTRY_BIN_DIR=/path skips the build and uses binaries already there (it is checked, not built);
+# promtool and crds/ are optional there: the tests that need them skip when they are absent.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -96,16 +99,41 @@ build_helm() {
   go build -trimpath -ldflags "$ldflags" -o "$out/helm" helm.sh/helm/v3/cmd/helm
 }
 
+build_promtool() {
+  local out=$1 v=$2 pkg=github.com/prometheus/prometheus/cmd/promtool
+  go get "$pkg@$v" >&2
+  # Module v0.3MM.P is Prometheus 3.MM.P; promtool --version reports it.
+  local minor=${v#v0.3} release
+  release="3.$((10#${minor%%.*})).${minor#*.}"
+  local p=github.com/prometheus/common/version
+  go build -trimpath -ldflags "-s -w -X $p.Version=$release -X $p.Branch=module -X $p.Revision=$v" -o "$out/promtool" "$pkg"
+}
+
+# Only the two CRDs Gantry's chart creates objects of; the module is downloaded, nothing is built.
+fetch_operator_crds() {
+  local out=$1 v=$2 dir
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  mkdir -p "$out/crds"
+  for kind in servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out/crds/"
+  done
+  chmod -R u+w "$out/crds"
+}
+
 build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_component etcd "$ETCD_VERSION" build_etcd
 build_component kwok "$KWOK_VERSION" build_kwok
 build_component helm "$HELM_VERSION" build_helm
+build_component promtool "$PROMETHEUS_VERSION" build_promtool
+build_component prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
 
 # One folder of links, named by the whole version set, is what callers use.
-set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION"
 mkdir -p "$set_dir"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$cache/kubernetes-$KUBERNETES_VERSION/$b" "$set_dir/$b"; done
 ln -sfn "$cache/etcd-$ETCD_VERSION/etcd" "$set_dir/etcd"
 ln -sfn "$cache/kwok-$KWOK_VERSION/kwok" "$set_dir/kwok"
 ln -sfn "$cache/helm-$HELM_VERSION/helm" "$set_dir/helm"
+ln -sfn "$cache/promtool-$PROMETHEUS_VERSION/promtool" "$set_dir/promtool"
+ln -sfn "$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION/crds" "$set_dir/crds"
 echo "$set_dir"

@@ -52,6 +52,62 @@ export const configSchema = z
         port: z.int().min(0).max(65535).default(8080).describe('Port for webhooks, metrics and health.'),
       })
       .prefault({}),
+    election: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Lease-based leader election, for two or more replicas: one plans and acts, the others stand by.',
+          ),
+        namespace: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'Namespace of the Lease; by default the namespace Gantry runs in (POD_NAMESPACE or the service account’s).',
+          ),
+        leaseName: z.string().min(1).default('gantry-leader').describe('Name of the Lease.'),
+        leaseDurationSeconds: z
+          .number()
+          .positive()
+          .default(15)
+          .describe('How long a stopped leader blocks the others before they take over.'),
+        renewDeadlineSeconds: z
+          .number()
+          .positive()
+          .default(10)
+          .describe('A leader that could not renew its lease for this long stops acting.'),
+        retryPeriodSeconds: z
+          .number()
+          .positive()
+          .default(2)
+          .describe('Time between two attempts to acquire or renew the lease.'),
+      })
+      .prefault({})
+      .superRefine((election, ctx) => {
+        if (election.renewDeadlineSeconds >= election.leaseDurationSeconds) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['renewDeadlineSeconds'],
+            message: `must be less than election.leaseDurationSeconds (${election.leaseDurationSeconds})`,
+          });
+        }
+        if (election.retryPeriodSeconds >= election.renewDeadlineSeconds) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['retryPeriodSeconds'],
+            message: `must be less than election.renewDeadlineSeconds (${election.renewDeadlineSeconds})`,
+          });
+        }
+      }),
+    shutdownTimeoutSeconds: z
+      .number()
+      .positive()
+      .default(20)
+      .describe(
+        'On SIGTERM, how long Gantry may finish the work in flight and release its lease before it exits anyway (code 1).',
+      ),
     log: z
       .strictObject({
         level: z

@@ -40,7 +40,8 @@ export function createReconciler(options: ReconcilerOptions) {
   const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
   let running: Promise<void> | null = null;
   let again = false;
-  let stopped = false;
+  // Only while active does the loop act: a replica that does not lead keeps its ledger, not its hands.
+  let active = false;
   let timer: NodeJS.Timeout | undefined;
 
   async function pass(): Promise<void> {
@@ -55,8 +56,15 @@ export function createReconciler(options: ReconcilerOptions) {
         ledger.noteDeleteRequested(action.runnerName);
       }
     }
-    await forEachLimited(actions, concurrency, (action) => execute(action));
+    await forEachLimited(actions, concurrency, (action) => (active ? execute(action) : abandon(action)));
     options.onPass?.({ actions, durationMs: performance.now() - started });
+  }
+
+  /** Stopped mid-pass (leadership lost, shutdown): the rest of the pass is not carried out. */
+  function abandon(action: Action): Promise<void> {
+    if (action.kind === 'create-runner') ledger.noteCreateFailed(action.runnerName);
+    else if (action.kind === 'delete-runner') ledger.noteDeleteAbandoned(action.runnerName);
+    return Promise.resolve();
   }
 
   async function execute(action: Action): Promise<void> {
@@ -95,7 +103,7 @@ export function createReconciler(options: ReconcilerOptions) {
         do {
           again = false;
           await pass().catch((err: unknown) => log.error({ err }, 'reconcile pass failed'));
-        } while (again && !stopped);
+        } while (again && active);
       } finally {
         running = null;
       }
@@ -106,26 +114,25 @@ export function createReconciler(options: ReconcilerOptions) {
   return {
     /** Something changed: plan again soon (coalesced with a pass already running). */
     trigger(): void {
-      if (stopped) return;
+      if (!active) return;
       if (running) again = true;
       else void runPass();
     },
-    /** Runs one pass now (after any pass in flight) and resolves when it is done. */
-    async reconcileNow(): Promise<void> {
-      if (running) {
-        again = true;
-        await running;
-      }
-      await runPass();
-    },
+    /** Starts (or resumes) acting: a pass now and on every period. */
     start(): void {
+      if (active) return;
+      active = true;
       const period = options.periodMs ?? 1_000;
       timer = setInterval(() => this.trigger(), period);
       timer.unref();
       this.trigger();
     },
+    /**
+     * Stops acting at once: no new pass, and the actions of the pass in flight not yet begun are
+     * dropped. Resolves when the calls already made have returned (each is bounded by its timeout).
+     */
     async stop(): Promise<void> {
-      stopped = true;
+      active = false;
       clearInterval(timer);
       await running;
     },

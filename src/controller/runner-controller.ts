@@ -119,13 +119,20 @@ export function createRunnerController(options: RunnerControllerOptions) {
       reconciler.trigger();
     },
     /**
-     * Starts the watches and, once every first list is in, the loop: planning before the ledger
-     * knows the runners that already exist would create them again after a restart.
+     * Starts the watches and resolves once every first list is in: planning before the ledger knows
+     * the runners that already exist would create them again after a restart.
      */
     async start(): Promise<void> {
       for (const namespace of namespaces) watchNamespace(namespace);
       await Promise.all(watches.map((w) => w.synced));
+    },
+    /** Starts planning and acting on the ledger (the leader does; after start()). */
+    startActing(): void {
       reconciler.start();
+    },
+    /** Stops acting at once; resolves when the calls in flight have returned. The watches go on. */
+    stopActing(): Promise<void> {
+      return reconciler.stop();
     },
     async stop(): Promise<void> {
       await reconciler.stop();

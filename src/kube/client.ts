@@ -1,4 +1,5 @@
 import {
+  CoordinationV1Api,
   CoreV1Api,
   createConfiguration,
   type HttpLibrary,
@@ -18,6 +19,8 @@ export interface KubeRequestRecord {
 
 export interface KubeApis {
   core: CoreV1Api;
+  /** Leases, for leader election. */
+  coordination: CoordinationV1Api;
 }
 
 export interface KubeApiOptions {
@@ -38,7 +41,7 @@ export function createKubeApis(kc: KubeConfig, options: KubeApiOptions): KubeApi
     authMethods: { default: kc },
     httpApi: boundedAndCounted(options),
   });
-  return { core: new CoreV1Api(configuration) };
+  return { core: new CoreV1Api(configuration), coordination: new CoordinationV1Api(configuration) };
 }
 
 /** The default transport, with a deadline on every request and a record of every answer. */

@@ -228,6 +228,12 @@ export class Ledger {
     if (record) record.deleteRequested = true;
   }
 
+  /** A delete that was planned but never sent: the runner is what it was before. */
+  noteDeleteAbandoned(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record) record.deleteRequested = false;
+  }
+
   /** The namespace's ResourceQuota limits and usage, from the quotas' status. */
   setQuotaLimits(namespace: string, limits: QuotaLimits): void {
     this.#quotaLimits.set(namespace, limits);

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { controlPlaneBinDir } from '../support/control-plane/binaries.ts';
 import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
@@ -231,16 +232,22 @@ describe('metrics and the status page under a scripted load', () => {
     expect(scraped.get('gantry_runners{class="lint",state="busy"}')).toBe(0);
     expect(scraped.get('gantry_reconcile_seconds_count')).toBeGreaterThan(0);
     expect(scraped.get('gantry_runner_startup_seconds_count{class="build"}')).toBe(3);
-    const promtool = await promisify(execFile)('sh', ['-c', 'command -v promtool']).catch(() => undefined);
+    // The pinned build from hack/control-plane/build.sh, else one on PATH.
+    const built = join(controlPlaneBinDir(), 'promtool');
+    const promtool = existsSync(built)
+      ? built
+      : (
+          await promisify(execFile)('sh', ['-c', 'command -v promtool']).catch(() => undefined)
+        )?.stdout.trim();
     if (!promtool) {
-      ctx.skip('promtool is not installed');
+      ctx.skip('promtool is neither built by hack/control-plane/build.sh nor on PATH');
       return;
     }
     const dir = await mkdtemp(join(tmpdir(), 'gantry-scrape-'));
     await writeFile(join(dir, 'scrape.prom'), text);
     const result = await promisify(execFile)(
       'sh',
-      ['-c', `promtool check metrics < ${join(dir, 'scrape.prom')}`],
+      ['-c', `"$0" check metrics < ${join(dir, 'scrape.prom')}`, promtool],
       {
         timeout: 20_000,
       },

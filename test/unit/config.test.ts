@@ -18,6 +18,14 @@ describe('configuration', () => {
         concurrency: 8,
       },
       kubernetes: { requestTimeoutSeconds: 15 },
+      election: {
+        enabled: false,
+        leaseName: 'gantry-leader',
+        leaseDurationSeconds: 15,
+        renewDeadlineSeconds: 10,
+        retryPeriodSeconds: 2,
+      },
+      shutdownTimeoutSeconds: 20,
       http: { address: '0.0.0.0', port: 8080 },
       log: { level: 'info' },
     });

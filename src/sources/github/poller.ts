@@ -230,9 +230,11 @@ export function createPoller(options: PollerOptions): Poller {
     },
     async stop() {
       abort?.abort();
-      await loop;
+      // Forgotten at once so a start() right after (leadership regained) begins a new loop.
+      const stopping = loop;
       loop = null;
       abort = null;
+      await stopping;
     },
   };
 }

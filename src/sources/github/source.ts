@@ -27,12 +27,19 @@ export interface GithubSourceDeps {
   http: FastifyInstance;
   /** Receives every job event, once per transition. */
   onEvent: (event: JobEvent) => void;
+  /**
+   * Other replicas take deliveries too (leader election), so this one's webhooks do not announce
+   * every job: the poller then runs at its normal interval instead of as a backstop.
+   */
+  sharedWebhooks?: boolean;
   clock?: Clock;
 }
 
 export interface GithubSource {
   /** Starts the poller loop (its first sweep runs at once and rebuilds demand after a restart). */
   start(): void;
+  /** Stops the poller loop only; webhook deliveries are still accepted and applied. */
+  stopPolling(): Promise<void>;
   /** Stops polling and waits for accepted deliveries to be applied. */
   stop(): Promise<void>;
   /** One poll sweep now. */
@@ -191,7 +198,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     runTrust,
     rateLimit: () => client.rateLimit(),
     lastWebhookAt: () => lastWebhookAt,
-    webhooksEnabled: webhookSecret !== undefined,
+    webhooksEnabled: webhookSecret !== undefined && !deps.sharedWebhooks,
     intervalMs: config.poll.intervalSeconds * 1000,
     backstopIntervalMs: config.poll.backstopIntervalSeconds * 1000,
     clock,
@@ -212,6 +219,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
 
   return {
     start: () => poller.start(),
+    stopPolling: () => poller.stop(),
     async stop() {
       await poller.stop();
       await deliveries.whenIdle();

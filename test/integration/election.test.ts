@@ -1,0 +1,200 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
+import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
+import { startRunnerSimulator } from '../support/runner-simulator.ts';
+
+// Two and three Gantry daemons (the real process, src/main.ts) share one Lease on the real
+// apiserver: exactly one acts; killing it hands over within the lease duration, SIGTERM at once.
+
+const kc = testKubeConfig();
+const coordination = kc.makeApiClient(CoordinationV1Api);
+const SECRET = 'election-webhook-secret';
+const APP_ID = 778;
+const LEASE_SECONDS = 3;
+const RETRY_SECONDS = 0.5;
+const main = new URL('../../src/main.ts', import.meta.url).pathname;
+
+interface Replica {
+  name: string;
+  url: string;
+  process: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+let namespace: string;
+let fake: FakeGithub;
+let simulator: ReturnType<typeof startRunnerSimulator>;
+let configPath: string;
+const replicas: Replica[] = [];
+
+async function startReplica(name: string): Promise<Replica> {
+  const child = spawn(process.execPath, [main, '--config', configPath], {
+    env: { ...process.env, KUBECONFIG: inject('kubeconfig'), HOSTNAME: name },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      if (process.env.GANTRY_TEST_LOG) process.stderr.write(`[${name}] ${line}\n`);
+      try {
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'gantry started' && entry.url) resolve(entry.url);
+      } catch {}
+    });
+    void exited.then((code) => reject(new Error(`${name} exited with ${code} before it started`)));
+  });
+  const replica = { name, url, process: child, exited };
+  replicas.push(replica);
+  return replica;
+}
+
+/** The sum of the samples of `name` whose label text contains every one of `labels`. */
+async function metric(replica: Replica, name: string, labels: string[] = []): Promise<number> {
+  const text = await (await fetch(`${replica.url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
+    if (match?.[1] !== name || !labels.every((l) => (match[2] ?? '').includes(l))) continue;
+    sum += Number(match[3]);
+  }
+  return sum;
+}
+
+const isLeader = async (r: Replica) => (await metric(r, 'gantry_leader')) === 1;
+const podCreates = (r: Replica) =>
+  metric(r, 'gantry_kube_requests_total', ['verb="post"', 'resource="pods"']);
+
+async function leaderOf(candidates: Replica[]): Promise<{ leader: Replica; followers: Replica[] }> {
+  return until('exactly one leader', async () => {
+    const flags = await Promise.all(candidates.map(isLeader));
+    if (flags.filter(Boolean).length !== 1) return undefined;
+    const leader = candidates[flags.indexOf(true)] as Replica;
+    return { leader, followers: candidates.filter((r) => r !== leader) };
+  });
+}
+
+function queue(count: number): number[] {
+  return fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'lint'], count, durationMs: 500 }).jobIds;
+}
+
+async function completed(jobs: number[], timeoutMs = 30_000): Promise<void> {
+  await until(
+    `${jobs.length} jobs completed`,
+    async () => jobs.every((id) => fake.job(id)?.status === 'completed'),
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(jobs.map((id) => [id, fake.job(id)?.status]))}`);
+  });
+}
+
+beforeAll(async () => {
+  namespace = await createTestNamespace(kc, 'election', {
+    'pod-security.kubernetes.io/enforce': 'restricted',
+  });
+  const keys = appKeys();
+  fake = new FakeGithub({ repos: ['acme/app'], app: { appId: APP_ID, publicKey: keys.publicKey } });
+  const apiUrl = await fake.start();
+  fake.runInRealTime(100);
+  const dir = await mkdtemp(join(tmpdir(), 'gantry-election-'));
+  configPath = join(dir, 'config.json');
+  const config = {
+    log: { level: 'info' },
+    http: { address: '127.0.0.1', port: 0 },
+    github: {
+      enabled: true,
+      apiUrl,
+      auth: fakeAppAuth(fake, APP_ID),
+      webhook: { secret: SECRET },
+      runners: { org: 'acme' },
+      poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
+    },
+    // A runner half-made by a killed leader (pod without its JIT secret) is replaced quickly.
+    controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
+    election: {
+      enabled: true,
+      namespace,
+      leaseDurationSeconds: LEASE_SECONDS,
+      renewDeadlineSeconds: 2,
+      retryPeriodSeconds: RETRY_SECONDS,
+    },
+    shutdownTimeoutSeconds: 10,
+    classes: {
+      lint: {
+        namespace,
+        match: { github: { labels: ['self-hosted', 'lint'] } },
+        nodeSelector: { type: 'kwok' },
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
+        idleTimeout: '5s',
+      },
+    },
+  };
+  await writeFile(configPath, JSON.stringify(config));
+  simulator = startRunnerSimulator(kc, fake, [namespace]);
+});
+
+afterAll(async () => {
+  for (const r of replicas) if (r.process.exitCode === null) r.process.kill('SIGKILL');
+  await simulator?.stop();
+  await fake?.stop();
+  if (namespace) await deleteNamespace(kc, namespace);
+});
+
+describe('leader election between replicas', () => {
+  let leader: Replica;
+  let follower: Replica;
+
+  it('elects exactly one leader, and only it creates runner pods, for webhooks that reach a follower too', async () => {
+    const [a, b] = await Promise.all([startReplica('gantry-a'), startReplica('gantry-b')]);
+    const elected = await leaderOf([a, b]);
+    leader = elected.leader;
+    follower = elected.followers[0] as Replica;
+    // Deliveries go to the follower: the leader's poller (at its poll interval) finds the jobs.
+    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    await completed(queue(3));
+    expect(await podCreates(follower)).toBe(0);
+    expect(await podCreates(leader)).toBeGreaterThanOrEqual(3);
+    // The follower still serves.
+    expect((await fetch(`${follower.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${follower.url}/healthz`)).status).toBe(200);
+    expect(await isLeader(follower)).toBe(false);
+  });
+
+  it('hands over within the lease duration when the leader dies, and jobs still get runners', async () => {
+    const killedAt = performance.now();
+    leader.process.kill('SIGKILL');
+    await leader.exited;
+    await until('the follower leads', () => isLeader(follower), 10_000, 50);
+    const takeoverMs = performance.now() - killedAt;
+    process.stderr.write(`[election] takeover after the leader was killed: ${Math.round(takeoverMs)} ms\n`);
+    expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 2 * RETRY_SECONDS) * 1000 + 500);
+    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    await completed(queue(2));
+    leader = follower;
+  });
+
+  it('releases the lease on SIGTERM, exits 0, and the next replica takes over at once', async () => {
+    const standby = await startReplica('gantry-c');
+    await until(
+      'the new replica follows',
+      async () => !(await isLeader(standby)) && (await isLeader(leader)),
+    );
+    const termAt = performance.now();
+    leader.process.kill('SIGTERM');
+    await until('the standby leads', () => isLeader(standby), 10_000, 50);
+    const takeoverMs = performance.now() - termAt;
+    process.stderr.write(`[election] takeover after SIGTERM: ${Math.round(takeoverMs)} ms\n`);
+    expect(await leader.exited).toBe(0);
+    expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000);
+    const lease = await coordination.readNamespacedLease({ name: 'gantry-leader', namespace });
+    expect(lease.spec?.holderIdentity).toMatch(/^gantry-c_/);
+    fake.setWebhookTarget(`${standby.url}/webhooks/github`, SECRET);
+    await completed(queue(2));
+  });
+});
