@@ -138,6 +138,17 @@ Secrets. Inline credentials are refused: a ConfigMap is readable by anyone who m
 {{- if $github -}}
 {{- $_ := set $config "github" $github -}}
 {{- end -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- $election := get $config "election" | default dict -}}
+{{- if and (hasKey $election "enabled") (not (get $election "enabled")) -}}
+{{- fail "replicaCount is above 1 but config.election.enabled is false: two controllers would both act" -}}
+{{- end -}}
+{{- $_ := set $election "enabled" true -}}
+{{- if not (get $election "namespace") -}}
+{{- $_ := set $election "namespace" .Release.Namespace -}}
+{{- end -}}
+{{- $_ := set $config "election" $election -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
@@ -163,4 +174,12 @@ severity: {{ .severity }}
 {{- with .root.Values.metrics.prometheusRule.alertLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Whether the rendered config elects a leader (explicitly, or because there is more than one replica).
+*/}}
+{{- define "gantry.electionEnabled" -}}
+{{- $election := get (.Values.config | default dict) "election" | default dict -}}
+{{- if or (gt (int .Values.replicaCount) 1) (get $election "enabled") -}}true{{- end -}}
 {{- end -}}

@@ -203,9 +203,8 @@ export const chartValuesSchema = z.strictObject({
   replicaCount: z
     .int()
     .min(0)
-    .max(1)
     .optional()
-    .describe('Controller replicas. At most 1 until leader election exists: two would both act.'),
+    .describe('Controller replicas; above 1 the chart turns on leader election.'),
   resources: z
     .strictObject({
       requests: z.strictObject({ cpu: quantity, memory: quantity }),

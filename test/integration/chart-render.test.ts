@@ -194,11 +194,11 @@ describe('helm template', () => {
     expect(checksum({ config: { log: { level: 'debug' } } })).not.toBe(base);
   });
 
-  it('renders replicas from values, one by default', () => {
-    expect(deploymentOf(renderFile('minimal')).spec?.replicas).toBe(1);
+  it('renders replicas from values, two by default', () => {
+    expect(deploymentOf(renderFile('minimal')).spec?.replicas).toBe(2);
     const paused = deploymentOf(manifests(render({ values: { replicaCount: 0 } })));
     expect(paused.spec?.replicas).toBe(0);
-    expect(deploymentOf(renderFile('minimal')).spec?.strategy).toEqual({ type: 'Recreate' });
+    expect(paused.spec?.strategy).toEqual({ type: 'Recreate' });
   });
 });
 
@@ -243,7 +243,9 @@ describe('the rendered ConfigMap', () => {
       const objects = renderFile(name);
       const config = parseConfig(configOf(objects));
       const classNamespaces = [...new Set(Object.values(config.classes).map((c) => c.namespace))].sort();
-      const roleNamespaces = objectsOfKind(objects, 'Role').map((role) => role.metadata.namespace);
+      const roleNamespaces = objectsOfKind(objects, 'Role')
+        .filter((role) => !role.metadata.name.endsWith('-leader-election'))
+        .map((role) => role.metadata.namespace);
       expect(roleNamespaces, name).toEqual(classNamespaces);
     }
   });
@@ -314,8 +316,36 @@ describe('bad values', () => {
     );
   });
 
-  it('refuses two replicas while leader election does not exist', () => {
-    expect(refused({ replicaCount: 2 })).toContain("at '/replicaCount': maximum: got 2, want 1");
+  it('elects a leader when there is more than one replica, and refuses two replicas without election', () => {
+    const objects = manifests(render({ values: { replicaCount: 2 } }));
+    expect(parseConfig(configOf(objects)).election).toMatchObject({
+      enabled: true,
+      namespace: 'gantry-system',
+    });
+    const deployment = deploymentOf(objects);
+    expect(deployment.spec?.strategy?.type).toBe('RollingUpdate');
+    const container = deployment.spec?.template.spec?.containers[0];
+    expect(container?.env).toContainEqual({
+      name: 'POD_NAMESPACE',
+      valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } },
+    });
+    const leases = objectsOfKind(objects, 'Role').find((role) =>
+      role.metadata.name.endsWith('-leader-election'),
+    );
+    expect(leases?.metadata.namespace).toBe('gantry-system');
+    expect(leases?.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+    ]);
+
+    const single = manifests(render({ values: { replicaCount: 1 } }));
+    expect(deploymentOf(single).spec?.strategy?.type).toBe('Recreate');
+    expect(
+      objectsOfKind(single, 'Role').some((role) => role.metadata.name.endsWith('-leader-election')),
+    ).toBe(false);
+
+    expect(refused({ replicaCount: 2, config: { election: { enabled: false } } })).toContain(
+      'replicaCount is above 1 but config.election.enabled is false',
+    );
   });
 
   it('refuses credentials in values, which would land in the ConfigMap', () => {

@@ -84,7 +84,7 @@ function queue(count: number): number[] {
   return fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'lint'], count, durationMs: 500 }).jobIds;
 }
 
-async function completed(jobs: number[], timeoutMs = 30_000): Promise<void> {
+async function completed(jobs: number[], timeoutMs = 60_000): Promise<void> {
   await until(
     `${jobs.length} jobs completed`,
     async () => jobs.every((id) => fake.job(id)?.status === 'completed'),
@@ -146,7 +146,7 @@ afterAll(async () => {
   if (namespace) await deleteNamespace(kc, namespace);
 });
 
-describe('leader election between replicas', () => {
+describe('leader election between replicas', { timeout: 150_000 }, () => {
   let leader: Replica;
   let follower: Replica;
 
