@@ -31,7 +31,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { createKubeApis, describeRequest } from '../../src/kube/client.ts';
 import { cacheDir, controlPlaneBinDir } from '../../test/support/control-plane/binaries.ts';
 import { KWOK_NODE_LABEL, startControlPlane } from '../../test/support/control-plane/control-plane.ts';
-import { appKeys, FakeGithub, fakeAppAuth } from '../../test/support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeGithubConfig } from '../../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
 import { until } from '../../test/support/until.ts';
 
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
 
   const keys = appKeys();
   const fake = new FakeGithub({ repos: ['acme/app'], app: { appId: APP_ID, publicKey: keys.publicKey } });
-  const apiUrl = await fake.start();
+  await fake.start();
   cleanups.push({ what: 'the fake GitHub', run: () => fake.stop() });
   fake.runInRealTime(100);
 
@@ -262,14 +262,7 @@ async function main(): Promise<void> {
   const config = parseConfig({
     log: { level: 'silent' },
     http: { address: '127.0.0.1', port: 0 },
-    github: {
-      enabled: true,
-      apiUrl,
-      auth: fakeAppAuth(fake, APP_ID),
-      webhook: { secret: SECRET },
-      runners: { org: 'acme' },
-      poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
-    },
+    github: fakeGithubConfig(fake, APP_ID, SECRET),
     controller: { reconcilePeriodSeconds: 0.5 },
     classes: {
       bench: {

@@ -20,7 +20,7 @@ import {
   valuesFile,
 } from '../support/chart.ts';
 import { controlPlaneBinDir } from '../support/control-plane/binaries.ts';
-import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 
 // The chart's monitoring parts: the PrometheusRule's rules and the dashboard's queries are checked by
@@ -212,17 +212,11 @@ describe('the chart’s monitoring against a running Gantry', () => {
       'pod-security.kubernetes.io/enforce': 'restricted',
     });
     fake = new FakeGithub({ repos: ['acme/app'], app: { appId: APP_ID, publicKey: appKeys().publicKey } });
-    const apiUrl = await fake.start();
+    await fake.start();
     const config = parseConfig({
       log: { level: 'silent' },
       http: { address: '127.0.0.1', port: 0 },
-      github: {
-        enabled: true,
-        apiUrl,
-        auth: fakeAppAuth(fake, APP_ID),
-        webhook: { secret: SECRET },
-        runners: { org: 'acme' },
-      },
+      github: fakeGithubConfig(fake, APP_ID, SECRET),
       classes: {
         lint: { namespace, match: { github: { labels: ['self-hosted', 'lint'] } }, maxRunners: 2 },
       },

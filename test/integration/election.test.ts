@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -100,21 +100,14 @@ beforeAll(async () => {
   });
   const keys = appKeys();
   fake = new FakeGithub({ repos: ['acme/app'], app: { appId: APP_ID, publicKey: keys.publicKey } });
-  const apiUrl = await fake.start();
+  await fake.start();
   fake.runInRealTime(100);
   const dir = await mkdtemp(join(tmpdir(), 'gantry-election-'));
   configPath = join(dir, 'config.json');
   const config = {
     log: { level: 'info' },
     http: { address: '127.0.0.1', port: 0 },
-    github: {
-      enabled: true,
-      apiUrl,
-      auth: fakeAppAuth(fake, APP_ID),
-      webhook: { secret: SECRET },
-      runners: { org: 'acme' },
-      poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
-    },
+    github: fakeGithubConfig(fake, APP_ID, SECRET),
     // A runner half-made by a killed leader (pod without its JIT secret) is replaced quickly.
     controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
     election: {

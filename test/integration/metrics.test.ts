@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { controlPlaneBinDir } from '../support/control-plane/binaries.ts';
-import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -103,7 +103,7 @@ describe('metrics and the status page under a scripted load', () => {
       repos: ['acme/app', 'acme/lib'],
       app: { appId: APP_ID, publicKey: appKeys().publicKey },
     });
-    const apiUrl = await fake.start();
+    await fake.start();
     fake.runInRealTime(100);
     const runnerClass = (c: ClassName) => ({
       namespace,
@@ -119,14 +119,7 @@ describe('metrics and the status page under a scripted load', () => {
     const config = parseConfig({
       log: { level: 'silent' },
       http: { address: '127.0.0.1', port: 0 },
-      github: {
-        enabled: true,
-        apiUrl,
-        auth: fakeAppAuth(fake, APP_ID),
-        webhook: { secret: SECRET },
-        runners: { org: 'acme' },
-        poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
-      },
+      github: fakeGithubConfig(fake, APP_ID, SECRET),
       controller: { reconcilePeriodSeconds: 0.5 },
       classes: { lint: runnerClass('lint'), build: runnerClass('build') },
     });

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { appKeys, FakeGithub, fakeAppAuth } from '../support/fake-github/index.ts';
+import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -43,19 +43,12 @@ async function startEnv(
     app: { appId: APP_ID, publicKey: keys.publicKey },
     runnerGroups: ['release'],
   });
-  const apiUrl = await fake.start();
+  await fake.start();
   fake.runInRealTime(100);
   const config = parseConfig({
     log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
     http: { address: '127.0.0.1', port: 0 },
-    github: {
-      enabled: true,
-      apiUrl,
-      auth: fakeAppAuth(fake, APP_ID),
-      webhook: { secret: SECRET },
-      runners: { org: 'acme' },
-      poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
-    },
+    github: fakeGithubConfig(fake, APP_ID, SECRET),
     controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
     classes: classes({ main, release }),
   });

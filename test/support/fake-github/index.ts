@@ -37,3 +37,18 @@ export function fakeAppAuth(fake: FakeGithub, appId: number) {
     privateKey: appKeys().privateKeyPem,
   } as const;
 }
+
+/**
+ * Gantry's `github` config section against this fake: the App `appId` installed on it, signed
+ * webhooks with `webhookSecret`, organisation runners, and polls quick enough for tests.
+ */
+export function fakeGithubConfig(fake: FakeGithub, appId: number, webhookSecret: string) {
+  return {
+    enabled: true,
+    apiUrl: fake.apiUrl,
+    auth: fakeAppAuth(fake, appId),
+    webhook: { secret: webhookSecret },
+    runners: { org: fake.org },
+    poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
+  };
+}
