@@ -2,6 +2,7 @@
 import { createApp } from './app.ts';
 import { parseCommandLine, usage } from './cli.ts';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.ts';
+import { watchConfigFile } from './config/watch.ts';
 import { isStatusReport, renderStatusTable } from './http/status-table.ts';
 import { version } from './version.ts';
 
@@ -41,12 +42,14 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
+  let stopWatching = () => {};
   const shutdown = (signal: string) => {
     if (stopping) {
       app.logger.error({ signal }, 'second signal during shutdown: exiting now');
       process.exit(EXIT_RUNTIME);
     }
     stopping = true;
+    stopWatching();
     const timeoutSeconds = config.shutdownTimeoutSeconds;
     app.logger.info({ signal, timeoutSeconds }, 'shutting down');
     setTimeout(() => {
@@ -69,6 +72,23 @@ async function main(): Promise<void> {
     // A configuration the outside world refutes (e.g. an unprotected trusted-only runner group).
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
+  }
+  const configPath = command.configPath;
+  if (configPath && !stopping) {
+    // A valid new configuration is applied by restarting: the graceful shutdown exits 0 and the
+    // Deployment starts the pod again, which reads the file afresh. An invalid one changes nothing.
+    stopWatching = watchConfigFile(configPath, {
+      onValid: () => {
+        app.logger.info({ path: configPath }, 'configuration changed; restarting to apply it');
+        shutdown('configuration change');
+      },
+      onInvalid: (err) => {
+        app.logger.error(
+          { path: configPath },
+          `configuration change ignored, keeping the running one: ${err.message}`,
+        );
+      },
+    });
   }
 }
 

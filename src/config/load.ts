@@ -15,14 +15,22 @@ export function parseConfig(raw: unknown, source = 'configuration'): Config {
 
 /** Reads a YAML (or JSON) config file; an unreadable or invalid file is a ConfigError. */
 export async function loadConfigFile(path: string): Promise<Config> {
-  let text: string;
+  return parseConfigText(await readConfigText(path), path);
+}
+
+/** The text of a config file; an unreadable file is a ConfigError. */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
     throw new ConfigError(`cannot read config file ${path}: ${reason}`);
   }
+}
+
+/** Validates the text of the config file at path (named in errors); invalid text is a ConfigError. */
+export function parseConfigText(text: string, path: string): Config {
   let raw: unknown;
   try {
     raw = parseYaml(text);

@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StatusReport } from '../metrics/status.ts';
+import { DEFAULT_BODY_LIMIT_BYTES, useDepthLimitedJsonParser } from './body-limits.ts';
 import { renderStatusPage } from './status-page.ts';
 
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
@@ -20,7 +21,9 @@ export function createHttpServer({ logger, metrics, isReady, status }: HttpServe
   const loggerInstance: FastifyBaseLogger = logger.child({ component: 'http' });
   // Probes and scrapes arrive every few seconds; logging each would drown everything else.
   const logController = new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) });
-  const app = Fastify({ loggerInstance, logController });
+  // Small by default: no route but the GitHub webhook (which sets its own) needs a large body.
+  const app = Fastify({ loggerInstance, logController, bodyLimit: DEFAULT_BODY_LIMIT_BYTES });
+  useDepthLimitedJsonParser(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (isReady()) return { status: 'ready' };

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_BODY_LIMIT_BYTES, jsonTooDeep, MAX_JSON_DEPTH } from '../../src/http/body-limits.ts';
 import { createHttpServer } from '../../src/http/server.ts';
 
 describe('HTTP server', () => {
@@ -65,5 +66,73 @@ describe('status page and state endpoint', () => {
     expect(page.body).toContain('&lt;script&gt;x&lt;/script&gt;');
     expect(page.body).not.toContain('<script>');
     await app.close();
+  });
+});
+
+describe('request body limits', () => {
+  const withEchoRoute = () => {
+    const app = createHttpServer({
+      logger: pino({ level: 'silent' }),
+      metrics: new Registry(),
+      isReady: () => true,
+    });
+    const received: unknown[] = [];
+    app.post('/echo', async (request) => {
+      received.push(request.body);
+      return { ok: true };
+    });
+    return { app, received };
+  };
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+  it('refuses a body over the default limit with 413 and does not run the handler', async () => {
+    const { app, received } = withEchoRoute();
+    const payload = JSON.stringify({ text: 'x'.repeat(DEFAULT_BODY_LIMIT_BYTES) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/echo',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
+    expect(res.statusCode).toBe(413);
+    expect(received).toHaveLength(0);
+    await app.close();
+  });
+
+  it('refuses JSON nested too deep with 400 naming the limit, and parses JSON within it', async () => {
+    const { app, received } = withEchoRoute();
+    const post = (payload: string) =>
+      app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/json' }, payload });
+    const deep = await post(`{"a":${nested(MAX_JSON_DEPTH)}}`);
+    expect(deep.statusCode).toBe(400);
+    expect(deep.json().message).toBe(`JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    expect(received).toHaveLength(0);
+    // Brackets inside strings, escaped quotes included, do not count.
+    const ok = await post(`{"a":${nested(MAX_JSON_DEPTH - 1)},"s":"\\"[[[[${'['.repeat(100)}"}`);
+    expect(ok.statusCode).toBe(200);
+    expect(received).toHaveLength(1);
+    await app.close();
+  });
+
+  it('still refuses prototype poisoning', async () => {
+    const { app, received } = withEchoRoute();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/echo',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"__proto__":{"admin":true}}',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(received).toHaveLength(0);
+    await app.close();
+  });
+});
+
+describe('jsonTooDeep', () => {
+  it('counts objects and arrays outside strings', () => {
+    expect(jsonTooDeep('{"a":{"b":[1]}}', 3)).toBe(false);
+    expect(jsonTooDeep('{"a":{"b":[[1]]}}', 3)).toBe(true);
+    expect(jsonTooDeep('{"a":"{{{{\\\\"}', 1)).toBe(false);
+    expect(jsonTooDeep('[{},{},{}]', 2)).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,5 +101,47 @@ describe('the gantry command', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^gantry: http:\/\/127\.0\.0\.1:\d+\/api\/status: /);
     expect((await gantry('status', '--frobnicate')).code).toBe(2);
+  }, 30_000);
+});
+
+describe('a running gantry and its config file', () => {
+  it('keeps running on an invalid edit and restarts (exits 0) on a valid change', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-reload-'));
+    const path = join(dir, 'gantry.yaml');
+    const valid = 'http:\n  port: 0\n  address: 127.0.0.1\n';
+    await writeFile(path, valid);
+    const child = spawn(process.execPath, [main, '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let code: number | null | undefined;
+    void exited.then((c) => {
+      code = c;
+    });
+    const until = async (condition: () => boolean) => {
+      while (!condition()) {
+        if (code !== undefined) throw new Error(`gantry exited early (${code}):\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    try {
+      await until(() => output.includes('gantry started'));
+      await writeFile(path, 'http:\n  port: 70000\n');
+      await until(() => output.includes('configuration change ignored'));
+      const refused = output.split('\n').find((line) => line.includes('configuration change ignored'));
+      expect(JSON.parse(refused ?? '{}')).toMatchObject({ level: 50 });
+      expect(refused).toContain('http.port');
+      expect(code).toBeUndefined();
+
+      await writeFile(path, `${valid}log:\n  level: warn\n`);
+      expect(await exited).toBe(0);
+      expect(output).toContain('configuration changed; restarting to apply it');
+    } finally {
+      clearTimeout(killer);
+      child.kill('SIGKILL');
+    }
   }, 30_000);
 });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { jsonDepthMessage, jsonTooDeep } from '../../http/body-limits.ts';
 import type { GithubMetrics } from './metrics.ts';
 import { verifyWebhookSignature } from './webhook-signature.ts';
 import {
@@ -86,9 +87,11 @@ export function registerGithubWebhookRoute(http: FastifyInstance, options: Webho
         return answer(reply, 202, 'ignored', { reason: `event ${event} is not used` });
       if (seenDeliveries.has(deliveryId)) return answer(reply, 200, 'duplicate');
 
+      const text = body.toString('utf8');
+      if (jsonTooDeep(text)) return answer(reply, 400, 'bad_request', { error: jsonDepthMessage() });
       let raw: unknown;
       try {
-        raw = JSON.parse(body.toString('utf8'));
+        raw = JSON.parse(text);
       } catch (err) {
         return answer(reply, 400, 'bad_request', {
           error: `body is not valid JSON: ${(err as Error).message}`,

@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_JSON_DEPTH } from '../../../src/http/body-limits.ts';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../../src/sources/github/webhook-route.ts';
 import { signWebhookBody, verifyWebhookSignature } from '../../../src/sources/github/webhook-signature.ts';
 import { loadOpenApiValidators, workflowJobExamples } from '../../support/fake-github/index.ts';
@@ -162,6 +163,8 @@ describe('POST /webhooks/github', () => {
       return JSON.stringify(payload);
     };
     const large = () => Buffer.alloc(MAX_WEBHOOK_BODY_BYTES + 1024, 0x20);
+    const deep = () =>
+      body().replace('{', `{"nested":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)},`);
     const cases: { name: string; status: number; delivery: () => Delivery }[] = [
       { name: 'missing signature', status: 401, delivery: () => ({ body: body(), signature: null }) },
       {
@@ -205,6 +208,7 @@ describe('POST /webhooks/github', () => {
         delivery: () => ({ body: body().replace(/"created_at":"[^"]+"/, '"created_at":"yesterday"') }),
       },
       { name: 'oversize body', status: 413, delivery: () => ({ body: large(), signature: null }) },
+      { name: 'signed but nested too deep', status: 400, delivery: () => ({ body: deep() }) },
     ];
 
     for (const c of cases) {
@@ -225,6 +229,16 @@ describe('POST /webhooks/github', () => {
         expect(h.events.length).toBe(before + 1);
       });
     }
+
+    it('names the nesting limit, and accepts a body nested just within it', async () => {
+      const refused = await deliver(h, { body: deep() });
+      expect(refused.json().error).toBe(`JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+      const within = body().replace(
+        '{',
+        `{"nested":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)},`,
+      );
+      expect((await deliver(h, { body: within.replace('990100', '990300') })).statusCode).toBe(202);
+    });
 
     it('names the field that is wrong', async () => {
       const response = await deliver(h, { body: body().replace('"labels":', '"labelz":') });
