@@ -7,9 +7,10 @@
 #   helm                                                              (helm.sh/helm/v3)
 #   promtool                                                          (github.com/prometheus/prometheus)
 #   prometheus-operator CRDs (ServiceMonitor, PrometheusRule) in crds/ (github.com/prometheus-operator/prometheus-operator)
+#   Tekton Pipelines CRDs (Pipeline, PipelineRun, Task, TaskRun, …) in tekton-crds/ (github.com/tektoncd/pipeline)
 # Prints the directory holding all binaries on its last line of stdout.
 # GANTRY_BIN_DIR=/path skips the build and uses binaries already there (it is checked, not built);
-# promtool and crds/ are optional there: the tests that need them skip when they are absent.
+# promtool, crds/ and tekton-crds/ are optional there: what needs them skips (or is not installed).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -120,15 +121,27 @@ fetch_operator_crds() {
   chmod -R u+w "$out/crds"
 }
 
+# Tekton's own CRD files, installed into the local control plane at start; nothing is built.
+fetch_tekton_crds() {
+  local out=$1 v=$2 dir
+  dir=$(go mod download -json "github.com/tektoncd/pipeline@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  mkdir -p "$out/tekton-crds"
+  for kind in pipeline pipelinerun task taskrun customrun stepaction; do
+    cp "$dir/config/300-crds/300-$kind.yaml" "$out/tekton-crds/"
+  done
+  chmod -R u+w "$out/tekton-crds"
+}
+
 build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_component etcd "$ETCD_VERSION" build_etcd
 build_component kwok "$KWOK_VERSION" build_kwok
 build_component helm "$HELM_VERSION" build_helm
 build_component promtool "$PROMETHEUS_VERSION" build_promtool
 build_component prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
+build_component tekton-crds "$TEKTON_VERSION" fetch_tekton_crds
 
 # One folder of links, named by the whole version set, is what callers use.
-set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION"
+set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION-tekton-$TEKTON_VERSION"
 mkdir -p "$set_dir"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$cache/kubernetes-$KUBERNETES_VERSION/$b" "$set_dir/$b"; done
 ln -sfn "$cache/etcd-$ETCD_VERSION/etcd" "$set_dir/etcd"
@@ -136,4 +149,5 @@ ln -sfn "$cache/kwok-$KWOK_VERSION/kwok" "$set_dir/kwok"
 ln -sfn "$cache/helm-$HELM_VERSION/helm" "$set_dir/helm"
 ln -sfn "$cache/promtool-$PROMETHEUS_VERSION/promtool" "$set_dir/promtool"
 ln -sfn "$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION/crds" "$set_dir/crds"
+ln -sfn "$cache/tekton-crds-$TEKTON_VERSION/tekton-crds" "$set_dir/tekton-crds"
 echo "$set_dir"

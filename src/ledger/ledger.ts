@@ -45,6 +45,24 @@ interface RunnerRecord {
   jobKey?: string;
 }
 
+/**
+ * GitHub hands a queued job to an idle runner with matching labels within seconds. A runner that has
+ * been idle since before `since` while a job it could take has waited since before `since` is not
+ * really there (its process never connected, or hung): it is stuck, not supply, so it is replaced
+ * rather than holding the job back for ever.
+ */
+function markIdleWhileJobsWait(
+  found: { queued: QueuedJob[]; runners: RunnerView[] },
+  since: EpochMillis,
+): void {
+  const waiting = found.queued.filter((job) => job.source === 'github' && job.queuedAt < since);
+  if (waiting.length === 0) return;
+  for (const runner of found.runners) {
+    if (runner.state !== 'idle' || (runner.idleSince ?? runner.createdAt) >= since) continue;
+    if (waiting.some((job) => runner.repo === undefined || runner.repo === job.repo)) runner.state = 'stuck';
+  }
+}
+
 /** Pods count against a quota until they end or their deletion starts (Gantry deletes without grace). */
 function holdsQuota(record: RunnerRecord): boolean {
   const { phase, deleting } = record.observation;
@@ -297,6 +315,8 @@ export class Ledger {
         ...view,
       });
     }
+    for (const found of Object.values(byClass))
+      markIdleWhileJobsWait(found, now - this.#options.startTimeoutMs);
     const classesOut: Record<string, ClassSnapshot> = {};
     for (const [className, found] of Object.entries(byClass)) {
       const budget = this.#budgets.get(className);

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -5,14 +6,17 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import {
+  ApiextensionsV1Api,
   CoreV1Api,
   KubeConfig,
   StorageV1Api,
+  type V1CustomResourceDefinition,
   type V1Node,
   type V1StorageClass,
 } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import {
   type Component,
   freePort,
@@ -56,6 +60,7 @@ export interface StartOptions {
 export const KWOK_NODE_LABEL = { key: 'type', value: 'kwok' } as const;
 
 const here = dirname(fileURLToPath(import.meta.url));
+const execFileAsync = promisify(execFile);
 const runnerStages = join(here, 'kwok-runner-stages.yaml');
 
 interface RunRecord {
@@ -227,6 +232,7 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
     kc.loadFromFile(kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
     await kc.makeApiClient(StorageV1Api).createStorageClass({ body: simulatedStorageClass() });
+    await installTektonCrds(kc, kubeconfigPath, options.binDir, log);
     const nodeNames = Array.from({ length: options.nodes ?? 3 }, (_, i) => `kwok-node-${i}`);
     log(`creating ${nodeNames.length} simulated nodes`);
     await Promise.all(nodeNames.map((nodeName) => core.createNode({ body: simulatedNode(nodeName) })));
@@ -350,6 +356,51 @@ function simulatedNode(name: string): V1Node {
       },
     },
   };
+}
+
+/**
+ * Tekton Pipelines' real CRDs (from its module, fetched by build.sh), so PipelineRuns are judged by
+ * Tekton's own schemas. Optional: a GANTRY_BIN_DIR without tekton-crds/ gets none.
+ */
+async function installTektonCrds(
+  kc: KubeConfig,
+  kubeconfigPath: string,
+  binDir: string,
+  log: (m: string) => void,
+): Promise<void> {
+  const link = join(binDir, 'tekton-crds');
+  if (!existsSync(link)) return;
+  // kubectl takes a symlink to a folder for a file.
+  const dir = realpathSync(link);
+  // kubectl, not client-node's typed models: those drop the x-kubernetes-* schema keys.
+  await execFileAsync(
+    join(binDir, 'kubectl'),
+    ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '-f', dir],
+    {
+      timeout: 60_000,
+    },
+  );
+  const names: string[] = [];
+  for (const file of await readdir(dir)) {
+    for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) {
+      const crd = doc.toJS() as V1CustomResourceDefinition | null;
+      if (crd?.kind === 'CustomResourceDefinition' && crd.metadata?.name) names.push(crd.metadata.name);
+    }
+  }
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  await waitUntil(
+    'Tekton CRDs established',
+    async () => {
+      for (const name of names) {
+        const crd = await api.readCustomResourceDefinition({ name });
+        if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
+          return false;
+      }
+      return true;
+    },
+    { timeoutMs: 30_000 },
+  );
+  log(`installed ${names.length} Tekton CRDs`);
 }
 
 /** The default StorageClass, served by KWOK's volume stages: claims bind at once, nothing is stored. */

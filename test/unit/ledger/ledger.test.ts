@@ -218,3 +218,21 @@ describe('Ledger quotas', () => {
     });
   });
 });
+
+describe('Ledger runners that never take a job', () => {
+  it('marks an idle runner stuck when a job it could take has waited past the start timeout', () => {
+    const l = ledger();
+    // Running since long before, and the job waits too: the runner's process never connected.
+    l.observeRunner(pod('silent', { createdAt: NOW - seconds(900), runningSince: NOW - seconds(890) }));
+    l.applyJobEvent({ ...queued(1), createdAt: NOW - seconds(400) } as JobEvent);
+    expect(lintOf(l)?.runners[0]?.state).toBe('stuck');
+  });
+
+  it('keeps an idle runner while the waiting job is recent, or when nothing waits', () => {
+    const l = ledger();
+    l.observeRunner(pod('warm', { createdAt: NOW - seconds(900), runningSince: NOW - seconds(890) }));
+    expect(lintOf(l)?.runners[0]?.state).toBe('idle');
+    l.applyJobEvent({ ...queued(1), createdAt: NOW - seconds(10) } as JobEvent);
+    expect(lintOf(l)?.runners[0]?.state).toBe('idle');
+  });
+});
