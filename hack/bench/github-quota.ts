@@ -137,26 +137,7 @@ async function runGantry(
   };
 
   while (clock.now() < end) {
-    const candidates = [
-      nextPoll,
-      arrivalAt(start, pending),
-      podStarts[0]?.at,
-      fake.nextDueAt() ?? undefined,
-      end,
-    ].filter((t): t is number => t !== undefined);
-    clock.set(Math.max(clock.now(), Math.min(...candidates)));
-    const now = clock.now();
-    fake.tick();
-    while (pending[0] && start + pending[0].at <= now) {
-      const arrival = pending.shift();
-      if (arrival)
-        fake.queueJobs({
-          repo: arrival.repo,
-          labels: LABELS,
-          count: JOBS_PER_RUN,
-          durationMs: JOB_DURATION_MS,
-        });
-    }
+    const now = advanceToNextEvent(clock, fake, start, pending, [nextPoll, podStarts[0]?.at, end]);
     await settle();
     while (podStarts[0] && podStarts[0].at <= now) {
       const pod = podStarts.shift();
@@ -183,6 +164,37 @@ async function runGantry(
   return result;
 }
 
+/**
+ * Moves simulated time to the next thing that happens (one of `times`, the next run arriving, or a
+ * job the fake completes), lets the fake act on it and queues the runs that have arrived.
+ */
+function advanceToNextEvent(
+  clock: ManualClock,
+  fake: FakeGithub,
+  start: number,
+  pending: typeof arrivals,
+  times: (number | undefined)[],
+): number {
+  const candidates = [...times, arrivalAt(start, pending), fake.nextDueAt() ?? undefined].filter(
+    (t): t is number => t !== undefined,
+  );
+  clock.set(Math.max(clock.now(), Math.min(...candidates)));
+  const now = clock.now();
+  fake.tick();
+  while (pending[0] && start + pending[0].at <= now) {
+    const arrival = pending.shift();
+    if (arrival) {
+      fake.queueJobs({
+        repo: arrival.repo,
+        labels: LABELS,
+        count: JOBS_PER_RUN,
+        durationMs: JOB_DURATION_MS,
+      });
+    }
+  }
+  return now;
+}
+
 /** The baseline: poll every repository every 30 s without If-None-Match, read every active run's jobs. */
 async function runNaive(mode: 'load' | 'idle'): Promise<Result> {
   const clock = new ManualClock({ autoAdvance: true });
@@ -200,26 +212,7 @@ async function runNaive(mode: 'load' | 'idle'): Promise<Result> {
   let runners = 0;
   let nextPoll = start;
   while (clock.now() < end) {
-    const candidates = [
-      nextPoll,
-      arrivalAt(start, pending),
-      podStarts[0]?.at,
-      fake.nextDueAt() ?? undefined,
-      end,
-    ].filter((t): t is number => t !== undefined);
-    clock.set(Math.max(clock.now(), Math.min(...candidates)));
-    const now = clock.now();
-    fake.tick();
-    while (pending[0] && start + pending[0].at <= now) {
-      const arrival = pending.shift();
-      if (arrival)
-        fake.queueJobs({
-          repo: arrival.repo,
-          labels: LABELS,
-          count: JOBS_PER_RUN,
-          durationMs: JOB_DURATION_MS,
-        });
-    }
+    const now = advanceToNextEvent(clock, fake, start, pending, [nextPoll, podStarts[0]?.at, end]);
     while (podStarts[0] && podStarts[0].at <= now) {
       const pod = podStarts.shift();
       if (pod) fake.startRunner(pod.name);

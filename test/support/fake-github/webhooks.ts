@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { type FakeJob, type FakeRepo, type FakeRun, iso } from './entities.ts';
+import { type FakeJob, type FakeRepo, type FakeRun, restJob } from './entities.ts';
 
 /** One workflow_job example payload from `@octokit/webhooks-examples` (api.github.com). */
 export type WebhookExample = {
@@ -65,38 +65,14 @@ export function workflowJobPayload(
   installationId: number,
 ): WebhookExample {
   const t = template();
-  const repoApi = `${hosts.api}/repos/${job.repo.fullName}`;
   const repository = retarget(t.repository, job.repo, hosts.web, hosts.api);
   repository.id = job.repo.id;
   repository.private = job.repo.private;
   const sender = retarget(t.sender, job.repo, hosts.web, hosts.api);
   return {
     action,
-    workflow_job: {
-      id: job.id,
-      run_id: job.runId,
-      workflow_name: run.workflowName,
-      head_branch: run.headBranch,
-      run_url: `${repoApi}/actions/runs/${job.runId}`,
-      run_attempt: run.runAttempt,
-      node_id: Buffer.from(`CR_${job.id}`).toString('base64'),
-      head_sha: run.headSha,
-      url: `${repoApi}/actions/jobs/${job.id}`,
-      html_url: `${hosts.web}/${job.repo.fullName}/actions/runs/${job.runId}/job/${job.id}`,
-      status: job.status,
-      conclusion: job.conclusion,
-      created_at: iso(job.createdAt),
-      started_at: iso(job.startedAt),
-      completed_at: job.completedAt === null ? null : iso(job.completedAt),
-      name: job.name,
-      steps: [],
-      check_run_url: `${repoApi}/check-runs/${job.id}`,
-      labels: job.labels,
-      runner_id: job.runner?.id ?? null,
-      runner_name: job.runner?.name ?? null,
-      runner_group_id: job.runner?.groupId ?? null,
-      runner_group_name: job.runner?.groupName ?? null,
-    },
+    // A delivery carries the job exactly as the REST API shows it.
+    workflow_job: restJob(hosts.web, hosts.api, job, run),
     repository,
     sender,
     installation: {
