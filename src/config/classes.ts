@@ -320,6 +320,12 @@ export const runnerClassSchema = z
       .positive({ error: 'expected a number > 0' })
       .default(6 * 3600)
       .describe('Job timeout: the pod is stopped this many seconds after it starts.'),
+    maxQueueAge: duration
+      .optional()
+      .describe(
+        'Tekton: a PipelineRun still queued this long (seconds, or 30m, 2h, …) is cancelled, with the reason ' +
+          'in its gantry.dev/cancel-reason annotation. Unset: runs wait as long as it takes.',
+      ),
     caches: z.array(cache).default([]).describe('Cache volumes mounted into every runner of the class.'),
     cost: z
       .strictObject({

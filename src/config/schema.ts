@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { githubConfigSchema } from '../sources/github/config.ts';
+import { tektonConfigSchema } from '../sources/tekton/config.ts';
 import { classesSchema } from './classes.ts';
 
 /**
@@ -10,6 +11,7 @@ import { classesSchema } from './classes.ts';
 export const configSchema = z
   .strictObject({
     github: githubConfigSchema.prefault({}),
+    tekton: tektonConfigSchema,
     classes: classesSchema,
     controller: z
       .strictObject({

@@ -1,6 +1,8 @@
 import {
+  AdmissionregistrationV1Api,
   CoordinationV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   createConfiguration,
   type HttpLibrary,
   IsomorphicFetchHttpLibrary,
@@ -21,6 +23,10 @@ export interface KubeApis {
   core: CoreV1Api;
   /** Leases, for leader election. */
   coordination: CoordinationV1Api;
+  /** The MutatingWebhookConfiguration whose caBundle Gantry keeps current. */
+  admission: AdmissionregistrationV1Api;
+  /** Tekton PipelineRuns. */
+  custom: CustomObjectsApi;
 }
 
 export interface KubeApiOptions {
@@ -41,7 +47,12 @@ export function createKubeApis(kc: KubeConfig, options: KubeApiOptions): KubeApi
     authMethods: { default: kc },
     httpApi: boundedAndCounted(options),
   });
-  return { core: new CoreV1Api(configuration), coordination: new CoordinationV1Api(configuration) };
+  return {
+    core: new CoreV1Api(configuration),
+    coordination: new CoordinationV1Api(configuration),
+    admission: new AdmissionregistrationV1Api(configuration),
+    custom: new CustomObjectsApi(configuration),
+  };
 }
 
 /** The default transport, with a deadline on every request and a record of every answer. */

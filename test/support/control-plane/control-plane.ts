@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
@@ -297,6 +297,8 @@ async function sweepStaleRuns(runsDir: string, log: (m: string) => void): Promis
     const runDir = join(runsDir, entry);
     const run = await readRun(runDir);
     if (run?.detached || (run && isAlive(run.ownerPid))) continue;
+    // A folder without its record may belong to a run starting right now in another process.
+    if (!run && Date.now() - (await stat(runDir)).mtimeMs < 120_000) continue;
     log(`cleaning up stale run ${entry}`);
     if (run) await stopRun(runDir);
     else await rm(runDir, { recursive: true, force: true });

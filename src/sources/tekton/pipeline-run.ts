@@ -1,0 +1,59 @@
+/**
+ * The part of a Tekton PipelineRun (tekton.dev/v1) Gantry reads and writes, and the annotations it
+ * keeps its queue in. Everything Gantry knows of a run is on the run itself, so a restarted Gantry
+ * rebuilds its queue from a list.
+ */
+
+export const TEKTON_GROUP = 'tekton.dev';
+export const TEKTON_VERSION = 'v1';
+export const PIPELINE_RUNS = 'pipelineruns';
+
+/** `spec.status` of a run held before it starts; clearing it starts the run. */
+export const PENDING = 'PipelineRunPending';
+/** `spec.status` that cancels a run (a pending one never starts). */
+export const CANCELLED = 'Cancelled';
+
+/** Label a user sets on a PipelineRun to ask for a class by name. */
+export const LABEL_CLASS = 'gantry.dev/class';
+/** The class the webhook put the run in. */
+export const ANNOTATION_CLASS = 'gantry.dev/class';
+/** When the webhook queued the run (RFC 3339 with milliseconds); absent on runs Gantry does not hold. */
+export const ANNOTATION_QUEUED_AT = 'gantry.dev/queued-at';
+/** When Gantry let the run start. */
+export const ANNOTATION_ADMITTED_AT = 'gantry.dev/admitted-at';
+/** `user`: the run was created pending by its author; Gantry never releases it. */
+export const ANNOTATION_HELD = 'gantry.dev/held';
+/** Why Gantry cancelled a queued run, e.g. `max-queue-age`. */
+export const ANNOTATION_CANCEL_REASON = 'gantry.dev/cancel-reason';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown' | string;
+  reason?: string;
+  message?: string;
+}
+
+export interface PipelineRun {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    uid?: string;
+    creationTimestamp?: string | Date;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string | Date;
+  };
+  spec?: {
+    status?: string;
+    taskRunTemplate?: { serviceAccountName?: string; podTemplate?: Record<string, unknown> };
+    [field: string]: unknown;
+  };
+  status?: {
+    startTime?: string;
+    completionTime?: string;
+    conditions?: Condition[];
+  };
+}
