@@ -12,6 +12,8 @@ import { createKubeApis } from './kube/client.ts';
 import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
+import { createTektonSource, type TektonSource } from './sources/tekton/source.ts';
+import { startTektonWebhook, type TektonWebhook } from './sources/tekton/webhook.ts';
 
 export interface App {
   logger: Logger;
@@ -59,6 +61,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
   let github: GithubSource | undefined;
   let registrar: ReturnType<typeof createGithubRegistrar> | undefined;
+  let tekton: TektonSource | undefined;
+  let startWebhook: (() => Promise<TektonWebhook>) | undefined;
+  let webhook: TektonWebhook | undefined;
   let elector: Elector | undefined;
   let leading = false;
   let stopping = false;
@@ -80,7 +85,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       sharedWebhooks: config.election.enabled,
     });
   }
-  if (github && githubClasses.length > 0) {
+  const launchesRunners = github !== undefined && githubClasses.length > 0;
+  if (launchesRunners || config.tekton.enabled) {
     const kc = deps.kubeConfig ?? defaultKubeConfig();
     const kubeRequests = new Counter({
       name: 'gantry_kube_requests_total',
@@ -93,20 +99,42 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
     });
     const controllerRef: { current?: RunnerController } = {};
-    registrar = createGithubRegistrar({
-      runners: github.runners,
-      classes: config.classes,
-      livePods: () => new Set(controllerRef.current?.ledger.runnerNames() ?? []),
-      repositories: () => config.github.repositories,
-      logger,
-      cleanupIntervalMs: 60_000,
-      unsafeTrustedGroup: config.github.runners.unsafeTrustedGroup,
-    });
+    if (github && launchesRunners) {
+      registrar = createGithubRegistrar({
+        runners: github.runners,
+        classes: config.classes,
+        livePods: () => new Set(controllerRef.current?.ledger.runnerNames() ?? []),
+        repositories: () => config.github.repositories,
+        logger,
+        cleanupIntervalMs: 60_000,
+        unsafeTrustedGroup: config.github.runners.unsafeTrustedGroup,
+      });
+    }
+    if (config.tekton.enabled) {
+      tekton = createTektonSource({
+        kc,
+        apis,
+        config: config.tekton,
+        classes: config.classes,
+        logger,
+        onEvent: (event) => runners?.applyJobEvent(event),
+        onRunStarted: (className, delayMs) => observers.observeRunStartDelay(className, delayMs),
+      });
+      startWebhook = () =>
+        startTektonWebhook({
+          config: config.tekton,
+          classes: config.classes,
+          apis,
+          namespace: ownNamespace(kc),
+          logger,
+        });
+    }
     runners = createRunnerController({
       kc,
       apis,
       classes: config.classes,
-      registrar,
+      ...(registrar ? { registrar } : {}),
+      ...(tekton ? { runs: tekton.actuator } : {}),
       logger,
       startTimeoutMs: config.controller.startTimeoutSeconds * 1000,
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
@@ -137,7 +165,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       });
     }
   } else if (Object.keys(config.classes).length > 0) {
-    logger.warn('runner classes are configured but github.enabled is false: no runners will be launched');
+    logger.warn(
+      'runner classes are configured but neither github nor tekton is enabled: no runners will be launched',
+    );
   }
 
   /** The leader's work: the reconcile loop, the poller and the registration sweep. */
@@ -173,6 +203,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // Runners first: the ledger must know the pods that exist before demand is planned against it,
       // and a follower keeps it warm so that taking over needs no relist.
       await runners?.start();
+      await tekton?.start();
+      // Every replica answers admission reviews: the decision needs the classes, not the lead.
+      webhook = await startWebhook?.();
       if (elector) elector.start();
       else startLeading();
       ready = true;
@@ -189,6 +222,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       await http.close();
       await stopLeading();
       await github?.stop();
+      await webhook?.stop();
+      await tekton?.stop();
       // Only once nothing acts any more may a successor take over, at once.
       await elector?.stop();
       await runners?.stop();

@@ -138,6 +138,10 @@ Secrets. Inline credentials are refused: a ConfigMap is readable by anyone who m
 {{- if $github -}}
 {{- $_ := set $config "github" $github -}}
 {{- end -}}
+{{- if include "gantry.tektonEnabled" . -}}
+{{- $tekton := include "gantry.tektonConfig" (dict "root" . "tekton" (get $config "tekton")) | fromJson -}}
+{{- $_ := set $config "tekton" $tekton -}}
+{{- end -}}
 {{- if gt (int .Values.replicaCount) 1 -}}
 {{- $election := get $config "election" | default dict -}}
 {{- if and (hasKey $election "enabled") (not (get $election "enabled")) -}}
@@ -182,4 +186,100 @@ Whether the rendered config elects a leader (explicitly, or because there is mor
 {{- define "gantry.electionEnabled" -}}
 {{- $election := get (.Values.config | default dict) "election" | default dict -}}
 {{- if or (gt (int .Values.replicaCount) 1) (get $election "enabled") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Tekton: whether the queue is on (config.tekton.enabled). */}}
+{{- define "gantry.tektonEnabled" -}}
+{{- if dig "tekton" "enabled" false (.Values.config | default dict) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The namespaces of queued PipelineRuns (config.tekton.namespaces), sorted, as a JSON list; empty: all. */}}
+{{- define "gantry.tektonNamespaces" -}}
+{{- dig "tekton" "namespaces" list (.Values.config | default dict) | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/*
+The admission webhook's port: config.tekton.webhook.port (Gantry's default 8443), the container's and
+the Service's alike.
+*/}}
+{{- define "gantry.webhookPort" -}}
+{{- $port := dig "tekton" "webhook" "port" 8443 (.Values.config | default dict) | int -}}
+{{- if eq $port 0 -}}
+{{- fail "config.tekton.webhook.port: expected a fixed port (1-65535); the Service and the MutatingWebhookConfiguration need it" -}}
+{{- end -}}
+{{- if eq $port (include "gantry.httpPort" . | int) -}}
+{{- fail (printf "config.tekton.webhook.port: %d is config.http.port too; the HTTPS admission server needs a port of its own" $port) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{/* The MutatingWebhookConfiguration (cluster-scoped), named after the release. */}}
+{{- define "gantry.webhookConfigurationName" -}}{{ include "gantry.fullname" . }}{{- end -}}
+
+{{/* The Secret with the webhook's certificate: config.tekton.webhook.tls.secretName, or <fullname>-webhook-tls. */}}
+{{- define "gantry.webhookTlsSecret" -}}
+{{- dig "tekton" "webhook" "tls" "secretName" (printf "%s-webhook-tls" (include "gantry.fullname" .)) (.Values.config | default dict) -}}
+{{- end -}}
+
+{{/* Whether cert-manager issues the webhook's certificate (tekton.webhook.certManager.enabled). */}}
+{{- define "gantry.certManagerEnabled" -}}
+{{- if dig "webhook" "certManager" "enabled" false (.Values.tekton | default dict) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether cert-manager's certificate is mounted into the pod: Tekton on, certManager on. */}}
+{{- define "gantry.webhookTlsMounted" -}}
+{{- if and (include "gantry.tektonEnabled" .) (include "gantry.certManagerEnabled" .) -}}true{{- end -}}
+{{- end -}}
+
+{{/* cert-manager's Certificate of the webhook (with tekton.webhook.certManager.enabled). */}}
+{{- define "gantry.webhookCertificate" -}}{{ include "gantry.fullname" . }}-webhook{{- end -}}
+
+{{/* Where cert-manager's Secret is mounted. */}}
+{{- define "gantry.webhookTlsDir" -}}/etc/gantry/secrets/webhook-tls{{- end -}}
+
+{{/*
+config.tekton as the ConfigMap holds it (.tekton, as JSON): the names the chart's objects carry are
+written in, so Gantry and its Service, Secret and MutatingWebhookConfiguration cannot drift apart.
+Self-managed certificate: the Secret, Service and configuration names. cert-manager: the paths of
+the mounted certificate (and its Secret's name, which Gantry then does not use).
+*/}}
+{{- define "gantry.tektonConfig" -}}
+{{- $root := .root -}}
+{{- $tekton := deepCopy .tekton -}}
+{{- $webhook := get $tekton "webhook" | default dict -}}
+{{- $tls := get $webhook "tls" | default dict -}}
+{{- $_ := include "gantry.webhookPort" $root -}}
+{{- range $key := list "serviceName" "webhookConfigurationName" -}}
+{{- if hasKey $tls $key -}}
+{{- fail (printf "config.tekton.webhook.tls.%s: leave it out; the chart sets it to the objects it creates (%s)" $key (include "gantry.fullname" $root)) -}}
+{{- end -}}
+{{- end -}}
+{{- if include "gantry.certManagerEnabled" $root -}}
+{{- range $key := list "certFile" "keyFile" "extraHosts" "validityDays" -}}
+{{- if hasKey $tls $key -}}
+{{- fail (printf "config.tekton.webhook.tls.%s: leave it out; with tekton.webhook.certManager.enabled cert-manager issues the certificate and the chart mounts it" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $tls "certFile" (printf "%s/tls.crt" (include "gantry.webhookTlsDir" $root)) -}}
+{{- $_ := set $tls "keyFile" (printf "%s/tls.key" (include "gantry.webhookTlsDir" $root)) -}}
+{{- else -}}
+{{- range $key := list "certFile" "keyFile" -}}
+{{- if hasKey $tls $key -}}
+{{- fail (printf "config.tekton.webhook.tls.%s: the chart mounts no certificate files; set tekton.webhook.certManager.enabled, or leave certFile and keyFile out and Gantry makes its own" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $tls "serviceName" (include "gantry.fullname" $root) -}}
+{{- $_ := set $tls "webhookConfigurationName" (include "gantry.webhookConfigurationName" $root) -}}
+{{- end -}}
+{{- $_ := set $tls "secretName" (include "gantry.webhookTlsSecret" $root) -}}
+{{- $_ := set $webhook "tls" $tls -}}
+{{- $_ := set $tekton "webhook" $webhook -}}
+{{- toJson $tekton -}}
+{{- end -}}
+
+{{/* Gantry's rules on PipelineRuns. */}}
+{{- define "gantry.pipelineRunRules" -}}
+- apiGroups: [tekton.dev]
+  resources: [pipelineruns]
+  verbs: [get, list, watch, patch]
 {{- end -}}

@@ -184,6 +184,34 @@ const metricsSettings = z
   })
   .optional();
 
+const tektonSettings = z
+  .strictObject({
+    webhook: z
+      .strictObject({
+        failurePolicy: z
+          .enum(['Ignore', 'Fail'])
+          .optional()
+          .describe('When Gantry does not answer: Ignore creates the PipelineRun unqueued; Fail refuses it.'),
+        timeoutSeconds: z
+          .int()
+          .min(1)
+          .max(30)
+          .optional()
+          .describe('Seconds the apiserver waits for Gantry’s answer.'),
+        certManager: z
+          .strictObject({
+            enabled: z
+              .boolean()
+              .optional()
+              .describe('cert-manager issues the serving certificate; false: Gantry makes its own.'),
+          })
+          .optional(),
+      })
+      .optional()
+      .describe('The MutatingWebhookConfiguration through which Gantry holds new PipelineRuns.'),
+  })
+  .optional();
+
 export const chartValuesSchema = z.strictObject({
   nameOverride: z.string().max(63).optional(),
   fullnameOverride: z.string().max(63).optional(),
@@ -263,12 +291,14 @@ export const chartValuesSchema = z.strictObject({
         .describe('Per namespace, merged over defaults.'),
     })
     .optional(),
+  tekton: tektonSettings.describe('The chart’s side of the Tekton queue (on with config.tekton.enabled).'),
   metrics: metricsSettings.describe('Prometheus Operator objects and the Grafana dashboard.'),
   config: configSchema
     .optional()
     .describe(
       'Gantry’s configuration (see src/config/), rendered into the ConfigMap as written. ' +
-        'The chart fills github.auth.privateKeyPath/tokenPath and github.webhook.secretPath from secrets.',
+        'The chart fills github.auth.privateKeyPath/tokenPath and github.webhook.secretPath from secrets, ' +
+        'and tekton.webhook.tls from the objects it creates.',
     ),
 });
 

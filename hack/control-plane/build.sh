@@ -8,9 +8,11 @@
 #   promtool                                                          (github.com/prometheus/prometheus)
 #   prometheus-operator CRDs (ServiceMonitor, PrometheusRule) in crds/ (github.com/prometheus-operator/prometheus-operator)
 #   Tekton Pipelines CRDs (Pipeline, PipelineRun, Task, TaskRun, …) in tekton-crds/ (github.com/tektoncd/pipeline)
+#   cert-manager CRDs (Certificate, Issuer) in cert-manager-crds/     (github.com/cert-manager/cert-manager)
 # Prints the directory holding all binaries on its last line of stdout.
 # GANTRY_BIN_DIR=/path skips the build and uses binaries already there (it is checked, not built);
-# promtool, crds/ and tekton-crds/ are optional there: what needs them skips (or is not installed).
+# promtool, crds/, tekton-crds/ and cert-manager-crds/ are optional there: what needs them skips
+# (or is not installed).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -132,6 +134,17 @@ fetch_tekton_crds() {
   chmod -R u+w "$out/tekton-crds"
 }
 
+# Only the two CRDs Gantry's chart creates objects of (its webhook certificate); nothing is built.
+fetch_cert_manager_crds() {
+  local out=$1 v=$2 dir
+  dir=$(go mod download -json "github.com/cert-manager/cert-manager@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  mkdir -p "$out/cert-manager-crds"
+  for kind in certificates issuers; do
+    cp "$dir/deploy/crds/cert-manager.io_$kind.yaml" "$out/cert-manager-crds/"
+  done
+  chmod -R u+w "$out/cert-manager-crds"
+}
+
 build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
 build_component etcd "$ETCD_VERSION" build_etcd
 build_component kwok "$KWOK_VERSION" build_kwok
@@ -139,9 +152,10 @@ build_component helm "$HELM_VERSION" build_helm
 build_component promtool "$PROMETHEUS_VERSION" build_promtool
 build_component prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
 build_component tekton-crds "$TEKTON_VERSION" fetch_tekton_crds
+build_component cert-manager-crds "$CERT_MANAGER_VERSION" fetch_cert_manager_crds
 
 # One folder of links, named by the whole version set, is what callers use.
-set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION-tekton-$TEKTON_VERSION"
+set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION-tekton-$TEKTON_VERSION-cert-manager-$CERT_MANAGER_VERSION"
 mkdir -p "$set_dir"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$cache/kubernetes-$KUBERNETES_VERSION/$b" "$set_dir/$b"; done
 ln -sfn "$cache/etcd-$ETCD_VERSION/etcd" "$set_dir/etcd"
@@ -150,4 +164,5 @@ ln -sfn "$cache/helm-$HELM_VERSION/helm" "$set_dir/helm"
 ln -sfn "$cache/promtool-$PROMETHEUS_VERSION/promtool" "$set_dir/promtool"
 ln -sfn "$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION/crds" "$set_dir/crds"
 ln -sfn "$cache/tekton-crds-$TEKTON_VERSION/tekton-crds" "$set_dir/tekton-crds"
+ln -sfn "$cache/cert-manager-crds-$CERT_MANAGER_VERSION/cert-manager-crds" "$set_dir/cert-manager-crds"
 echo "$set_dir"

@@ -2,7 +2,13 @@ import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
 import type { CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import type { Action, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type {
+  Action,
+  AdmitRunAction,
+  CancelRunAction,
+  CreateRunnerAction,
+  DeleteRunnerAction,
+} from '../model/action.ts';
 import type { EpochMillis } from '../model/job.ts';
 import { plan } from '../planner/plan.ts';
 
@@ -11,10 +17,27 @@ export interface RunnerActuator {
   remove(action: DeleteRunnerAction): Promise<DeleteOutcome>;
 }
 
+/** What became of an admission or cancellation of a queued run. */
+export type RunOutcome =
+  /** Done as asked. */
+  | { kind: 'done' }
+  /** The run is no longer queued (started, cancelled or deleted by someone else): nothing to do. */
+  | { kind: 'gone' }
+  | { kind: 'failed'; error: Error };
+
+/** Tekton's side: lets queued PipelineRuns start, or cancels them. */
+export interface RunActuator {
+  admit(action: AdmitRunAction): Promise<RunOutcome>;
+  cancel(action: CancelRunAction): Promise<RunOutcome>;
+}
+
 export interface ReconcilerOptions {
   ledger: Ledger;
   classes: RunnerClasses;
-  actuator: RunnerActuator;
+  /** Absent when no class launches runners (GitHub disabled). */
+  actuator?: RunnerActuator;
+  /** Absent when no source queues runs (Tekton disabled). */
+  runs?: RunActuator;
   logger: Logger;
   now?: () => EpochMillis;
   /** Actions carried out at once; the rest wait their turn within the pass. */
@@ -54,6 +77,10 @@ export function createReconciler(options: ReconcilerOptions) {
         ledger.noteCreateRequested(action, runnerClass.maxCreatePerSecond, now());
       } else if (action.kind === 'delete-runner') {
         ledger.noteDeleteRequested(action.runnerName);
+      } else if (action.kind === 'admit-run' && runnerClass) {
+        ledger.noteAdmitRequested(action, runnerClass.maxCreatePerSecond, now());
+      } else if (action.kind === 'cancel-run') {
+        ledger.noteCancelRequested(action.runKey);
       }
     }
     await forEachLimited(actions, concurrency, (action) => (active ? execute(action) : abandon(action)));
@@ -64,6 +91,7 @@ export function createReconciler(options: ReconcilerOptions) {
   function abandon(action: Action): Promise<void> {
     if (action.kind === 'create-runner') ledger.noteCreateFailed(action.runnerName);
     else if (action.kind === 'delete-runner') ledger.noteDeleteAbandoned(action.runnerName);
+    else ledger.noteRunActionFailed(action.runKey);
     return Promise.resolve();
   }
 
@@ -71,7 +99,9 @@ export function createReconciler(options: ReconcilerOptions) {
     if (action.kind === 'create-runner') {
       const runnerClass = classes[action.className];
       if (!runnerClass) return;
-      const outcome = await actuator.create(action, runnerClass);
+      const outcome = actuator
+        ? await actuator.create(action, runnerClass)
+        : ({ kind: 'failed', error: new Error('no source registers runners') } as const);
       if (outcome.kind === 'quota-exceeded') {
         ledger.noteCreateFailed(action.runnerName);
         ledger.noteQuotaExceeded(action.namespace, now() + (outcome.retryAfterMs ?? quotaBackoffMs));
@@ -87,11 +117,24 @@ export function createReconciler(options: ReconcilerOptions) {
         );
       }
     } else if (action.kind === 'delete-runner') {
-      const outcome = await actuator.remove(action);
+      const outcome = actuator
+        ? await actuator.remove(action)
+        : ({ kind: 'failed', error: new Error('no source registers runners') } as const);
       if (outcome.kind === 'failed') {
         log.error(
           { class: action.className, pod: action.runnerName, err: outcome.error.message },
           'runner delete failed',
+        );
+      }
+    } else {
+      const outcome = options.runs
+        ? await (action.kind === 'admit-run' ? options.runs.admit(action) : options.runs.cancel(action))
+        : ({ kind: 'failed', error: new Error('no source handles queued runs') } as const);
+      if (outcome.kind === 'failed') {
+        ledger.noteRunActionFailed(action.runKey);
+        log.error(
+          { class: action.className, run: action.runKey, err: outcome.error.message },
+          `${action.kind} failed`,
         );
       }
     }

@@ -10,13 +10,16 @@ import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
 import { buildClassifier } from '../planner/classify.ts';
-import { createReconciler, type ReconcilerOptions } from './reconciler.ts';
+import { createReconciler, type ReconcilerOptions, type RunActuator } from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;
   apis: KubeApis;
   classes: RunnerClasses;
-  registrar: RunnerRegistrar;
+  /** Registers runners with GitHub; absent when no class serves GitHub jobs. */
+  registrar?: RunnerRegistrar;
+  /** Admits and cancels queued Tekton runs; absent when Tekton is disabled. */
+  runs?: RunActuator;
   logger: Logger;
   startTimeoutMs: number;
   deadlineGraceMs: number;
@@ -29,8 +32,9 @@ export interface RunnerControllerOptions {
 }
 
 /**
- * Runner pods for queued jobs: the ledger fed by the sources (`applyJobEvent`) and by watches of the
- * runner pods and ResourceQuotas in every class namespace, and the reconcile loop acting on it.
+ * Supply for queued jobs: the ledger fed by the sources (`applyJobEvent`) and by watches of the
+ * runner pods and ResourceQuotas in every namespace of a GitHub class, and the reconcile loop acting
+ * on it: launching and removing runners, admitting and cancelling Tekton runs.
  * Watches are per namespace, matching the namespaced Roles Gantry is granted.
  */
 export function createRunnerController(options: RunnerControllerOptions) {
@@ -40,11 +44,12 @@ export function createRunnerController(options: RunnerControllerOptions) {
     startTimeoutMs: options.startTimeoutMs,
     deadlineGraceMs: options.deadlineGraceMs,
   });
-  const launcher = createKubeLauncher({ core: apis.core, registrar: options.registrar, logger });
+  const { registrar, runs } = options;
   const reconciler = createReconciler({
     ledger,
     classes,
-    actuator: launcher,
+    ...(registrar ? { actuator: createKubeLauncher({ core: apis.core, registrar, logger }) } : {}),
+    ...(runs ? { runs } : {}),
     logger,
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
@@ -53,7 +58,16 @@ export function createRunnerController(options: RunnerControllerOptions) {
   const notify = (changes: LedgerChange[]) => {
     for (const change of changes) options.onChange?.(change);
   };
-  const namespaces = [...new Set(Object.values(classes).map((c) => c.namespace))].sort();
+  // Runner pods live in the namespaces of the classes that launch them; Tekton runs have none.
+  const namespaces = registrar
+    ? [
+        ...new Set(
+          Object.values(classes)
+            .filter((c) => c.match.github)
+            .map((c) => c.namespace),
+        ),
+      ].sort()
+    : [];
   const quotasByNamespace = new Map<string, Map<string, V1ResourceQuota>>();
   const watches: RunningWatch[] = [];
 

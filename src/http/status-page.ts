@@ -41,7 +41,14 @@ export function renderStatusPage(report: StatusReport): string {
     .map(
       (c) =>
         `<tr data-class="${escapeHtml(c.name)}"><td class="class">${escapeHtml(c.name)}</td>` +
-        [c.queued, c.starting, c.idle, c.busy, `${c.starting + c.idle + c.busy} / ${c.maxRunners}`]
+        [
+          c.queued,
+          c.starting,
+          c.idle,
+          c.busy,
+          c.admitted,
+          `${c.starting + c.idle + c.busy + c.admitted} / ${c.maxRunners}`,
+        ]
           .map((v) => `<td class="num">${escapeHtml(String(v))}</td>`)
           .join('') +
         `<td class="num">${escapeHtml(formatSeconds(c.queueP95Seconds))}</td>` +
@@ -75,7 +82,7 @@ ${
   report.classes.length === 0
     ? '<p>No runner classes are configured.</p>'
     : `<table>
-<thead><tr><th>class</th><th>queued</th><th>starting</th><th>idle</th><th>busy</th><th>runners / max</th><th>queue p95 (1 h)</th><th>cost today (UTC)</th></tr></thead>
+<thead><tr><th>class</th><th>queued</th><th>starting</th><th>idle</th><th>busy</th><th>admitted runs</th><th>in use / max</th><th>queue p95 (1 h)</th><th>cost today (UTC)</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

@@ -3,13 +3,24 @@ import { formatDollars, formatSeconds } from './status-page.ts';
 
 /** The status report as a plain-text table for a terminal (what `gantry status` prints). */
 export function renderStatusTable(report: StatusReport, maxEvents = 10): string {
-  const header = ['CLASS', 'QUEUED', 'STARTING', 'IDLE', 'BUSY', 'MAX', 'QUEUE P95', 'COST TODAY'];
+  const header = [
+    'CLASS',
+    'QUEUED',
+    'STARTING',
+    'IDLE',
+    'BUSY',
+    'ADMITTED',
+    'MAX',
+    'QUEUE P95',
+    'COST TODAY',
+  ];
   const rows = report.classes.map((c) => [
     c.name,
     String(c.queued),
     String(c.starting),
     String(c.idle),
     String(c.busy),
+    String(c.admitted),
     String(c.maxRunners),
     formatSeconds(c.queueP95Seconds),
     formatDollars(c.costTodayDollars),

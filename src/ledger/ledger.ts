@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import type { RunnerClasses } from '../config/classes.ts';
-import type { CreateRunnerAction } from '../model/action.ts';
+import type { AdmitRunAction, CreateRunnerAction } from '../model/action.ts';
 import type { EpochMillis, JobEvent, JobIdentity } from '../model/job.ts';
 import type {
+  AdmittedRun,
   ClassifiableJob,
   ClassSnapshot,
   CreationBudget,
@@ -34,6 +35,11 @@ export interface JobRecord {
   createdAt: EpochMillis;
   startedAt?: EpochMillis;
   runnerName?: string;
+  /**
+   * A queued Tekton run Gantry has asked to admit or cancel, until the watch reports the outcome:
+   * an admitted run holds its slot from the request on, a cancelled one leaves the queue.
+   */
+  runAction?: 'admit' | 'cancel';
 }
 
 /** What the ledger knows of one runner: what the pod watch reported, or a create still in flight. */
@@ -142,6 +148,7 @@ export class Ledger {
           } satisfies JobRecord);
         if (record.state === 'started') return [];
         record.state = 'started';
+        delete record.runAction;
         record.startedAt = event.startedAt;
         if (event.runnerName) {
           record.runnerName = event.runnerName;
@@ -241,6 +248,29 @@ export class Ledger {
     if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
   }
 
+  /** The planner's admission is on its way: the run holds a slot from now and spends creation budget. */
+  noteAdmitRequested(action: AdmitRunAction, ratePerSecond: number, now: EpochMillis): void {
+    const record = this.#jobs.get(action.runKey);
+    if (record?.state !== 'queued') return;
+    record.runAction = 'admit';
+    this.#budgets.set(
+      action.className,
+      spendCreationBudget(this.#budgets.get(action.className), ratePerSecond, now, 1),
+    );
+  }
+
+  /** The planner's cancellation is on its way: the run leaves the queue. */
+  noteCancelRequested(runKey: string): void {
+    const record = this.#jobs.get(runKey);
+    if (record?.state === 'queued') record.runAction = 'cancel';
+  }
+
+  /** An admission or cancellation that failed or was never sent: the run waits in the queue again. */
+  noteRunActionFailed(runKey: string): void {
+    const record = this.#jobs.get(runKey);
+    if (record) delete record.runAction;
+  }
+
   noteDeleteRequested(runnerName: string): void {
     const record = this.#runners.get(runnerName);
     if (record) record.deleteRequested = true;
@@ -286,17 +316,26 @@ export class Ledger {
 
   /** The planner's input: per class its waiting jobs and its runners, with states derived at `now`. */
   snapshot(classes: RunnerClasses, now: EpochMillis): LedgerSnapshot {
-    const byClass: Record<string, { queued: QueuedJob[]; runners: RunnerView[] }> = {};
+    const byClass: Record<
+      string,
+      { queued: QueuedJob[]; runners: RunnerView[]; admittedRuns: AdmittedRun[] }
+    > = {};
     const entry = (className: string) => {
       let found = byClass[className];
       if (!found) {
-        found = { queued: [], runners: [] };
+        found = { queued: [], runners: [], admittedRuns: [] };
         byClass[className] = found;
       }
       return found;
     };
     for (const job of this.#jobs.values()) {
-      if (job.state !== 'queued' || !job.classification.matched) continue;
+      if (!job.classification.matched) continue;
+      const { source, key, repo } = job.identity;
+      if (source === 'tekton' && (job.state === 'started' || job.runAction === 'admit')) {
+        entry(job.classification.className).admittedRuns.push({ key, repo });
+        continue;
+      }
+      if (job.state !== 'queued' || job.runAction === 'cancel') continue;
       entry(job.classification.className).queued.push({
         key: job.identity.key,
         source: job.identity.source,
@@ -320,7 +359,7 @@ export class Ledger {
     const classesOut: Record<string, ClassSnapshot> = {};
     for (const [className, found] of Object.entries(byClass)) {
       const budget = this.#budgets.get(className);
-      classesOut[className] = { ...found, admittedRuns: [], ...(budget ? { budget } : {}) };
+      classesOut[className] = { ...found, ...(budget ? { budget } : {}) };
     }
     for (const [className, budget] of this.#budgets) {
       classesOut[className] ??= { queued: [], runners: [], admittedRuns: [], budget };

@@ -60,6 +60,13 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
     registers,
   });
+  const runStartSeconds = new Histogram({
+    name: 'gantry_run_start_seconds',
+    help: 'Tekton runs Gantry admitted: time from admission to Tekton setting status.startTime.',
+    labelNames: ['class'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers,
+  });
   const reconcileSeconds = new Histogram({
     name: 'gantry_reconcile_seconds',
     help: 'Duration of reconcile passes: plan and carry out its actions.',
@@ -123,6 +130,21 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
           bySource.set(job.source, (bySource.get(job.source) ?? 0) + 1);
         }
         for (const [source, count] of bySource) this.set({ source, class: className }, count);
+      }
+    },
+  });
+  new Gauge({
+    name: 'gantry_runs_admitted',
+    help: 'Tekton runs admitted (or started without Gantry) and not finished, by class: slots they hold.',
+    labelNames: ['class'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const snapshot = options.snapshot(now());
+      for (const [className, runnerClass] of Object.entries(classes)) {
+        if (runnerClass.match.tekton) {
+          this.set({ class: className }, snapshot?.classes[className]?.admittedRuns.length ?? 0);
+        }
       }
     },
   });
@@ -214,6 +236,10 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     onPass(pass: { durationMs: number }): void {
       reconcileSeconds.observe(pass.durationMs / 1000);
     },
+    /** A Tekton run Gantry admitted started (Tekton set its startTime) `delayMs` after admission. */
+    observeRunStartDelay(className: string, delayMs: number): void {
+      runStartSeconds.observe({ class: className }, delayMs / 1000);
+    },
     /** Runners whose cost is still accruing (for tests and the status page). */
     get meteredRunners(): number {
       meter.settle(now());
@@ -236,6 +262,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
             idle: count('idle'),
             busy: count('busy'),
             terminating: count('terminating'),
+            admitted: entry?.admittedRuns.length ?? 0,
             maxRunners: runnerClass.maxRunners,
             queueP95Seconds: activity.queueP95Seconds(name, at),
             costTodayDollars: costToday.get(name) ?? 0,

@@ -16,6 +16,8 @@ export interface ClassStatus {
   idle: number;
   busy: number;
   terminating: number;
+  /** Tekton runs admitted (or started without Gantry) and not finished: slots they hold. */
+  admitted: number;
   maxRunners: number;
   /** 95th percentile of the queue times of jobs started in the last hour; null without any. */
   queueP95Seconds: number | null;

@@ -39,4 +39,13 @@ export interface AdmitRunAction {
   repo: string;
 }
 
-export type Action = CreateRunnerAction | DeleteRunnerAction | AdmitRunAction;
+/** Cancels a Tekton PipelineRun that waited in the queue longer than its class allows. */
+export interface CancelRunAction {
+  kind: 'cancel-run';
+  className: string;
+  runKey: string;
+  repo: string;
+  reason: 'max-queue-age';
+}
+
+export type Action = CreateRunnerAction | DeleteRunnerAction | AdmitRunAction | CancelRunAction;

@@ -1,5 +1,5 @@
 /**
- * Demand as the rest of Gantry sees it: every source (GitHub Actions today, Tekton later) turns its
+ * Demand as the rest of Gantry sees it: every source (GitHub Actions, Tekton) turns its
  * queue into these events. Domain types only; no I/O.
  */
 
@@ -39,6 +39,10 @@ export interface JobIdentity {
   untrusted: boolean;
   /** Human-readable job name, for logs and status pages. */
   name: string;
+  /** Tekton: the PipelineRun's labels, matched against the classes' selectors. */
+  tektonLabels?: Readonly<Record<string, string>>;
+  /** Tekton: the class the run names (label gantry.dev/class) or was queued in; it wins over selectors. */
+  requestedClass?: string;
 }
 
 interface JobEventBase {

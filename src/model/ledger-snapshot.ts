@@ -6,10 +6,10 @@ import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
  */
 
 /** What the classifier needs to know about a job; a subset of the job identity every source reports. */
-export interface ClassifiableJob extends Pick<JobIdentity, 'source' | 'labels' | 'untrusted'> {
-  /** The PipelineRun's metadata labels, matched against a class's Tekton selector. */
-  tektonLabels?: Readonly<Record<string, string>>;
-}
+export type ClassifiableJob = Pick<
+  JobIdentity,
+  'source' | 'labels' | 'untrusted' | 'tektonLabels' | 'requestedClass'
+>;
 
 /** A job (GitHub) or PipelineRun (Tekton) classified into a class and not yet assigned a runner. */
 export interface QueuedJob {

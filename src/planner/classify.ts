@@ -9,7 +9,8 @@ import type { ClassifiableJob } from '../model/ledger-snapshot.ts';
  * job did not ask for; ties go to the first name in alphabetical order.
  *
  * Tekton: a class matches when its selector selects the PipelineRun's labels. Of several matches the
- * one with the most requirements wins; ties go to the first name.
+ * one with the most requirements wins; ties go to the first name. A run that names its class
+ * (`requestedClass`) gets that class when the class serves Tekton, and no class otherwise.
  *
  * Trust: an untrusted job (fork pull request) may only go to the class marked `untrusted`, and only if
  * that class matches it like any other job; trusted jobs never go to that class. So the untrusted
@@ -22,7 +23,9 @@ export type UnmatchedReason =
   /** An untrusted job whose labels match trusted-only classes and nothing it may use. */
   | 'untrusted-trusted-only'
   /** An untrusted job the untrusted class does not match, or there is no untrusted class. */
-  | 'untrusted-no-class';
+  | 'untrusted-no-class'
+  /** The job names a class that does not exist or does not serve its source. */
+  | 'unknown-class';
 
 export type Classification =
   | { matched: true; className: string }
@@ -62,6 +65,13 @@ export function buildClassifier(classes: RunnerClasses): Classifier {
     });
 
   return (job) => {
+    if (job.requestedClass !== undefined) {
+      const named = candidates.find((c) => c.name === job.requestedClass);
+      const serves = job.source === 'github' ? named?.githubLabels : named?.tekton;
+      return serves
+        ? { matched: true, className: job.requestedClass }
+        : { matched: false, reason: 'unknown-class' };
+    }
     const matches = matchingClasses(candidates, job);
     const best = (pool: Candidate[]) => mostSpecific(pool, job);
     if (!job.untrusted) {

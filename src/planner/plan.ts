@@ -1,5 +1,11 @@
 import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
-import type { Action, AdmitRunAction, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type {
+  Action,
+  AdmitRunAction,
+  CancelRunAction,
+  CreateRunnerAction,
+  DeleteRunnerAction,
+} from '../model/action.ts';
 import type { EpochMillis } from '../model/job.ts';
 import type { ClassSnapshot, LedgerSnapshot, QueuedJob, RunnerView } from '../model/ledger-snapshot.ts';
 import { runnerNameFor } from '../model/runner-name.ts';
@@ -21,9 +27,11 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  * - Failed, finished and stuck runners are deleted. Idle runners beyond demand are deleted once idle for
  *   `idleTimeout`, longest idle first. Busy runners are never deleted. Runners of a class no longer
  *   configured are deleted unless busy.
+ * - Tekton runs queued longer than the class's `maxQueueAge` are cancelled instead of admitted.
  *
  * The output is deterministic: the same input gives the same actions in the same order (classes by
- * name; per class deletions by runner name, then creations and admissions in priority order).
+ * name; per class deletions by runner name, cancellations by key, then creations and admissions in
+ * priority order).
  */
 export function plan(snapshot: LedgerSnapshot, classes: RunnerClasses, now: EpochMillis): Action[] {
   const names = [...new Set([...Object.keys(classes), ...Object.keys(snapshot.classes)])].sort();
@@ -34,11 +42,15 @@ export function plan(snapshot: LedgerSnapshot, classes: RunnerClasses, now: Epoc
     plans.push(
       runnerClass
         ? planClass(name, runnerClass, classSnapshot, now)
-        : { name, deletes: deleteUnconfigured(name, classSnapshot), wanted: [], granted: [] },
+        : { name, deletes: deleteUnconfigured(name, classSnapshot), cancels: [], wanted: [], granted: [] },
     );
   }
   grantWithinQuotas(plans, classes, snapshot, now);
-  return plans.flatMap((classPlan) => [...classPlan.deletes, ...toActions(classPlan, classes, snapshot)]);
+  return plans.flatMap((classPlan) => [
+    ...classPlan.deletes,
+    ...classPlan.cancels,
+    ...toActions(classPlan, classes, snapshot),
+  ]);
 }
 
 const EMPTY_CLASS: ClassSnapshot = { queued: [], runners: [], admittedRuns: [] };
@@ -57,6 +69,7 @@ type Unit =
 interface ClassPlan {
   name: string;
   deletes: DeleteRunnerAction[];
+  cancels: CancelRunAction[];
   /** Units within the class's own limits, most urgent first. */
   wanted: Unit[];
   /** The prefix of `wanted` (minus runners the quota refused) that goes ahead. */
@@ -82,10 +95,21 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
 
   const githubByPool = new Map<string, QueuedJob[]>();
   const tektonByNamespace = new Map<string, QueuedJob[]>();
+  const cancels: CancelRunAction[] = [];
+  const maxQueueAgeMs = runnerClass.maxQueueAge !== undefined ? runnerClass.maxQueueAge * 1000 : undefined;
   for (const job of snap.queued) {
     if (job.source === 'github') pushTo(githubByPool, poolOf(job.repo), job);
-    else pushTo(tektonByNamespace, job.repo, job);
+    else if (maxQueueAgeMs !== undefined && job.queuedAt + maxQueueAgeMs <= now) {
+      cancels.push({
+        kind: 'cancel-run',
+        className: name,
+        runKey: job.key,
+        repo: job.repo,
+        reason: 'max-queue-age',
+      });
+    } else pushTo(tektonByNamespace, job.repo, job);
   }
+  cancels.sort((a, b) => compareText(a.runKey, b.runKey));
 
   // Idle runners beyond what is waiting (and the warm pool) go once their idle timeout has passed.
   const idleTimeoutMs = runnerClass.idleTimeout * 1000;
@@ -146,7 +170,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   }
 
   const wanted = runnerClass.fairness.enabled ? fairOrder(tenants, capacity) : oldestFirst(tenants, capacity);
-  return { name, deletes, wanted, granted: [] };
+  return { name, deletes, cancels, wanted, granted: [] };
 }
 
 /** Fairness off: the oldest job first across all tenants; warm-pool runners last. */

@@ -1,13 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, KubernetesObjectApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubernetesObjectApi,
+  type V1Deployment,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import {
   applyAll,
   type ChartObject,
+  clusterScoped,
+  deleteAll,
+  ensureCertManagerCrds,
   manifests,
   objectsOfKind,
   readValues,
   render,
+  tektonNamespaces,
   VALUES_FILES,
   withNamespaceSuffix,
 } from '../support/chart.ts';
@@ -29,21 +39,64 @@ const core = kc.makeApiClient(CoreV1Api);
 const objectApi = KubernetesObjectApi.makeApiClient(kc);
 const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted' };
 const namespaces: string[] = [];
+/** Cluster-scoped objects of the test under way (webhook configuration, ClusterRoles), deleted after it. */
+const clusterObjects: ChartObject[] = [];
 
 afterAll(async () => {
   await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
 });
+afterEach(() => {
+  deleteAll(kubeconfig, clusterObjects.splice(0));
+});
 
-/** Renders a values file into a fresh release namespace, with runner namespaces unique to this run. */
+/**
+ * Renders a values file into a fresh release namespace, under a release name and with runner and
+ * Tekton namespaces unique to this run (cluster-scoped objects are named after the release). The
+ * Tekton namespaces, which the chart expects to exist, are created.
+ */
 async function renderInstall(name: (typeof VALUES_FILES)[number]) {
   const release = await createTestNamespace(kc, `chart-${name}`, restricted);
   namespaces.push(release);
   const suffix = randomBytes(3).toString('hex');
   const values = withNamespaceSuffix(readValues(name), suffix);
-  const objects = manifests(render({ namespace: release, values }));
+  for (const namespace of tektonNamespaces(values)) {
+    await core.createNamespace({
+      body: { metadata: { name: namespace, labels: { 'gantry.dev/test': 'true' } } },
+    });
+    namespaces.push(namespace);
+  }
+  const objects = manifests(render({ release: `gantry-${suffix}`, namespace: release, values }));
   for (const namespace of objectsOfKind(objects, 'Namespace')) namespaces.push(namespace.metadata.name);
-  return { release, values, objects };
+  clusterObjects.push(...clusterScoped(objects));
+  return { release, values, objects: confineWebhooks(objects, release) };
 }
+
+/**
+ * The cluster is shared by every test file, and a webhook the apiserver calls would have it dial the
+ * Service's cluster IP, which leads nowhere here. So a webhook configuration that selects every
+ * namespace is narrowed to the release namespace, where no PipelineRun is ever created (with
+ * configured namespaces it selects only this run's own). chart-render checks the selector as rendered.
+ */
+function confineWebhooks(objects: ChartObject[], release: string): ChartObject[] {
+  return objects.map((object) => {
+    if (object.kind !== 'MutatingWebhookConfiguration') return object;
+    const webhooks = (
+      object.webhooks as { namespaceSelector: { matchExpressions: { operator: string }[] } }[]
+    ).map((webhook) =>
+      webhook.namespaceSelector.matchExpressions.every((expression) => expression.operator === 'In')
+        ? webhook
+        : {
+            ...webhook,
+            namespaceSelector: {
+              matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [release] }],
+            },
+          },
+    );
+    return { ...object, webhooks };
+  });
+}
+
+const isCertManager = (object: ChartObject) => object.apiVersion?.startsWith('cert-manager.io/') ?? false;
 
 /**
  * What this test's field manager owns of each live object, and since when: unchanged by an apply
@@ -68,8 +121,12 @@ describe('the rendered chart in a real cluster', () => {
   it.each(VALUES_FILES)(
     'creates every object of the %s values, and re-applying changes nothing',
     async (name) => {
-      const { objects } = await renderInstall(name);
-      expect(objects.length).toBeGreaterThanOrEqual(5);
+      const { objects: rendered } = await renderInstall(name);
+      expect(rendered.length).toBeGreaterThanOrEqual(5);
+      // cert-manager's objects need its CRDs, which a GANTRY_BIN_DIR may lack: the test below
+      // creates them, or says why it skips.
+      const withoutCrds = rendered.some(isCertManager) && ensureCertManagerCrds(kubeconfig) !== undefined;
+      const objects = withoutCrds ? rendered.filter((object) => !isCertManager(object)) : rendered;
       applyAll(kubeconfig, objects, FIELD_MANAGER);
       const first = await appliedState(objects);
       // What a GitOps controller does on every sync: the same render, applied again.
@@ -78,20 +135,65 @@ describe('the rendered chart in a real cluster', () => {
     },
   );
 
-  it('runs the controller pod template under Pod Security "restricted"', async () => {
-    const { release, objects } = await renderInstall('full');
+  it('creates the webhook configuration as rendered, with no caBundle, for Gantry to fill in', async () => {
+    const { objects } = await renderInstall('tekton-only');
     applyAll(kubeconfig, objects, FIELD_MANAGER);
-    const [deployment] = objectsOfKind(objects, 'Deployment') as V1Deployment[];
-    const template = deployment?.spec?.template;
-    if (!template?.spec) throw new Error('no pod template rendered');
-    // A Deployment only warns; a Pod is where the namespace's enforce label is applied.
-    const pod: V1Pod = {
-      metadata: { name: 'pod-template', labels: template.metadata?.labels },
-      spec: template.spec,
-    };
-    const admitted = await core.createNamespacedPod({ namespace: release, body: pod, dryRun: 'All' });
-    expect(admitted.metadata?.name).toBe('pod-template');
+    const [rendered] = objectsOfKind(objects, 'MutatingWebhookConfiguration');
+    if (!rendered) throw new Error('no MutatingWebhookConfiguration rendered');
+    const live = await kc
+      .makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: rendered.metadata.name });
+    const [webhook] = live.webhooks ?? [];
+    expect(webhook?.clientConfig.caBundle).toBeUndefined();
+    expect(webhook).toMatchObject({
+      name: 'pipelineruns.gantry.dev',
+      failurePolicy: 'Ignore',
+      matchPolicy: 'Equivalent',
+      sideEffects: 'None',
+      reinvocationPolicy: 'Never',
+      timeoutSeconds: 5,
+      clientConfig: { service: { path: '/admit/pipelineruns', port: 8443 } },
+    });
   });
+
+  it('creates the cert-manager Issuer and Certificate under cert-manager’s own CRDs', async (ctx) => {
+    const why = ensureCertManagerCrds(kubeconfig);
+    if (why) return ctx.skip(why);
+    const { release, objects } = await renderInstall('tekton-cert-manager');
+    const certManager = objects.filter(isCertManager);
+    expect(certManager.map((o) => o.kind).sort()).toEqual(['Certificate', 'Issuer']);
+    // Server-side apply decodes strictly: a field the CRD's schema lacks fails here.
+    applyAll(kubeconfig, objects, FIELD_MANAGER);
+    const [certificate] = objectsOfKind(objects, 'Certificate');
+    const live = (await objectApi.read({
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      metadata: { name: certificate?.metadata.name ?? '', namespace: release },
+    })) as ChartObject;
+    expect(live.spec).toEqual(certificate?.spec);
+  });
+
+  it.each(['full', 'tekton-cert-manager'] as const)(
+    'runs the controller pod template (%s values) under Pod Security "restricted"',
+    async (name) => {
+      const { release, objects } = await renderInstall(name);
+      applyAll(
+        kubeconfig,
+        objects.filter((object) => !isCertManager(object)),
+        FIELD_MANAGER,
+      );
+      const [deployment] = objectsOfKind(objects, 'Deployment') as V1Deployment[];
+      const template = deployment?.spec?.template;
+      if (!template?.spec) throw new Error('no pod template rendered');
+      // A Deployment only warns; a Pod is where the namespace's enforce label is applied.
+      const pod: V1Pod = {
+        metadata: { name: 'pod-template', labels: template.metadata?.labels },
+        spec: template.spec,
+      };
+      const admitted = await core.createNamespacedPod({ namespace: release, body: pod, dryRun: 'All' });
+      expect(admitted.metadata?.name).toBe('pod-template');
+    },
+  );
 
   it('makes runner namespaces that enforce Pod Security "restricted"', async () => {
     const { objects } = await renderInstall('github');

@@ -2,13 +2,33 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+} from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { applyAll, type ChartObject, manifests, objectsOfKind, render } from '../support/chart.ts';
+import {
+  applyAll,
+  type ChartObject,
+  clusterScoped,
+  deleteAll,
+  manifests,
+  objectsOfKind,
+  readValues,
+  render,
+  tektonNamespaces,
+  withNamespaceSuffix,
+} from '../support/chart.ts';
 import { appKeys, FakeGithub } from '../support/fake-github/index.ts';
 import {
   createTestNamespace,
@@ -282,5 +302,391 @@ describe('the chart’s RBAC, used by Gantry', () => {
       expect(said, what).toContain(who);
       expect(said, what).toContain(message);
     }
+  });
+});
+
+/**
+ * The first event of a watch on `path` (a list's ADDED events come first), or the HTTP status that
+ * refused it.
+ */
+async function firstWatchEvent(config: KubeConfig, path: string): Promise<string | number> {
+  return new Promise((resolve, reject) => {
+    let controller: AbortController | undefined;
+    let seen: string | undefined;
+    new Watch(config)
+      .watch(
+        path,
+        {},
+        (phase, object: { metadata?: { name?: string } }) => {
+          seen ??= `${phase} ${object.metadata?.name}`;
+          resolve(seen);
+          controller?.abort();
+        },
+        (err: { statusCode?: number } | null) => {
+          if (err?.statusCode) resolve(err.statusCode);
+          else if (!seen) reject(err ?? new Error(`the watch of ${path} ended without an event`));
+        },
+      )
+      .then((c) => {
+        controller = c;
+        if (seen) c.abort();
+      }, reject);
+  });
+}
+
+describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
+  const group = 'tekton.dev';
+  const version = 'v1';
+  const plural = 'pipelineruns';
+  const namespaces: string[] = [];
+  let cluster: ChartObject[] = [];
+  let release: string;
+  let tektonNs: string[];
+  let webhookConfiguration: string;
+  let otherConfiguration: string;
+  let tlsSecret: string;
+  let who: string;
+  let hasTekton: boolean;
+  let asGantry: KubeConfig;
+  let gantryObjects: CustomObjectsApi;
+  let gantryCore: CoreV1Api;
+  let gantryAdmission: AdmissionregistrationV1Api;
+  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  const customObjects = kc.makeApiClient(CustomObjectsApi);
+
+  const pipelineRun = (name: string) => ({
+    apiVersion: `${group}/${version}`,
+    kind: 'PipelineRun',
+    metadata: {
+      name,
+      labels: { 'gantry.dev/class': 'pipelines' },
+      annotations: { 'example.com/owner': 'ci' },
+    },
+    spec: {
+      status: 'PipelineRunPending',
+      pipelineSpec: {
+        tasks: [{ name: 'build', taskSpec: { steps: [{ name: 'make', image: 'alpine', script: 'make' }] } }],
+      },
+    },
+  });
+
+  beforeAll(async () => {
+    const suffix = randomBytes(3).toString('hex');
+    release = await createTestNamespace(kc, 'chart-rbac-tekton', {
+      'pod-security.kubernetes.io/enforce': 'restricted',
+    });
+    namespaces.push(release);
+    const values = withNamespaceSuffix(readValues('tekton-only'), suffix);
+    tektonNs = tektonNamespaces(values);
+    for (const namespace of tektonNs) {
+      await core.createNamespace({
+        body: { metadata: { name: namespace, labels: { 'gantry.dev/test': 'true' } } },
+      });
+      namespaces.push(namespace);
+    }
+    hasTekton = await kc
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: `${plural}.${group}` })
+      .then(
+        () => true,
+        () => false,
+      );
+    // Runs exist before the webhook configuration does, and none is created while it does: a call
+    // to the webhook would have the apiserver dial the Service's cluster IP, which leads nowhere here.
+    if (hasTekton) {
+      for (const namespace of [...tektonNs, release]) {
+        await customObjects.createNamespacedCustomObject({
+          group,
+          version,
+          namespace,
+          plural,
+          body: pipelineRun('held'),
+        });
+      }
+    }
+
+    // Cluster-scoped objects are named after the release: unique to this run.
+    const objects = manifests(render({ release: `gantry-${suffix}`, namespace: release, values }));
+    cluster = clusterScoped(objects);
+    for (const namespace of objectsOfKind(objects, 'Namespace')) namespaces.push(namespace.metadata.name);
+    applyAll(
+      inject('kubeconfig'),
+      objects.filter((object) => object.kind !== 'Deployment'),
+      'gantry-chart-test',
+    );
+    const [configMap] = objectsOfKind(objects, 'ConfigMap');
+    const config = parseConfig(
+      parseYaml((configMap?.data as Record<string, string> | undefined)?.['config.yaml'] ?? ''),
+      'rendered ConfigMap',
+    );
+    webhookConfiguration = config.tekton.webhook.tls.webhookConfigurationName;
+    tlsSecret = config.tekton.webhook.tls.secretName;
+    expect(objectsOfKind(objects, 'MutatingWebhookConfiguration').map((o) => o.metadata.name)).toEqual([
+      webhookConfiguration,
+    ]);
+
+    // What Gantry must not touch: another Secret beside its own, another webhook configuration.
+    await core.createNamespacedSecret({
+      namespace: release,
+      body: { metadata: { name: 'other-credentials' }, stringData: { token: 'not for Gantry' } },
+    });
+    otherConfiguration = `${webhookConfiguration}-other`;
+    await admission.createMutatingWebhookConfiguration({ body: { metadata: { name: otherConfiguration } } });
+
+    const [account] = objectsOfKind(objects, 'ServiceAccount');
+    const serviceAccount = account?.metadata.name ?? '';
+    who = `system:serviceaccount:${release}:${serviceAccount}`;
+    const tokenRequest = await core.createNamespacedServiceAccountToken({
+      name: serviceAccount,
+      namespace: release,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = tokenRequest.status?.token;
+    if (!token) throw new Error('the TokenRequest returned no token');
+    asGantry = kubeConfigWithToken(token);
+    gantryObjects = asGantry.makeApiClient(CustomObjectsApi);
+    gantryCore = asGantry.makeApiClient(CoreV1Api);
+    gantryAdmission = asGantry.makeApiClient(AdmissionregistrationV1Api);
+  });
+
+  afterAll(async () => {
+    await admission.deleteMutatingWebhookConfiguration({ name: otherConfiguration }).catch(() => {});
+    deleteAll(inject('kubeconfig'), cluster);
+    await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
+  });
+
+  /** Expects each request refused for Gantry's account with the apiserver's words. */
+  async function expectRefused(cases: [string, () => Promise<unknown>, string][]) {
+    for (const [what, request, message] of cases) {
+      const { status, message: said } = await refusal(request());
+      expect(status, what).toBe(403);
+      expect(said, what).toContain(who);
+      expect(said, what).toContain(message);
+    }
+  }
+
+  it('lists, watches, reads and patches PipelineRuns in the Tekton namespaces', async (ctx) => {
+    if (!hasTekton) return ctx.skip('the cluster serves no tekton.dev PipelineRuns');
+    for (const namespace of tektonNs) {
+      const list = (await gantryObjects.listNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural,
+      })) as {
+        items: { metadata: { name: string } }[];
+      };
+      expect(list.items.map((run) => run.metadata.name)).toEqual(['held']);
+      await gantryObjects.getNamespacedCustomObject({ group, version, namespace, plural, name: 'held' });
+      expect(
+        await firstWatchEvent(asGantry, `/apis/${group}/${version}/namespaces/${namespace}/${plural}`),
+      ).toBe('ADDED held');
+      // What Gantry does to start a held run: a JSON patch of spec.status and its annotations.
+      await gantryObjects.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace,
+          plural,
+          name: 'held',
+          body: [
+            { op: 'test', path: '/spec/status', value: 'PipelineRunPending' },
+            { op: 'remove', path: '/spec/status' },
+            {
+              op: 'add',
+              path: '/metadata/annotations/gantry.dev~1admitted-at',
+              value: '2026-01-01T00:00:00.000Z',
+            },
+          ],
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      const patched = (await customObjects.getNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural,
+        name: 'held',
+      })) as { metadata: { annotations: Record<string, string> }; spec: { status?: string } };
+      expect(patched.spec.status).toBeUndefined();
+      expect(patched.metadata.annotations['gantry.dev/admitted-at']).toBe('2026-01-01T00:00:00.000Z');
+    }
+  });
+
+  it('is refused PipelineRuns outside its namespaces, and every other verb on them', async (ctx) => {
+    if (!hasTekton) return ctx.skip('the cluster serves no tekton.dev PipelineRuns');
+    const [namespace = ''] = tektonNs;
+    await expectRefused([
+      [
+        'list runs of a namespace not configured',
+        () => gantryObjects.listNamespacedCustomObject({ group, version, namespace: release, plural }),
+        `cannot list resource "pipelineruns" in API group "tekton.dev" in the namespace "${release}"`,
+      ],
+      [
+        'list runs of every namespace',
+        () => gantryObjects.listClusterCustomObject({ group, version, plural }),
+        'cannot list resource "pipelineruns" in API group "tekton.dev" at the cluster scope',
+      ],
+      [
+        'patch a run of a namespace not configured',
+        () =>
+          gantryObjects.patchNamespacedCustomObject(
+            {
+              group,
+              version,
+              namespace: release,
+              plural,
+              name: 'held',
+              body: [{ op: 'remove', path: '/spec/status' }],
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+          ),
+        `cannot patch resource "pipelineruns" in API group "tekton.dev" in the namespace "${release}"`,
+      ],
+      [
+        'create a run',
+        () =>
+          gantryObjects.createNamespacedCustomObject({
+            group,
+            version,
+            namespace,
+            plural,
+            body: pipelineRun('new'),
+          }),
+        'cannot create resource "pipelineruns"',
+      ],
+      [
+        'delete a run',
+        () => gantryObjects.deleteNamespacedCustomObject({ group, version, namespace, plural, name: 'held' }),
+        'cannot delete resource "pipelineruns"',
+      ],
+      [
+        'replace a run',
+        () =>
+          gantryObjects.replaceNamespacedCustomObject({
+            group,
+            version,
+            namespace,
+            plural,
+            name: 'held',
+            body: pipelineRun('held'),
+          }),
+        'cannot update resource "pipelineruns"',
+      ],
+      [
+        'read TaskRuns',
+        () => gantryObjects.listNamespacedCustomObject({ group, version, namespace, plural: 'taskruns' }),
+        'cannot list resource "taskruns"',
+      ],
+    ]);
+    expect(await firstWatchEvent(asGantry, `/apis/${group}/${version}/namespaces/${release}/${plural}`)).toBe(
+      403,
+    );
+  });
+
+  it('creates, reads and renews its own TLS Secret, and no other', async () => {
+    // Gantry's first start: the Secret does not exist yet.
+    await gantryCore.createNamespacedSecret({
+      namespace: release,
+      body: { metadata: { name: tlsSecret }, type: 'Opaque', stringData: { 'ca.crt': 'first' } },
+    });
+    const secret = await gantryCore.readNamespacedSecret({ name: tlsSecret, namespace: release });
+    secret.data = { 'ca.crt': Buffer.from('renewed').toString('base64') };
+    await gantryCore.replaceNamespacedSecret({ name: tlsSecret, namespace: release, body: secret });
+    const live = await core.readNamespacedSecret({ name: tlsSecret, namespace: release });
+    expect(Buffer.from(live.data?.['ca.crt'] ?? '', 'base64').toString()).toBe('renewed');
+
+    await expectRefused([
+      [
+        'read another Secret of its namespace',
+        () => gantryCore.readNamespacedSecret({ name: 'other-credentials', namespace: release }),
+        `cannot get resource "secrets" in API group "" in the namespace "${release}"`,
+      ],
+      [
+        'replace another Secret',
+        () =>
+          gantryCore.replaceNamespacedSecret({
+            name: 'other-credentials',
+            namespace: release,
+            body: { metadata: { name: 'other-credentials' }, stringData: { token: 'mine now' } },
+          }),
+        'cannot update resource "secrets"',
+      ],
+      [
+        'list Secrets',
+        () => gantryCore.listNamespacedSecret({ namespace: release }),
+        'cannot list resource "secrets"',
+      ],
+      [
+        'delete its own Secret',
+        () => gantryCore.deleteNamespacedSecret({ name: tlsSecret, namespace: release }),
+        'cannot delete resource "secrets"',
+      ],
+      [
+        'patch its own Secret (it replaces it)',
+        () => gantryCore.patchNamespacedSecret({ name: tlsSecret, namespace: release, body: [] }),
+        'cannot patch resource "secrets"',
+      ],
+    ]);
+  });
+
+  it('writes a CA into its own MutatingWebhookConfiguration, and no other', async () => {
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nnot checked by the apiserver\n').toString(
+      'base64',
+    );
+    const own = await gantryAdmission.readMutatingWebhookConfiguration({ name: webhookConfiguration });
+    const [webhook] = own.webhooks ?? [];
+    if (!webhook) throw new Error('the webhook configuration has no webhook');
+    webhook.clientConfig.caBundle = caBundle;
+    await gantryAdmission.replaceMutatingWebhookConfiguration({ name: webhookConfiguration, body: own });
+    await gantryAdmission.patchMutatingWebhookConfiguration(
+      {
+        name: webhookConfiguration,
+        body: [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }],
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
+    const live = await admission.readMutatingWebhookConfiguration({ name: webhookConfiguration });
+    expect(live.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+
+    await expectRefused([
+      [
+        'read another webhook configuration',
+        () => gantryAdmission.readMutatingWebhookConfiguration({ name: otherConfiguration }),
+        `cannot get resource "mutatingwebhookconfigurations" in API group "admissionregistration.k8s.io" at the cluster scope`,
+      ],
+      [
+        'change another webhook configuration',
+        () =>
+          gantryAdmission.replaceMutatingWebhookConfiguration({
+            name: otherConfiguration,
+            body: { metadata: { name: otherConfiguration } },
+          }),
+        'cannot update resource "mutatingwebhookconfigurations"',
+      ],
+      [
+        'list webhook configurations',
+        () => gantryAdmission.listMutatingWebhookConfiguration(),
+        'cannot list resource "mutatingwebhookconfigurations"',
+      ],
+      [
+        'delete its own webhook configuration',
+        () => gantryAdmission.deleteMutatingWebhookConfiguration({ name: webhookConfiguration }),
+        'cannot delete resource "mutatingwebhookconfigurations"',
+      ],
+      [
+        'create a webhook configuration',
+        () =>
+          gantryAdmission.createMutatingWebhookConfiguration({
+            body: { metadata: { name: `${webhookConfiguration}-mine` } },
+          }),
+        'cannot create resource "mutatingwebhookconfigurations"',
+      ],
+      [
+        'touch validating webhooks',
+        () => asGantry.makeApiClient(AdmissionregistrationV1Api).listValidatingWebhookConfiguration(),
+        'cannot list resource "validatingwebhookconfigurations"',
+      ],
+    ]);
   });
 });

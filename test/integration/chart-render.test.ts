@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -243,8 +245,9 @@ describe('the rendered ConfigMap', () => {
       const objects = renderFile(name);
       const config = parseConfig(configOf(objects));
       const classNamespaces = [...new Set(Object.values(config.classes).map((c) => c.namespace))].sort();
+      // The runner Roles carry the release's full name; the others a suffix (-leader-election, …).
       const roleNamespaces = objectsOfKind(objects, 'Role')
-        .filter((role) => !role.metadata.name.endsWith('-leader-election'))
+        .filter((role) => role.metadata.name === 'gantry')
         .map((role) => role.metadata.namespace);
       expect(roleNamespaces, name).toEqual(classNamespaces);
     }
@@ -366,5 +369,360 @@ describe('bad values', () => {
     expect(
       refused({ runnerNamespaces: { overrides: { nope: { limitRange: { enabled: false } } } } }),
     ).toContain('runnerNamespaces.overrides.nope: no class of config.classes uses this namespace');
+  });
+});
+
+describe('the Tekton queue', () => {
+  interface Webhook {
+    name: string;
+    clientConfig: {
+      service: { name: string; namespace: string; path: string; port: number };
+      caBundle?: string;
+    };
+    rules: unknown[];
+    namespaceSelector: unknown;
+    failurePolicy: string;
+    timeoutSeconds: number;
+    [field: string]: unknown;
+  }
+  const webhooksOf = (objects: ChartObject[]) => {
+    const configurations = objectsOfKind(objects, 'MutatingWebhookConfiguration');
+    expect(configurations).toHaveLength(1);
+    const [configuration] = configurations as (ChartObject & { webhooks: Webhook[] })[];
+    if (!configuration) throw new Error('no MutatingWebhookConfiguration rendered');
+    return configuration;
+  };
+  const named = (objects: ChartObject[], kind: string, name: string) =>
+    objectsOfKind(objects, kind).filter((o) => o.metadata.name === name);
+  const portsOf = (objects: ChartObject[]) => {
+    const [service] = objectsOfKind(objects, 'Service') as (ChartObject & {
+      spec: { ports: { name: string; port: number; targetPort: string }[] };
+    })[];
+    return {
+      service: service?.spec.ports ?? [],
+      container: deploymentOf(objects).spec?.template.spec?.containers[0]?.ports ?? [],
+    };
+  };
+  const pipelineRunRules = [
+    { apiGroups: ['tekton.dev'], resources: ['pipelineruns'], verbs: ['get', 'list', 'watch', 'patch'] },
+  ];
+
+  it('renders nothing of it while config.tekton.enabled is false', () => {
+    for (const name of ['minimal', 'github', 'full'] as const) {
+      const objects = renderFile(name);
+      expect(objectsOfKind(objects, 'MutatingWebhookConfiguration'), name).toEqual([]);
+      expect(objectsOfKind(objects, 'ClusterRole'), name).toEqual([]);
+      expect(JSON.stringify(objects), name).not.toContain('tekton.dev');
+      const { service, container } = portsOf(objects);
+      expect(
+        service.map((p) => p.name),
+        name,
+      ).toEqual(['http']);
+      expect(
+        container.map((p) => p.name),
+        name,
+      ).toEqual(['http']);
+    }
+  });
+
+  it('holds new PipelineRuns of the configured namespaces through one webhook on Gantry’s Service', () => {
+    const objects = renderFile('tekton-only');
+    const configuration = webhooksOf(objects);
+    expect(configuration.metadata.name).toBe('gantry');
+    expect(configuration.metadata.annotations).toBeUndefined();
+    expect(configuration.webhooks).toEqual([
+      {
+        name: 'pipelineruns.gantry.dev',
+        admissionReviewVersions: ['v1'],
+        // No caBundle: Gantry writes it, so the render is the same on every sync.
+        clientConfig: {
+          service: { name: 'gantry', namespace: 'gantry-system', path: '/admit/pipelineruns', port: 8443 },
+        },
+        rules: [
+          {
+            operations: ['CREATE'],
+            apiGroups: ['tekton.dev'],
+            apiVersions: ['v1'],
+            resources: ['pipelineruns'],
+            scope: 'Namespaced',
+          },
+        ],
+        matchPolicy: 'Equivalent',
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['ci-nightly', 'ci-pipelines'] },
+          ],
+        },
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 5,
+        sideEffects: 'None',
+        reinvocationPolicy: 'Never',
+      },
+    ]);
+    const { service, container } = portsOf(objects);
+    expect(service).toContainEqual({ name: 'webhook', port: 8443, targetPort: 'webhook', protocol: 'TCP' });
+    expect(container).toContainEqual({ name: 'webhook', containerPort: 8443, protocol: 'TCP' });
+  });
+
+  it('leaves out kube-system and its own namespace when every namespace is queued, and takes failurePolicy and timeout from values', () => {
+    const objects = renderFile('tekton-cert-manager');
+    const [webhook] = webhooksOf(objects).webhooks;
+    expect(webhook?.namespaceSelector).toEqual({
+      matchExpressions: [
+        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['gantry-system', 'kube-system'] },
+      ],
+    });
+    expect(webhook?.failurePolicy).toBe('Fail');
+    expect(webhook?.timeoutSeconds).toBe(10);
+    expect(webhook?.clientConfig).toEqual({
+      service: { name: 'gantry', namespace: 'gantry-system', path: '/admit/pipelineruns', port: 9443 },
+    });
+  });
+
+  it('grants PipelineRuns per configured namespace, its own Secret and its own webhook configuration', () => {
+    const objects = renderFile('tekton-only');
+    const tekton = named(objects, 'Role', 'gantry-tekton');
+    expect(tekton.map((r) => r.metadata.namespace)).toEqual(['ci-nightly', 'ci-pipelines']);
+    for (const role of tekton) expect(role.rules).toEqual(pipelineRunRules);
+    expect(named(objects, 'RoleBinding', 'gantry-tekton').map((b) => b.metadata.namespace)).toEqual([
+      'ci-nightly',
+      'ci-pipelines',
+    ]);
+    expect(named(objects, 'Role', 'gantry-webhook-tls')).toEqual([
+      expect.objectContaining({
+        metadata: expect.objectContaining({ namespace: 'gantry-system' }),
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['secrets'],
+            resourceNames: ['gantry-webhook-tls'],
+            verbs: ['get', 'update'],
+          },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+        ],
+      }),
+    ]);
+    // The one cluster-wide grant: its own webhook configuration, by name.
+    expect(objectsOfKind(objects, 'ClusterRole')).toEqual([
+      expect.objectContaining({
+        metadata: expect.objectContaining({ name: 'gantry-webhook-ca' }),
+        rules: [
+          {
+            apiGroups: ['admissionregistration.k8s.io'],
+            resources: ['mutatingwebhookconfigurations'],
+            resourceNames: ['gantry'],
+            verbs: ['get', 'update', 'patch'],
+          },
+        ],
+      }),
+    ]);
+    for (const binding of [
+      ...objectsOfKind(objects, 'ClusterRoleBinding'),
+      ...objectsOfKind(objects, 'RoleBinding'),
+    ]) {
+      expect(binding.subjects).toEqual([
+        { kind: 'ServiceAccount', name: 'gantry', namespace: 'gantry-system' },
+      ]);
+    }
+    expect(objectsOfKind(objects, 'ClusterRoleBinding').map((b) => b.metadata.name)).toEqual([
+      'gantry-webhook-ca',
+    ]);
+  });
+
+  it('grants PipelineRuns cluster-wide when no namespace is listed, and nothing on Secrets or webhooks with cert-manager', () => {
+    const objects = renderFile('tekton-cert-manager');
+    expect(objectsOfKind(objects, 'ClusterRole')).toEqual([
+      expect.objectContaining({
+        metadata: expect.objectContaining({ name: 'gantry-tekton' }),
+        rules: pipelineRunRules,
+      }),
+    ]);
+    expect(objectsOfKind(objects, 'ClusterRoleBinding').map((b) => b.metadata.name)).toEqual([
+      'gantry-tekton',
+    ]);
+    expect(named(objects, 'Role', 'gantry-tekton')).toEqual([]);
+    const rules = JSON.stringify(objectsOfKind(objects, 'Role').map((r) => r.rules));
+    expect(rules).not.toContain('mutatingwebhookconfigurations');
+    // Secrets only in the runner Roles (the JIT configs), none in the release namespace.
+    expect(
+      objectsOfKind(objects, 'Role')
+        .filter((role) => JSON.stringify(role.rules).includes('secrets'))
+        .map((role) => role.metadata.namespace),
+    ).toEqual(['ci-sandboxed', 'gantry-runners']);
+  });
+
+  it('writes the names of its Service, Secret and webhook configuration into the config, self-managed', () => {
+    const objects = renderFile('tekton-only');
+    const { tekton } = parseConfig(configOf(objects));
+    const [service] = objectsOfKind(objects, 'Service');
+    const configuration = webhooksOf(objects);
+    const [tlsRole] = named(objects, 'Role', 'gantry-webhook-tls') as (ChartObject & {
+      rules: { resourceNames?: string[] }[];
+    })[];
+    const [caRole] = named(objects, 'ClusterRole', 'gantry-webhook-ca') as (ChartObject & {
+      rules: { resourceNames?: string[] }[];
+    })[];
+    expect(tekton.enabled).toBe(true);
+    expect(tekton.namespaces).toEqual(['ci-pipelines', 'ci-nightly']);
+    expect(tekton.webhook.tls).toMatchObject({
+      serviceName: service?.metadata.name,
+      webhookConfigurationName: configuration.metadata.name,
+      secretName: tlsRole?.rules[0]?.resourceNames?.[0],
+    });
+    expect(tekton.webhook.tls.certFile).toBeUndefined();
+    expect(caRole?.rules[0]?.resourceNames).toEqual([configuration.metadata.name]);
+    expect(configuration.webhooks[0]?.clientConfig.service.name).toBe(service?.metadata.name);
+    expect(configuration.webhooks[0]?.clientConfig.service.port).toBe(tekton.webhook.port);
+    // The pod mounts no certificate: Gantry keeps it in the Secret through the API.
+    const volumes = deploymentOf(objects).spec?.template.spec?.volumes ?? [];
+    expect(volumes.map((v) => v.name)).not.toContain('webhook-tls');
+  });
+
+  it('follows the release name, and honours a Secret name of the config', () => {
+    const objects = manifests(
+      render({
+        release: 'ci',
+        files: [valuesFile('tekton-only')],
+        values: { config: { tekton: { webhook: { tls: { secretName: 'ci-admission-tls' } } } } },
+      }),
+    );
+    const { tls } = parseConfig(configOf(objects)).tekton.webhook;
+    expect(tls).toMatchObject({
+      serviceName: 'ci-gantry',
+      webhookConfigurationName: 'ci-gantry',
+      secretName: 'ci-admission-tls',
+    });
+    expect(webhooksOf(objects).metadata.name).toBe('ci-gantry');
+    expect(named(objects, 'Role', 'ci-gantry-webhook-tls')[0]?.rules).toContainEqual(
+      expect.objectContaining({ resourceNames: ['ci-admission-tls'] }),
+    );
+  });
+
+  it('with cert-manager: a self-signed Issuer, a Certificate for the Service, mounted where the config points, CA injected', () => {
+    const objects = renderFile('tekton-cert-manager');
+    const { tekton } = parseConfig(configOf(objects));
+    const [issuer] = objectsOfKind(objects, 'Issuer');
+    const [certificate] = objectsOfKind(objects, 'Certificate') as (ChartObject & {
+      spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } };
+    })[];
+    expect(issuer).toMatchObject({
+      apiVersion: 'cert-manager.io/v1',
+      metadata: { name: 'gantry-webhook-selfsigned', namespace: 'gantry-system' },
+      spec: { selfSigned: {} },
+    });
+    expect(certificate?.apiVersion).toBe('cert-manager.io/v1');
+    expect(certificate?.metadata).toMatchObject({ name: 'gantry-webhook', namespace: 'gantry-system' });
+    expect(certificate?.spec.dnsNames).toEqual([
+      'gantry.gantry-system.svc',
+      'gantry.gantry-system.svc.cluster.local',
+    ]);
+    expect(certificate?.spec.issuerRef).toMatchObject({ name: 'gantry-webhook-selfsigned', kind: 'Issuer' });
+    const configuration = webhooksOf(objects);
+    expect(configuration.metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'gantry-system/gantry-webhook',
+    });
+    expect(configuration.webhooks[0]?.clientConfig.caBundle).toBeUndefined();
+
+    const pod = deploymentOf(objects).spec?.template.spec;
+    const container = pod?.containers[0];
+    const mount = container?.volumeMounts?.find((m) => m.name === 'webhook-tls');
+    const volume = pod?.volumes?.find((v) => v.name === 'webhook-tls');
+    expect(mount?.readOnly).toBe(true);
+    expect(volume?.secret?.secretName).toBe(certificate?.spec.secretName);
+    const files = (volume?.secret?.items ?? []).map((item) => `${mount?.mountPath}/${item.path}`);
+    expect(files).toEqual([tekton.webhook.tls.certFile, tekton.webhook.tls.keyFile]);
+    expect(volume?.secret?.items?.map((item) => item.key)).toEqual(['tls.crt', 'tls.key']);
+    const { service, container: ports } = portsOf(objects);
+    expect(service).toContainEqual({ name: 'webhook', port: 9443, targetPort: 'webhook', protocol: 'TCP' });
+    expect(ports).toContainEqual({ name: 'webhook', containerPort: tekton.webhook.port, protocol: 'TCP' });
+    expect(tekton.webhook.port).toBe(9443);
+  });
+
+  it('renders the Argo CD example, which ignores exactly the caBundle the chart leaves to the cluster', () => {
+    const application = parseYaml(
+      readFileSync(join(CHART_DIR, 'examples/argocd-application.yaml'), 'utf8'),
+    ) as {
+      spec: {
+        source: { helm: { releaseName: string; valuesObject: unknown } };
+        destination: { namespace: string };
+        ignoreDifferences: { group: string; kind: string; jsonPointers: string[] }[];
+      };
+    };
+    const { source, destination, ignoreDifferences } = application.spec;
+    const objects = manifests(
+      render({
+        release: source.helm.releaseName,
+        namespace: destination.namespace,
+        values: source.helm.valuesObject,
+      }),
+    );
+    expect(() => parseConfig(configOf(objects))).not.toThrow();
+    const configuration = webhooksOf(objects);
+    expect(ignoreDifferences).toEqual([
+      {
+        group: configuration.apiVersion?.split('/')[0],
+        kind: configuration.kind,
+        jsonPointers: ['/webhooks/0/clientConfig/caBundle'],
+      },
+    ]);
+    expect(configuration.webhooks).toHaveLength(1);
+    expect(configuration.webhooks[0]?.clientConfig).not.toHaveProperty('caBundle');
+  });
+
+  describe('bad values', () => {
+    const tektonOn = (tekton: Record<string, unknown> = {}, chart: Record<string, unknown> = {}) => ({
+      ...chart,
+      config: { tekton: { enabled: true, ...tekton } },
+    });
+    const refused = (values: unknown): string => {
+      const result = tryRender({ values });
+      expect(result.code, result.stdout).not.toBe(0);
+      return result.stderr;
+    };
+
+    it('refuses a failurePolicy or timeout the apiserver would not take, naming the key', () => {
+      expect(refused(tektonOn({}, { tekton: { webhook: { failurePolicy: 'Sometimes' } } }))).toContain(
+        "at '/tekton/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'",
+      );
+      expect(refused(tektonOn({}, { tekton: { webhook: { timeoutSeconds: 31 } } }))).toContain(
+        "at '/tekton/webhook/timeoutSeconds': maximum: got 31, want 30",
+      );
+      expect(refused(tektonOn({}, { tekton: { webhook: { certManger: { enabled: true } } } }))).toContain(
+        "at '/tekton/webhook': additional properties 'certManger' not allowed",
+      );
+    });
+
+    it('refuses names the chart sets, and certificate files it does not mount', () => {
+      expect(refused(tektonOn({ webhook: { tls: { serviceName: 'other' } } }))).toContain(
+        'config.tekton.webhook.tls.serviceName: leave it out; the chart sets it',
+      );
+      expect(refused(tektonOn({ webhook: { tls: { webhookConfigurationName: 'other' } } }))).toContain(
+        'config.tekton.webhook.tls.webhookConfigurationName: leave it out',
+      );
+      expect(
+        refused(tektonOn({ webhook: { tls: { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' } } })),
+      ).toContain('config.tekton.webhook.tls.certFile: the chart mounts no certificate files');
+      expect(
+        refused(
+          tektonOn(
+            { webhook: { tls: { extraHosts: ['gantry.example'] } } },
+            {
+              tekton: { webhook: { certManager: { enabled: true } } },
+            },
+          ),
+        ),
+      ).toContain(
+        'config.tekton.webhook.tls.extraHosts: leave it out; with tekton.webhook.certManager.enabled',
+      );
+    });
+
+    it('refuses a webhook port of 0 or the HTTP port', () => {
+      expect(refused(tektonOn({ webhook: { port: 0 } }))).toContain(
+        'config.tekton.webhook.port: expected a fixed port',
+      );
+      expect(refused(tektonOn({ webhook: { port: 8080 } }))).toContain(
+        'config.tekton.webhook.port: 8080 is config.http.port too',
+      );
+    });
   });
 });

@@ -1,13 +1,22 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PATTERNS, renderValuesSchema, VALUES_SCHEMA_PATH } from '../../hack/chart/values-schema.ts';
+import { parse as parseYaml } from 'yaml';
+import {
+  chartValuesSchema,
+  PATTERNS,
+  renderValuesSchema,
+  VALUES_SCHEMA_PATH,
+} from '../../hack/chart/values-schema.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName } from '../../src/model/kube-names.ts';
 import { parseQuantity } from '../../src/model/quantity.ts';
 
 // The chart's values schema is generated from Gantry's config schema; these tests keep the committed
 // file equal to it, and the patterns standing in for Gantry's check functions equal to them.
+
+const CHART_DIR = dirname(VALUES_SCHEMA_PATH);
 
 describe('chart/values.schema.json', () => {
   it('is what hack/chart/values-schema.ts generates (run it after changing the config schema)', () => {
@@ -23,6 +32,31 @@ describe('chart/values.schema.json', () => {
     expect(runnerClass.properties.namespace).toMatchObject({ pattern: PATTERNS.dnsLabel, maxLength: 63 });
     expect(schema.properties.config.properties.classes.additionalProperties).toBe(false);
     expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('describes the chart’s Tekton keys: the webhook’s failure policy, timeout and certificate source', () => {
+    const schema = JSON.parse(renderValuesSchema());
+    const webhook = schema.properties.tekton.properties.webhook;
+    expect(webhook.additionalProperties).toBe(false);
+    expect(webhook.properties.failurePolicy).toMatchObject({ type: 'string', enum: ['Ignore', 'Fail'] });
+    expect(webhook.properties.timeoutSeconds).toMatchObject({ type: 'integer', minimum: 1, maximum: 30 });
+    expect(webhook.properties.certManager.properties.enabled).toMatchObject({ type: 'boolean' });
+    // Gantry's own side of it sits under config, from its schema.
+    expect(schema.properties.config.properties.tekton.properties.webhook.properties.port).toMatchObject({
+      default: 8443,
+    });
+  });
+
+  it('accepts the Tekton defaults of values.yaml, and refuses a failure policy the apiserver lacks', () => {
+    const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { tekton: unknown };
+    const tekton = chartValuesSchema.shape.tekton;
+    expect(tekton.safeParse(values.tekton).error?.issues).toBeUndefined();
+    expect(values.tekton).toEqual({
+      webhook: { failurePolicy: 'Ignore', timeoutSeconds: 5, certManager: { enabled: false } },
+    });
+    expect(tekton.safeParse({ webhook: { failurePolicy: 'Sometimes' } }).error?.issues).toMatchObject([
+      { path: ['webhook', 'failurePolicy'], message: 'Invalid option: expected one of "Ignore"|"Fail"' },
+    ]);
   });
 });
 

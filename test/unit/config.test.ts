@@ -10,6 +10,21 @@ describe('configuration', () => {
     expect(config.github).toMatchObject({ enabled: false, apiUrl: 'https://api.github.com' });
     expect({ ...config, github: undefined }).toEqual({
       github: undefined,
+      tekton: {
+        enabled: false,
+        namespaces: [],
+        webhook: {
+          address: '0.0.0.0',
+          port: 8443,
+          tls: {
+            secretName: 'gantry-webhook-tls',
+            serviceName: 'gantry',
+            extraHosts: [],
+            webhookConfigurationName: 'gantry',
+            validityDays: 365,
+          },
+        },
+      },
       classes: {},
       controller: {
         startTimeoutSeconds: 600,
@@ -29,6 +44,12 @@ describe('configuration', () => {
       http: { address: '0.0.0.0', port: 8080 },
       log: { level: 'info' },
     });
+  });
+
+  it('wants both or neither of the webhook certificate files', () => {
+    expect(() => parseConfig({ tekton: { webhook: { tls: { certFile: '/tls/tls.crt' } } } })).toThrow(
+      /tekton\.webhook\.tls\.keyFile: set both certFile and keyFile, or neither/,
+    );
   });
 
   it('names the path of an unknown key', () => {

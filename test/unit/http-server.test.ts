@@ -41,6 +41,7 @@ describe('status page and state endpoint', () => {
         idle: 2,
         busy: 4,
         terminating: 0,
+        admitted: 0,
         maxRunners: 20,
         queueP95Seconds: 12.5,
         costTodayDollars: 1.234,

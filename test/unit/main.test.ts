@@ -69,6 +69,7 @@ describe('the gantry command', () => {
             idle: 0,
             busy: 9,
             terminating: 1,
+            admitted: 0,
             maxRunners: 20,
             queueP95Seconds: 95,
             costTodayDollars: 4.5,
@@ -82,13 +83,16 @@ describe('the gantry command', () => {
       const result = await gantry('status', '--url', url);
       expect(result.code).toBe(0);
       const lines = result.stdout.split('\n');
-      expect(lines[2]).toMatch(/^CLASS\s+QUEUED\s+STARTING\s+IDLE\s+BUSY\s+MAX\s+QUEUE P95\s+COST TODAY$/);
+      expect(lines[2]).toMatch(
+        /^CLASS\s+QUEUED\s+STARTING\s+IDLE\s+BUSY\s+ADMITTED\s+MAX\s+QUEUE P95\s+COST TODAY$/,
+      );
       expect(lines[3]?.split(/\s{2,}/)).toEqual([
         'integration',
         '12',
         '3',
         '0',
         '9',
+        '0',
         '20',
         '1.6 min',
         '$4.50',

@@ -1,3 +1,5 @@
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
 /**
  * The part of a Tekton PipelineRun (tekton.dev/v1) Gantry reads and writes, and the annotations it
  * keeps its queue in. Everything Gantry knows of a run is on the run itself, so a restarted Gantry
@@ -36,16 +38,8 @@ export interface Condition {
 export interface PipelineRun {
   apiVersion?: string;
   kind?: string;
-  metadata?: {
-    name?: string;
-    generateName?: string;
-    namespace?: string;
-    uid?: string;
-    creationTimestamp?: string | Date;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    deletionTimestamp?: string | Date;
-  };
+  /** Custom objects arrive as plain JSON: timestamps are strings despite V1ObjectMeta's Date. */
+  metadata?: V1ObjectMeta;
   spec?: {
     status?: string;
     taskRunTemplate?: { serviceAccountName?: string; podTemplate?: Record<string, unknown> };

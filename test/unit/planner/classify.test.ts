@@ -117,3 +117,27 @@ describe('classifying Tekton runs', () => {
     });
   });
 });
+
+describe('classify: a Tekton run that names its class', () => {
+  const config = classesSchema.parse({
+    web: { match: { tekton: { matchLabels: { team: 'web' } } } },
+    lint: { match: { github: { labels: ['lint'] } } },
+  });
+  const classify = buildClassifier(config);
+  const tekton = (requestedClass: string | undefined, tektonLabels: Record<string, string> = {}) => ({
+    source: 'tekton' as const,
+    labels: [],
+    untrusted: false,
+    tektonLabels,
+    ...(requestedClass !== undefined ? { requestedClass } : {}),
+  });
+
+  it('gets the class it names, whatever its labels', () => {
+    expect(classify(tekton('web', { team: 'api' }))).toEqual({ matched: true, className: 'web' });
+  });
+
+  it('gets no class when the named class does not exist or serves only GitHub', () => {
+    expect(classify(tekton('nope', { team: 'web' }))).toEqual({ matched: false, reason: 'unknown-class' });
+    expect(classify(tekton('lint'))).toEqual({ matched: false, reason: 'unknown-class' });
+  });
+});

@@ -318,6 +318,28 @@ describe('plan: Tekton admission', () => {
     );
     expect(admits(actions)).toHaveLength(1);
   });
+
+  it('cancels runs queued past maxQueueAge instead of admitting them, and admits the next in line', () => {
+    const aged = classes({
+      pipelines: { match: { tekton: { matchLabels: { team: 'web' } } }, maxRunners: 1, maxQueueAge: 600 },
+    });
+    const queued = [run('tekton:web/old', 'web', 601), run('tekton:web/new', 'web', 30)];
+    expect(plan(snapshot({ pipelines: { queued } }), aged, NOW)).toEqual([
+      {
+        kind: 'cancel-run',
+        className: 'pipelines',
+        runKey: 'tekton:web/old',
+        repo: 'web',
+        reason: 'max-queue-age',
+      },
+      { kind: 'admit-run', className: 'pipelines', runKey: 'tekton:web/new', repo: 'web' },
+    ]);
+    // Without maxQueueAge a run waits as long as it takes.
+    expect(plan(snapshot({ pipelines: { queued } }), config, NOW)).toEqual([
+      { kind: 'admit-run', className: 'pipelines', runKey: 'tekton:web/old', repo: 'web' },
+      { kind: 'admit-run', className: 'pipelines', runKey: 'tekton:web/new', repo: 'web' },
+    ]);
+  });
 });
 
 describe('plan: names and repeat passes', () => {
