@@ -14,6 +14,7 @@ import type { JobEvent } from '../../src/model/job.ts';
 import { githubConfigSchema } from '../../src/sources/github/config.ts';
 import { createGithubSource } from '../../src/sources/github/source.ts';
 import { appKeys, FakeGithub, fakeAppAuth, ManualClock } from '../../test/support/fake-github/index.ts';
+import type { Headline } from './lib/report.ts';
 
 const REPOS = ['acme/app', 'acme/api', 'acme/web', 'acme/infra'];
 const LABELS = ['self-hosted', 'linux'];
@@ -330,9 +331,54 @@ async function main(): Promise<void> {
       idleQuotaVsBaseline: round(idle.quotaPoints / Math.max(1, naiveIdle.quotaPoints)),
       idleRequestsVsBaseline: round(idle.requests / Math.max(1, naiveIdle.requests)),
     },
+    headline: headline(webhook, pollOnly, idle, naive, naiveIdle, perHour),
     wallSeconds: round((performance.now() - started) / 1000, 1),
   };
   process.stdout.write(`\n${JSON.stringify(json)}\n`);
+}
+
+/** The lines of `npm run bench`'s summary: quota per job in both modes, and the idle hour. */
+function headline(
+  webhook: Result,
+  pollOnly: Result,
+  idle: Result,
+  naive: Result,
+  naiveIdle: Result,
+  perHour: (r: Result) => { requestsPerHour: number | null; quotaPerHour: number | null },
+): Headline[] {
+  const perJob = (r: Result) => (r.quotaPerJob ?? 0).toFixed(2);
+  // By the route's last segment (generate-jitconfig, runs, jobs), the small ones together.
+  const routes = (r: Result) => {
+    const perJob = new Map<string, number>();
+    for (const [route, points] of Object.entries(r.byRoute)) {
+      const share = points / Math.max(1, r.jobs);
+      const name = share < 0.02 ? 'other' : (route.split('/').at(-1) ?? route);
+      perJob.set(name, (perJob.get(name) ?? 0) + share);
+    }
+    return [...perJob]
+      .sort(([a, x], [b, y]) => Number(a === 'other') - Number(b === 'other') || y - x)
+      .map(([name, share]) => `${name} ${share.toFixed(2)}`)
+      .join('; ');
+  };
+  return [
+    {
+      what: 'GitHub quota points per job, webhook mode (`github-quota`)',
+      figure: `${perJob(webhook)} (${routes(webhook)})`,
+      baseline: `naive poller: ${perJob(naive)}`,
+    },
+    {
+      what: 'GitHub quota points per job, poll-only',
+      figure: `${perJob(pollOnly)} (${routes(pollOnly)})`,
+      baseline: `naive poller: ${perJob(naive)}`,
+    },
+    {
+      what: 'GitHub requests per idle hour',
+      figure:
+        `${perHour(idle).requestsPerHour?.toLocaleString('en')} requests, ${perHour(idle).quotaPerHour} quota points ` +
+        '(the rest are free 304s)',
+      baseline: `naive poller: ${perHour(naiveIdle).quotaPerHour} points`,
+    },
+  ];
 }
 
 main().catch((err: unknown) => {

@@ -34,6 +34,7 @@ import { KWOK_NODE_LABEL, startControlPlane } from '../../test/support/control-p
 import { appKeys, FakeGithub, fakeGithubConfig } from '../../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
 import { until } from '../../test/support/until.ts';
+import type { Headline } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: { jobs: { type: 'string', default: '50' }, log: { type: 'string' } },
@@ -455,6 +456,22 @@ async function main(): Promise<void> {
         cleanupVsBaseline: round(timing.finishedToGone.median / baselineCleanup.median),
       },
       githubRunnersLeft,
+      headline: [
+        {
+          what: `Kubernetes API writes per job lifecycle (\`kube-writes\`, ${JOBS} jobs)`,
+          figure:
+            `${writesPerJob.toFixed(2)} (${requestRows
+              .filter((r) => r.kind === 'write')
+              .map((r) => `${r.verb} ${r.resource} ${(r.count / JOBS).toFixed(2)}`)
+              .join(', ')}); ` + `${(reads / JOBS).toFixed(2)} reads after start-up`,
+          baseline: `bare pod: ${baselineWrites.toFixed(2)}`,
+        },
+        {
+          what: `job queued → runner pod Running, median (\`kube-writes\`, creation capped at ${MAX_CREATE_PER_SECOND}/s)`,
+          figure: `${timing.jobQueuedToRunning.median.toFixed(2)} s (p95 ${timing.jobQueuedToRunning.p95.toFixed(2)} s)`,
+          baseline: `bare pod created → Running: ${baselineStart.median.toFixed(2)} s`,
+        },
+      ] satisfies Headline[],
       runSeconds: round(runSeconds, 1),
       wallSeconds: round((performance.now() - wallStart) / 1000, 1),
     })}\n`,

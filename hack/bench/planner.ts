@@ -1,9 +1,13 @@
 /**
- * Planner benchmark: time per planning pass with 10,000 queued jobs across 20 classes, against a
- * baseline measured in the same run (one trivial pass over the same snapshot that only counts jobs
- * and runners). Prints a table, then the same numbers as JSON on the last line.
+ * Planner benchmark: time per planning pass with 1,000, 10,000 and 50,000 queued jobs across 20 classes
+ * and 3,000 runners, against a baseline measured in the same run on the same snapshot (one trivial
+ * pass that only counts jobs and runners). The runners stay the same at every size, so the job count
+ * is what changes. Prints a table, then the same numbers as JSON on the last line.
  *
- *   npx node hack/bench/planner.ts [--iterations 200] [--warmup 30]
+ *   node hack/bench/planner.ts [--jobs 1000,10000,50000] [--iterations 200] [--warmup 30]
+ *
+ * --iterations and --warmup are for 10,000 jobs; other sizes scale them inversely (at least 20 and 5,
+ * at most twice as many), so that no size takes much longer than another.
  */
 import { parseArgs } from 'node:util';
 import { classesSchema, type RunnerClasses } from '../../src/config/classes.ts';
@@ -17,21 +21,29 @@ import type {
 } from '../../src/model/ledger-snapshot.ts';
 import { buildClassifier } from '../../src/planner/classify.ts';
 import { plan } from '../../src/planner/plan.ts';
+import type { Headline } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: {
+    jobs: { type: 'string', default: '1000,10000,50000' },
     iterations: { type: 'string', default: '200' },
     warmup: { type: 'string', default: '30' },
   },
 });
+const SIZES = options.jobs.split(',').map(Number);
 const ITERATIONS = Number(options.iterations);
 const WARMUP = Number(options.warmup);
 if (!Number.isInteger(ITERATIONS) || ITERATIONS < 1 || !Number.isInteger(WARMUP) || WARMUP < 0) {
   throw new Error('--iterations: expected a whole number >= 1; --warmup: expected a whole number >= 0');
 }
+if (!SIZES.every((size) => Number.isInteger(size) && size >= 20)) {
+  throw new Error('--jobs: expected whole numbers >= 20, comma-separated');
+}
+const REFERENCE_JOBS = 10_000;
+const scaled = (count: number, size: number, least: number) =>
+  Math.min(2 * count, Math.max(least, Math.round((count * REFERENCE_JOBS) / size)));
 
 const CLASS_COUNT = 20;
-const JOBS = 10_000;
 const REPOS = 200;
 const RUNNERS_PER_CLASS = 150;
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
@@ -48,7 +60,7 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-const random = seededRandom(20260115);
+let random = seededRandom(20260115);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 const classNames = Array.from({ length: CLASS_COUNT }, (_, i) => `class-${String(i).padStart(2, '0')}`);
 const repos = Array.from({ length: REPOS }, (_, i) => `org-${i % 7}/repo-${i}`);
@@ -83,11 +95,13 @@ function buildClasses(maxRunners: number, maxCreatePerSecond: number): RunnerCla
 
 const STATES: RunnerState[] = ['starting', 'idle', 'busy', 'busy', 'busy', 'terminating', 'failed', 'stuck'];
 
-function buildSnapshot(): LedgerSnapshot {
+/** The same snapshot for a size on every run: the generator starts from the same seed. */
+function buildSnapshot(jobs: number): LedgerSnapshot {
+  random = seededRandom(20260115);
   const classes: Record<string, ClassSnapshot> = {};
   for (const [index, name] of classNames.entries()) {
     const tekton = index % 5 === 0;
-    const queued: QueuedJob[] = Array.from({ length: JOBS / CLASS_COUNT }, (_, k) => {
+    const queued: QueuedJob[] = Array.from({ length: Math.floor(jobs / CLASS_COUNT) }, (_, k) => {
       const source = tekton && k % 4 === 0 ? 'tekton' : 'github';
       return {
         key: `${source}:${name}-${k}`,
@@ -127,6 +141,8 @@ function countingPass(snapshot: LedgerSnapshot): number {
 }
 
 interface Row {
+  jobs: number;
+  iterations: number;
   case: string;
   medianMs: number;
   p95Ms: number;
@@ -135,11 +151,14 @@ interface Row {
   output: number;
 }
 
-function measure(run: () => number): { samples: number[]; output: number } {
+function measure(
+  run: () => number,
+  { iterations, warmup }: { iterations: number; warmup: number },
+): { samples: number[]; output: number } {
   let output = 0;
-  for (let i = 0; i < WARMUP; i++) output = run();
+  for (let i = 0; i < warmup; i++) output = run();
   const samples: number[] = [];
-  for (let i = 0; i < ITERATIONS; i++) {
+  for (let i = 0; i < iterations; i++) {
     const start = process.hrtime.bigint();
     output = run();
     samples.push(Number(process.hrtime.bigint() - start) / 1e6);
@@ -147,11 +166,19 @@ function measure(run: () => number): { samples: number[]; output: number } {
   return { samples, output };
 }
 
-function summarise(name: string, samples: number[], output: number, baselineMedian: number): Row {
+function summarise(
+  jobs: number,
+  name: string,
+  samples: number[],
+  output: number,
+  baselineMedian: number,
+): Row {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
   const median = at(0.5);
   return {
+    jobs,
+    iterations: samples.length,
     case: name,
     medianMs: round(median),
     p95Ms: round(at(0.95)),
@@ -163,39 +190,51 @@ function summarise(name: string, samples: number[], output: number, baselineMedi
 
 const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
-const snapshot = buildSnapshot();
 const saturated = buildClasses(200, 20);
 const unconstrained = buildClasses(10_000, 10_000);
-const withoutQuotas: LedgerSnapshot = { ...snapshot, quotas: {} };
 const classify = buildClassifier(saturated);
-const jobsToClassify: ClassifiableJob[] = Object.values(snapshot.classes).flatMap((c, i) =>
-  c.queued.map((job) => ({
-    source: job.source,
-    labels: ['self-hosted', 'linux', classNames[i] ?? ''],
-    untrusted: false,
-    tektonLabels: { 'gantry.dev/class': classNames[i] ?? '' },
-  })),
-);
 
-const baseline = measure(() => countingPass(snapshot));
-const baselineMedian = summarise('baseline', baseline.samples, baseline.output, 1).medianMs || Number.EPSILON;
-const rows: Row[] = [
-  summarise('baseline: counting pass', baseline.samples, baseline.output, baselineMedian),
-  ...(
-    [
-      ['plan, saturated (actions)', () => plan(snapshot, saturated, NOW).length],
-      ['plan, unconstrained (actions)', () => plan(withoutQuotas, unconstrained, NOW).length],
-      ['classify 10,000 jobs (matched)', () => jobsToClassify.filter((job) => classify(job).matched).length],
-    ] as const
-  ).map(([name, run]) => {
-    const { samples, output } = measure(run);
-    return summarise(name, samples, output, baselineMedian);
-  }),
-];
+/** Every case at one size, on a snapshot of that many queued jobs (and the same runners). */
+function runSize(jobs: number): Row[] {
+  const snapshot = buildSnapshot(jobs);
+  const withoutQuotas: LedgerSnapshot = { ...snapshot, quotas: {} };
+  const jobsToClassify: ClassifiableJob[] = Object.values(snapshot.classes).flatMap((c, i) =>
+    c.queued.map((job) => ({
+      source: job.source,
+      labels: ['self-hosted', 'linux', classNames[i] ?? ''],
+      untrusted: false,
+      tektonLabels: { 'gantry.dev/class': classNames[i] ?? '' },
+    })),
+  );
+  const counts = { iterations: scaled(ITERATIONS, jobs, 20), warmup: scaled(WARMUP, jobs, 5) };
+  const baseline = measure(() => countingPass(snapshot), counts);
+  const baselineMedian =
+    summarise(jobs, 'baseline', baseline.samples, baseline.output, 1).medianMs || Number.EPSILON;
+  return [
+    summarise(jobs, 'baseline: counting pass', baseline.samples, baseline.output, baselineMedian),
+    ...(
+      [
+        ['plan, saturated (actions)', () => plan(snapshot, saturated, NOW).length],
+        ['plan, unconstrained (actions)', () => plan(withoutQuotas, unconstrained, NOW).length],
+        [
+          `classify ${jobs.toLocaleString('en')} jobs (matched)`,
+          () => jobsToClassify.filter((job) => classify(job).matched).length,
+        ],
+      ] as const
+    ).map(([name, run]) => {
+      const { samples, output } = measure(run, counts);
+      return summarise(jobs, name, samples, output, baselineMedian);
+    }),
+  ];
+}
 
-const header = ['case', 'median ms', 'p95 ms', 'mean ms', '× baseline', 'output'];
+const rows: Row[] = SIZES.flatMap(runSize);
+
+const header = ['jobs', 'case', 'iterations', 'median ms', 'p95 ms', 'mean ms', '× baseline', 'output'];
 const lines = rows.map((row) => [
+  row.jobs.toLocaleString('en'),
   row.case,
+  String(row.iterations),
   row.medianMs.toFixed(3),
   row.p95Ms.toFixed(3),
   row.meanMs.toFixed(3),
@@ -206,23 +245,37 @@ const widths = header.map((title, i) =>
   Math.max(title.length, ...lines.map((line) => (line[i] ?? '').length)),
 );
 const format = (cells: string[]) =>
-  cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
+  cells.map((cell, i) => (i === 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
 
 console.log(
-  `planner benchmark: ${JOBS} queued jobs, ${CLASS_COUNT} classes, ${CLASS_COUNT * RUNNERS_PER_CLASS} runners, ` +
-    `${ITERATIONS} iterations after ${WARMUP} warm-up, node ${process.version}`,
+  `planner benchmark: ${SIZES.map((size) => size.toLocaleString('en')).join(', ')} queued jobs, ${CLASS_COUNT} classes, ` +
+    `${CLASS_COUNT * RUNNERS_PER_CLASS} runners; ${ITERATIONS} iterations after ${WARMUP} warm-up at ` +
+    `${REFERENCE_JOBS.toLocaleString('en')} jobs, scaled inversely (within 2x) for the other sizes; node ${process.version}`,
 );
 console.log(format(header));
 console.log(widths.map((width) => '-'.repeat(width)).join('  '));
 for (const line of lines) console.log(format(line));
+
+const median = (jobs: number, prefix: string) =>
+  rows.find((row) => row.jobs === jobs && row.case.startsWith(prefix))?.medianMs ?? Number.NaN;
+const headline: Headline[] = [
+  {
+    what: `planner pass, ${SIZES.map((size) => size.toLocaleString('en')).join(' / ')} queued jobs, ${CLASS_COUNT} classes, ${(CLASS_COUNT * RUNNERS_PER_CLASS).toLocaleString('en')} runners (\`planner\`)`,
+    figure:
+      `median saturated ${SIZES.map((size) => median(size, 'plan, saturated').toFixed(1)).join(' / ')} ms, ` +
+      `unconstrained ${SIZES.map((size) => median(size, 'plan, unconstrained').toFixed(1)).join(' / ')} ms`,
+    baseline: `counting pass: ${SIZES.map((size) => median(size, 'baseline').toFixed(2)).join(' / ')} ms`,
+  },
+];
 console.log(
   JSON.stringify({
     benchmark: 'planner',
-    jobs: JOBS,
+    jobs: SIZES,
     classes: CLASS_COUNT,
     runners: CLASS_COUNT * RUNNERS_PER_CLASS,
-    iterations: ITERATIONS,
+    iterationsAt10k: ITERATIONS,
     node: process.version,
     rows,
+    headline,
   }),
 );

@@ -1,0 +1,35 @@
+/** Numbers and tables the benchmarks print, and the JSON line `npm run bench` collects from each. */
+
+/** Nearest-rank quantile (q in 0..1); NaN when empty. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
+}
+
+export const round = (value: number, digits = 3) =>
+  Number.isFinite(value) ? Number(value.toFixed(digits)) : null;
+
+export function printTable(title: string, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const format = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(`${title}\n\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  for (const row of rows) process.stdout.write(`${format(row)}\n`);
+  process.stdout.write('\n');
+}
+
+/** One line of the summary `npm run bench` prints at the end (and the README's Performance table). */
+export interface Headline {
+  what: string;
+  figure: string;
+  baseline: string;
+}
+
+/** The benchmark's JSON, on one line of its own at the end of its output: `npm run bench` collects it. */
+export function emitJson(result: { benchmark: string; headline: Headline[] } & Record<string, unknown>) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
