@@ -40,7 +40,7 @@ export interface ReconcilerOptions {
   runs?: RunActuator;
   logger: Logger;
   now?: () => EpochMillis;
-  /** Actions carried out at once; the rest wait their turn within the pass. */
+  /** Actions carried out at once; the rest wait their turn. */
   concurrency?: number;
   /** How long a namespace makes no new runners after its quota refused one. */
   quotaBackoffMs?: number;
@@ -50,10 +50,11 @@ export interface ReconcilerOptions {
 }
 
 /**
- * The loop: snapshot the ledger, plan, carry the actions out, repeat whenever something changed
- * (`trigger`) or the period passed. Passes never overlap; triggers during a pass coalesce into one
- * more pass after it. What the actions change comes back through the watches, not from here,
- * except what the ledger must know at once so the next plan does not repeat an action in flight.
+ * The loop: snapshot the ledger, plan, hand the actions to a bounded pool of workers, repeat
+ * whenever something changed (`trigger`) or the period passed. Passes never overlap; triggers during
+ * a pass coalesce into one more pass after it. What the actions change comes back through the
+ * watches, not from here, except what the ledger must know at once (the intent, recorded before an
+ * action is handed out) so that no later plan repeats an action waiting or in flight.
  */
 export function createReconciler(options: ReconcilerOptions) {
   const { ledger, classes, actuator } = options;
@@ -63,6 +64,12 @@ export function createReconciler(options: ReconcilerOptions) {
   const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
   let running: Promise<void> | null = null;
   let again = false;
+  // Planned actions wait here for one of `concurrency` workers. Passes do not wait for their actions
+  // to finish (the ledger already counts them), only for the backlog to be handed out, so a job that
+  // arrives while creates are in flight is planned, and its create sent, at once.
+  const backlog: Action[] = [];
+  let inFlight = 0;
+  const waiters: { ready: () => boolean; resolve: () => void }[] = [];
   // Only while active does the loop act: a replica that does not lead keeps its ledger, not its hands.
   let active = false;
   let timer: NodeJS.Timeout | undefined;
@@ -83,11 +90,35 @@ export function createReconciler(options: ReconcilerOptions) {
         ledger.noteCancelRequested(action.runKey);
       }
     }
-    await forEachLimited(actions, concurrency, (action) => (active ? execute(action) : abandon(action)));
+    backlog.push(...actions);
+    dispatch();
     options.onPass?.({ actions, durationMs: performance.now() - started });
   }
 
-  /** Stopped mid-pass (leadership lost, shutdown): the rest of the pass is not carried out. */
+  /** Hands backlog to free workers; a worker that ends hands out the next. */
+  function dispatch(): void {
+    while (inFlight < concurrency && backlog.length > 0) {
+      const action = backlog.shift() as Action;
+      inFlight += 1;
+      void (active ? execute(action) : abandon(action))
+        .catch((err: unknown) => log.error({ err, action: action.kind }, 'action failed'))
+        .finally(() => {
+          inFlight -= 1;
+          dispatch();
+        });
+    }
+    for (const waiter of waiters.splice(0)) {
+      if (waiter.ready()) waiter.resolve();
+      else waiters.push(waiter);
+    }
+  }
+
+  function when(ready: () => boolean): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve) => waiters.push({ ready, resolve }));
+  }
+
+  /** Stopped (leadership lost, shutdown): planned actions not yet begun are not carried out. */
   function abandon(action: Action): Promise<void> {
     if (action.kind === 'create-runner') ledger.noteCreateFailed(action.runnerName);
     else if (action.kind === 'delete-runner') ledger.noteDeleteAbandoned(action.runnerName);
@@ -145,6 +176,9 @@ export function createReconciler(options: ReconcilerOptions) {
       try {
         do {
           again = false;
+          // Under a burst, plan again once the last plan's actions are all under way, not before.
+          await when(() => backlog.length === 0);
+          if (!active) break;
           await pass().catch((err: unknown) => log.error({ err }, 'reconcile pass failed'));
         } while (again && active);
       } finally {
@@ -171,30 +205,17 @@ export function createReconciler(options: ReconcilerOptions) {
       this.trigger();
     },
     /**
-     * Stops acting at once: no new pass, and the actions of the pass in flight not yet begun are
-     * dropped. Resolves when the calls already made have returned (each is bounded by its timeout).
+     * Stops acting at once: no new pass, and planned actions not yet begun are dropped. Resolves
+     * when the calls already made have returned (each is bounded by its timeout).
      */
     async stop(): Promise<void> {
       active = false;
       clearInterval(timer);
+      dispatch();
       await running;
+      await when(() => backlog.length === 0 && inFlight === 0);
     },
   };
 }
 
 export type Reconciler = ReturnType<typeof createReconciler>;
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}

@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { RunnerObservation, RunnerPhase } from '../model/runner-observation.ts';
-import { ANNOTATION_REPO, LABEL_CLASS } from './metadata.ts';
+import { ANNOTATION_JOB, ANNOTATION_REPO, LABEL_CLASS } from './metadata.ts';
 
 const PHASES: ReadonlySet<string> = new Set(['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown']);
 
@@ -16,6 +16,7 @@ export function observeRunnerPod(pod: V1Pod): RunnerObservation | null {
   const status = pod.status;
   const phase = (PHASES.has(status?.phase ?? '') ? status?.phase : 'Pending') as RunnerPhase;
   const repo = pod.metadata?.annotations?.[ANNOTATION_REPO];
+  const plannedFor = pod.metadata?.annotations?.[ANNOTATION_JOB];
   const scheduled = status?.conditions?.find((c) => c.type === 'PodScheduled');
   const started = status?.containerStatuses
     ?.map((c) => c.state?.running?.startedAt ?? c.state?.terminated?.startedAt)
@@ -28,6 +29,7 @@ export function observeRunnerPod(pod: V1Pod): RunnerObservation | null {
     namespace,
     className,
     ...(repo ? { repo } : {}),
+    ...(plannedFor ? { plannedFor } : {}),
     phase,
     ...(scheduled?.status === 'False' && scheduled.reason === 'Unschedulable' ? { unschedulable: true } : {}),
     createdAt: toMillis(pod.metadata?.creationTimestamp) ?? 0,

@@ -229,6 +229,7 @@ export class Ledger {
           namespace: action.namespace,
           className: action.className,
           ...(action.repo !== undefined ? { repo: action.repo } : {}),
+          ...(action.jobKey !== undefined ? { plannedFor: action.jobKey } : {}),
           phase: 'Requested',
           createdAt: now,
           deleting: false,
@@ -351,6 +352,7 @@ export class Ledger {
         namespace: observation.namespace,
         createdAt: observation.createdAt,
         ...(observation.repo !== undefined ? { repo: observation.repo } : {}),
+        ...(observation.plannedFor !== undefined ? { plannedFor: observation.plannedFor } : {}),
         ...view,
       });
     }

@@ -69,7 +69,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
   });
   const reconcileSeconds = new Histogram({
     name: 'gantry_reconcile_seconds',
-    help: 'Duration of reconcile passes: plan and carry out its actions.',
+    help: 'Duration of reconcile passes: snapshot, plan and record intent (actions are carried out after).',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });

@@ -44,6 +44,8 @@ export interface RunnerView {
   repo?: string;
   /** The job a busy runner serves. */
   jobKey?: string;
+  /** The job the runner was created for (a warm-pool runner has none). */
+  plannedFor?: string;
 }
 
 /** A Tekton PipelineRun Gantry admitted that has not finished: it holds one slot of its class. */

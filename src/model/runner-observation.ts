@@ -14,6 +14,8 @@ export interface RunnerObservation {
   className: string;
   /** The repository a repo-scoped runner registers to. */
   repo?: string;
+  /** The job the runner was created for; GitHub may still hand it another of the same labels. */
+  plannedFor?: string;
   phase: RunnerPhase;
   /** The scheduler found no node for it (PodScheduled=False, Unschedulable): a capacity signal. */
   unschedulable?: boolean;

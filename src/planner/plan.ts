@@ -146,10 +146,19 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
 
   for (const [pool, jobs] of githubByPool) {
     jobs.sort(byQueueOrder);
-    const spare = spareByPool.get(pool)?.length ?? 0;
-    // Spare runners will take the oldest jobs; the rest need a runner each.
+    // A job whose own runner is starting or idle is served. Other spare runners (warm, or made for a
+    // job another runner took) take the oldest jobs left; the rest need a runner each. Matching by
+    // job, not by count alone, keeps a late-reported older job from hiding behind a served one.
+    const spare = spareByPool.get(pool) ?? [];
+    const waiting = new Set(jobs.map((job) => job.key));
+    const served = new Set<string>();
+    for (const runner of spare) {
+      if (runner.plannedFor !== undefined && waiting.has(runner.plannedFor)) served.add(runner.plannedFor);
+    }
+    const otherSpare = spare.length - served.size;
     const units: Unit[] = jobs
-      .slice(spare, spare + capacity)
+      .filter((job) => !served.has(job.key))
+      .slice(otherSpare, otherSpare + capacity)
       .map((job) => ({ kind: 'runner', job, ...(repoScoped ? { repo: pool } : {}) }));
     addTenant(`github:${pool}`, heldByRepo.get(pool) ?? 0, units, jobs[0]?.queuedAt ?? 0);
   }

@@ -22,7 +22,8 @@ async function gantry(...args: string[]): Promise<{ code: number; stdout: string
   }
 }
 
-describe('the gantry command', () => {
+// Each test starts Node on the whole program (about 1.5 s idle, far more on a busy machine).
+describe('the gantry command', { timeout: 30_000 }, () => {
   it('prints usage and its version', async () => {
     const help = await gantry('--help');
     expect(help.code).toBe(0);

@@ -36,6 +36,23 @@ describe('plan: supply for queued jobs', () => {
     expect(new Set(creates(actions).map((a) => a.runnerName)).size).toBe(4);
   });
 
+  it('gives a job reported late, older than a job already served, a runner of its own', () => {
+    const config = classes({ lint: {} });
+    const late = job('github:1', { queuedAt: NOW - seconds(60) });
+    const served = job('github:2', { queuedAt: NOW - seconds(30) });
+    const actions = plan(
+      snapshot({
+        lint: {
+          queued: [late, served],
+          runners: [runner(runnerNameFor('lint', 'github:2'), 'starting', { plannedFor: 'github:2' })],
+        },
+      }),
+      config,
+      NOW,
+    );
+    expect(creates(actions).map((a) => a.jobKey)).toEqual(['github:1']);
+  });
+
   it('counts idle and starting runners as supply, busy ones not', () => {
     const config = classes({ lint: { minIdle: 1 } });
     const runners = [runner('a', 'idle'), runner('b', 'starting'), runner('c', 'busy')];

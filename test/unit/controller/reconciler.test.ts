@@ -1,0 +1,129 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { createReconciler } from '../../../src/controller/reconciler.ts';
+import type { CreateOutcome } from '../../../src/launcher/kube-launcher.ts';
+import { Ledger } from '../../../src/ledger/ledger.ts';
+import type { CreateRunnerAction } from '../../../src/model/action.ts';
+import type { JobEvent } from '../../../src/model/job.ts';
+import { buildClassifier } from '../../../src/planner/classify.ts';
+import { until } from '../../support/until.ts';
+import { classes, NOW } from '../planner/snapshots.ts';
+
+const config = classes({ lint: { maxRunners: 100, maxCreatePerSecond: 1000 } });
+
+const queued = (id: number): JobEvent => ({
+  kind: 'queued',
+  job: {
+    source: 'github',
+    key: `github:${id}`,
+    repo: 'acme/app',
+    labels: ['self-hosted', 'lint'],
+    runId: '1',
+    runAttempt: 1,
+    untrusted: false,
+    name: `job ${id}`,
+  },
+  via: 'webhook',
+  createdAt: NOW,
+});
+
+/** An actuator whose creates stay in flight until the test lets them finish. */
+function heldActuator() {
+  const pending: { action: CreateRunnerAction; finish: () => void }[] = [];
+  let inFlight = 0;
+  let peak = 0;
+  return {
+    pending,
+    get peak() {
+      return peak;
+    },
+    create(action: CreateRunnerAction): Promise<CreateOutcome> {
+      inFlight += 1;
+      peak = Math.max(peak, inFlight);
+      return new Promise((resolve) =>
+        pending.push({
+          action,
+          finish: () => {
+            inFlight -= 1;
+            resolve({ kind: 'created' });
+          },
+        }),
+      );
+    },
+    remove: () => Promise.resolve({ kind: 'deleted' as const }),
+  };
+}
+
+function setUp(concurrency: number) {
+  const ledger = new Ledger({
+    classify: buildClassifier(config),
+    startTimeoutMs: 60_000,
+    deadlineGraceMs: 0,
+  });
+  const actuator = heldActuator();
+  const reconciler = createReconciler({
+    ledger,
+    classes: config,
+    actuator,
+    logger: pino({ level: 'silent' }),
+    now: () => NOW,
+    concurrency,
+    periodMs: 60_000,
+  });
+  const queue = (id: number) => {
+    ledger.applyJobEvent(queued(id));
+    reconciler.trigger();
+  };
+  return { ledger, actuator, reconciler, queue };
+}
+
+describe('reconciler', () => {
+  it('plans and sends a new job’s create while earlier creates are still in flight', async () => {
+    const { actuator, reconciler, queue } = setUp(8);
+    reconciler.start();
+    queue(1);
+    await until('first create sent', async () => actuator.pending.length === 1);
+    queue(2);
+    await until('second create sent', async () => actuator.pending.length === 2);
+    expect(actuator.pending.map((p) => p.action.jobKey)).toEqual(['github:1', 'github:2']);
+    for (const p of actuator.pending) p.finish();
+    await reconciler.stop();
+  });
+
+  it('never has more than `concurrency` actions in flight, and never plans a create twice', async () => {
+    const { actuator, reconciler, queue } = setUp(3);
+    reconciler.start();
+    for (let id = 1; id <= 10; id++) queue(id);
+    await until('three creates in flight', async () => actuator.pending.length === 3);
+    let finished = 0;
+    while (finished < 10) {
+      await until('a create in flight', async () => actuator.pending.length > finished);
+      actuator.pending[finished]?.finish();
+      finished += 1;
+      reconciler.trigger();
+    }
+    expect(actuator.peak).toBe(3);
+    expect(new Set(actuator.pending.map((p) => p.action.jobKey)).size).toBe(10);
+    expect(actuator.pending).toHaveLength(10);
+    await reconciler.stop();
+  });
+
+  it('on stop, drops planned actions not yet begun and waits for those in flight', async () => {
+    const { actuator, ledger, reconciler, queue } = setUp(2);
+    reconciler.start();
+    for (let id = 1; id <= 5; id++) queue(id);
+    await until('two creates in flight', async () => actuator.pending.length === 2);
+    let stopped = false;
+    const stopping = reconciler.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stopped).toBe(false);
+    for (const p of actuator.pending) p.finish();
+    await stopping;
+    expect(actuator.pending).toHaveLength(2);
+    // The dropped creates left no placeholder behind: the next leader plans them again.
+    const planned = [...ledger.runnerNames()];
+    expect(planned).toHaveLength(2);
+  });
+});
