@@ -14,7 +14,7 @@ import type { JobEvent } from '../../src/model/job.ts';
 import { githubConfigSchema } from '../../src/sources/github/config.ts';
 import { createGithubSource } from '../../src/sources/github/source.ts';
 import { appKeys, FakeGithub, fakeAppAuth, ManualClock } from '../../test/support/fake-github/index.ts';
-import type { Headline } from './lib/report.ts';
+import { type Headline, runBench } from './lib/report.ts';
 
 const REPOS = ['acme/app', 'acme/api', 'acme/web', 'acme/infra'];
 const LABELS = ['self-hosted', 'linux'];
@@ -381,7 +381,4 @@ function headline(
   ];
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+runBench(main);

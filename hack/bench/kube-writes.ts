@@ -34,7 +34,7 @@ import { KWOK_NODE_LABEL, startControlPlane } from '../../test/support/control-p
 import { appKeys, FakeGithub, fakeGithubConfig } from '../../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
 import { until } from '../../test/support/until.ts';
-import type { Headline } from './lib/report.ts';
+import { type Headline, runBench } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: { jobs: { type: 'string', default: '50' }, log: { type: 'string' } },
@@ -491,11 +491,4 @@ function printTable(header: string[], rows: string[][], title: string): void {
   process.stdout.write('\n');
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(
-      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  })
-  .finally(cleanUp);
+runBench(main, cleanUp);

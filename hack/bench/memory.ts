@@ -23,7 +23,7 @@ import { createGantryMetrics } from '../../src/metrics/gantry-metrics.ts';
 import type { JobEvent, JobIdentity } from '../../src/model/job.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
 import { buildClassifier } from '../../src/planner/classify.ts';
-import { emitJson, type Headline, printTable, round } from './lib/report.ts';
+import { emitJson, type Headline, printTable, round, runBench } from './lib/report.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
@@ -321,7 +321,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+runBench(main);

@@ -26,7 +26,7 @@ import {
   until,
   watchPods,
 } from './lib/live.ts';
-import { emitJson, type Headline, printTable, quantile, round } from './lib/report.ts';
+import { emitJson, type Headline, printTable, quantile, round, runBench } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: { jobs: { type: 'string', default: '500' }, concurrency: { type: 'string' } },
@@ -218,11 +218,4 @@ async function main(): Promise<void> {
   });
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(
-      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  })
-  .finally(() => cleanups.runAll());
+runBench(main, cleanups.runAll);

@@ -33,3 +33,17 @@ export interface Headline {
 export function emitJson(result: { benchmark: string; headline: Headline[] } & Record<string, unknown>) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
+
+/**
+ * Runs a benchmark to its end: `cleanUp` runs whatever happened, and a failure is printed with its
+ * stack and ends the process with code 1 (what it started may hold it open otherwise).
+ */
+export function runBench(main: () => Promise<void>, cleanUp: () => Promise<unknown> = async () => {}): void {
+  main().then(cleanUp, async (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    await cleanUp();
+    process.exit(1);
+  });
+}
