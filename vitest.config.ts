@@ -20,6 +20,19 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          // Its own control plane: the scenarios restart its apiserver and pause its etcd, which
+          // must not hit the integration files running at the same time on the shared one.
+          globalSetup: ['test/faults/global-setup.ts'],
+          // One scenario at a time: they share that control plane, and each measures its own process.
+          fileParallelism: false,
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -6,6 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { createGithubRegistrar } from './controller/github-registrar.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
+import { advertisedUrl } from './election/advertise.ts';
 import { createElector, type Elector, electionIdentity } from './election/elector.ts';
 import { createHttpServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
@@ -65,6 +66,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   let startWebhook: (() => Promise<TektonWebhook>) | undefined;
   let webhook: TektonWebhook | undefined;
   let elector: Elector | undefined;
+  const identity = electionIdentity();
+  /** Where the other replicas reach this one (known once the HTTP server listens). */
+  let advertised: string | undefined;
   let leading = false;
   let stopping = false;
   const leaderGauge = new Gauge({
@@ -83,6 +87,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // Every replica applies the deliveries it receives to its own ledger; only the leader acts.
       onEvent: (event) => runners?.applyJobEvent(event),
       sharedWebhooks: config.election.enabled,
+      // A follower passes the deliveries it verified on to the leader, at the URL on the Lease.
+      ...(config.election.enabled
+        ? { forwardTo: { leading: () => leading, leaderUrl: () => elector?.leaderUrl() }, identity }
+        : {}),
     });
   }
   const launchesRunners = github !== undefined && githubClasses.length > 0;
@@ -155,7 +163,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         }).coordination,
         namespace: election.namespace ?? ownNamespace(kc),
         leaseName: election.leaseName,
-        identity: electionIdentity(),
+        identity,
+        advertiseUrl: () => advertised,
         leaseDurationMs: election.leaseDurationSeconds * 1000,
         renewDeadlineMs: election.renewDeadlineSeconds * 1000,
         retryPeriodMs,
@@ -200,6 +209,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     async start() {
       await registrar?.checkTrustedOnlyClasses();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
+      advertised = advertisedUrl(config.http.address, url);
       // Runners first: the ledger must know the pods that exist before demand is planned against it,
       // and a follower keeps it warm so that taking over needs no relist.
       await runners?.start();

@@ -152,6 +152,8 @@ export function createReconciler(options: ReconcilerOptions) {
         ? await actuator.remove(action)
         : ({ kind: 'failed', error: new Error('no source registers runners') } as const);
       if (outcome.kind === 'failed') {
+        // Planned again on a later pass, rather than counted as terminating for ever.
+        ledger.noteDeleteAbandoned(action.runnerName);
         log.error(
           { class: action.className, pod: action.runnerName, err: outcome.error.message },
           'runner delete failed',

@@ -3,7 +3,10 @@ import { hostname } from 'node:os';
 import { type CoordinationV1Api, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { kubeMessage as messageOf, kubeStatus as statusOf } from '../kube/errors.ts';
-import { decide, type ObservedLease } from './decide.ts';
+import { decide, leaseExpiresAt, type ObservedLease } from './decide.ts';
+
+/** Annotation of the Lease with the URL its holder serves HTTP on, for followers to forward webhooks to. */
+export const LEADER_URL_ANNOTATION = 'gantry.dev/leader-url';
 
 export interface ElectorOptions {
   coordination: CoordinationV1Api;
@@ -18,12 +21,22 @@ export interface ElectorOptions {
   onStartedLeading: () => void;
   /** Called the moment leadership is lost or given up; acting must stop now. */
   onStoppedLeading: () => void;
+  /**
+   * The base URL (http://host:port) other replicas reach this one at, written on the Lease while
+   * this replica holds it; undefined when it has none (its followers then forward nothing).
+   */
+  advertiseUrl?: () => string | undefined;
   now?: () => number;
 }
 
 export interface Elector {
   readonly identity: string;
   isLeader(): boolean;
+  /**
+   * The base URL another replica that holds a valid lease advertised, as this one last read it;
+   * undefined while this replica leads, nobody leads, or the leader advertised none.
+   */
+  leaderUrl(): string | undefined;
   /** Starts the election rounds (one at once, then every retry period). */
   start(): void;
   /** Stops the rounds; a leader steps down and releases the Lease so a successor need not wait. */
@@ -91,7 +104,13 @@ export function createElector(options: ElectorOptions): Elector {
     const body: V1Lease = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { ...(lease?.metadata ?? {}), name, namespace },
+      metadata: {
+        ...(lease?.metadata ?? {}),
+        name,
+        namespace,
+        // Always rewritten, so a predecessor's URL never outlives its term.
+        annotations: withLeaderUrl(lease?.metadata?.annotations, options.advertiseUrl?.()),
+      },
       spec: {
         ...(lease?.spec ?? {}),
         holderIdentity: identity,
@@ -174,6 +193,12 @@ export function createElector(options: ElectorOptions): Elector {
   return {
     identity,
     isLeader: () => lastRenewedAt !== null,
+    leaderUrl() {
+      if (lastRenewedAt !== null || stopped || !observed?.holder || observed.holder === identity)
+        return undefined;
+      if (now() >= leaseExpiresAt(observed, options.leaseDurationMs)) return undefined;
+      return current?.metadata?.annotations?.[LEADER_URL_ANNOTATION] || undefined;
+    },
     start() {
       if (!stopped) return;
       stopped = false;
@@ -201,6 +226,7 @@ export function createElector(options: ElectorOptions): Elector {
     if (lease?.spec?.holderIdentity !== identity) return;
     const body: V1Lease = {
       ...lease,
+      metadata: { ...lease.metadata, annotations: withLeaderUrl(lease.metadata?.annotations, undefined) },
       spec: {
         ...lease.spec,
         holderIdentity: '',
@@ -215,4 +241,13 @@ export function createElector(options: ElectorOptions): Elector {
       log.warn({ err: messageOf(err) }, 'releasing the lease failed; it expires on its own');
     }
   }
+}
+
+/** The Lease's annotations with the leader URL set to `url`, or without it. */
+function withLeaderUrl(
+  annotations: Record<string, string> | undefined,
+  url: string | undefined,
+): Record<string, string> {
+  const { [LEADER_URL_ANNOTATION]: _previous, ...rest } = annotations ?? {};
+  return url ? { ...rest, [LEADER_URL_ANNOTATION]: url } : rest;
 }

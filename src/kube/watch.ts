@@ -34,6 +34,9 @@ export interface RunningWatch {
   stop(): Promise<void>;
 }
 
+/** A watch up this long before it failed was healthy: its next restart waits the base delay again. */
+const HEALTHY_AFTER_MS = 30_000;
+
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): RunningWatch {
   const log = options.logger.child({ component: 'watch', path: options.path });
   const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
@@ -44,8 +47,10 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   informer.on('add', options.handlers.upsert);
   informer.on('update', options.handlers.upsert);
   informer.on('delete', options.handlers.remove);
+  // `connect` fires before every attempt, so a watch counts as healthy only once it has stayed up.
+  let connectedAt = 0;
   informer.on('connect', () => {
-    delay = base;
+    connectedAt = Date.now();
   });
   let markSynced: () => void = () => {};
   const synced = new Promise<void>((resolve) => {
@@ -54,6 +59,7 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   const begin = () => informer.start().then(markSynced, onError);
   const restart = () => {
     if (stopped) return;
+    if (connectedAt > 0 && Date.now() - connectedAt > HEALTHY_AFTER_MS) delay = base;
     timer = setTimeout(begin, delay);
     delay = Math.min(delay * 2, 30_000);
   };

@@ -117,8 +117,14 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         },
       );
     } catch (err) {
+      // A write that timed out may still have been stored, and the runner already given a job:
+      // unregister first, and keep a runner GitHub says is busy.
+      const registration = await registrar.unregister(action).catch(() => 'absent' as const);
+      if (registration === 'busy') {
+        log.warn({ ...fields, err: kubeMessage(err) }, 'secret write failed but the runner took a job; kept');
+        return { kind: 'created' };
+      }
       await removePod(name, namespace);
-      await registrar.unregister(action).catch(() => 'absent');
       return { kind: 'failed', error: describe('create secret', name, err) };
     }
     log.info(

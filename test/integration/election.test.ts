@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -33,8 +33,8 @@ let simulator: ReturnType<typeof startRunnerSimulator>;
 let configPath: string;
 const replicas: Replica[] = [];
 
-async function startReplica(name: string): Promise<Replica> {
-  const child = spawn(process.execPath, [main, '--config', configPath], {
+async function startReplica(name: string, config = configPath): Promise<Replica> {
+  const child = spawn(process.execPath, [main, '--config', config], {
     env: { ...process.env, KUBECONFIG: inject('kubeconfig'), HOSTNAME: name },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -148,7 +148,7 @@ describe('leader election between replicas', { timeout: 150_000 }, () => {
     const elected = await leaderOf([a, b]);
     leader = elected.leader;
     follower = elected.followers[0] as Replica;
-    // Deliveries go to the follower: the leader's poller (at its poll interval) finds the jobs.
+    // Deliveries go to the follower, which passes them on to the leader.
     fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
     await completed(queue(3));
     expect(await podCreates(follower)).toBe(0);
@@ -189,5 +189,76 @@ describe('leader election between replicas', { timeout: 150_000 }, () => {
     expect(lease.spec?.holderIdentity).toMatch(/^gantry-c_/);
     fake.setWebhookTarget(`${standby.url}/webhooks/github`, SECRET);
     await completed(queue(2));
+  });
+});
+
+describe('webhooks received by a follower', { timeout: 90_000 }, () => {
+  // The leader polls at start and then only every 2 minutes: a job it learns of sooner came by the
+  // follower's forwarding.
+  const POLL_SECONDS = 120;
+  let leader: Replica;
+  let follower: Replica;
+
+  beforeAll(async () => {
+    // The replicas of the tests above stop first: these two would share their runner class.
+    await Promise.all(
+      replicas.map(async (r) => {
+        if (r.process.exitCode !== null) return;
+        r.process.kill('SIGTERM');
+        await r.exited;
+      }),
+    );
+    const forwardConfig = join(dirname(configPath), 'forward.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    await writeFile(
+      forwardConfig,
+      JSON.stringify({
+        ...config,
+        github: {
+          ...config.github,
+          poll: { intervalSeconds: POLL_SECONDS, backstopIntervalSeconds: POLL_SECONDS },
+        },
+        election: { ...config.election, leaseName: 'gantry-forwarding' },
+      }),
+    );
+    const started = await Promise.all([
+      startReplica('gantry-f1', forwardConfig),
+      startReplica('gantry-f2', forwardConfig),
+    ]);
+    const elected = await leaderOf(started);
+    leader = elected.leader;
+    follower = elected.followers[0] as Replica;
+    // The leader's first sweep (at the start of its term) is over before the job is queued.
+    await until(
+      'the first poll sweep done',
+      async () => (await metric(leader, 'gantry_github_poll_sweeps_total')) >= 1,
+    );
+  });
+
+  it('publishes the leader URL on the Lease', async () => {
+    const lease = await coordination.readNamespacedLease({ name: 'gantry-forwarding', namespace });
+    expect(lease.metadata?.annotations?.['gantry.dev/leader-url']).toBe(leader.url);
+  });
+
+  it('forwards a delivery to the leader, which launches its runner long before its next poll', async () => {
+    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    const queuedAt = performance.now();
+    const [job] = queue(1);
+    await until('the leader created a runner pod', async () => (await podCreates(leader)) >= 1, 20_000, 50);
+    const launchMs = performance.now() - queuedAt;
+    process.stderr.write(
+      `[election] runner pod created ${Math.round(launchMs)} ms after a delivery to the follower\n`,
+    );
+    expect(launchMs).toBeLessThan(10_000);
+    await completed([job as number]);
+    expect(await podCreates(follower)).toBe(0);
+    expect(
+      await metric(follower, 'gantry_github_webhook_forwards_total', ['result="ok"']),
+    ).toBeGreaterThanOrEqual(1);
+    expect(await metric(follower, 'gantry_github_webhook_forwards_total', ['result="failed"'])).toBe(0);
+    // The leader learnt of the job from the forwarded delivery, not from a poll.
+    expect(
+      await metric(leader, 'gantry_github_job_events_total', ['kind="queued"', 'via="webhook"']),
+    ).toBeGreaterThanOrEqual(1);
   });
 });

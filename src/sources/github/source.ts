@@ -15,6 +15,7 @@ import { createJobApplier } from './job-events.ts';
 import { JobTracker } from './job-tracker.ts';
 import { createGithubMetrics } from './metrics.ts';
 import { createPoller, type PollReport } from './poller.ts';
+import { createWebhookForwarder, type ForwardTarget, type WebhookForwarder } from './webhook-forward.ts';
 import { registerGithubWebhookRoute } from './webhook-route.ts';
 import { KeyedWorkQueue } from './work-queue.ts';
 import { phaseOfAction, type WorkflowJobPayload } from './workflow-job.ts';
@@ -32,6 +33,13 @@ export interface GithubSourceDeps {
    * every job: the poller then runs at its normal interval instead of as a backstop.
    */
   sharedWebhooks?: boolean;
+  /**
+   * With other replicas: whether this one leads, and the leader's base URL, so that a follower
+   * passes the deliveries it verified on to the leader (see webhook-forward.ts).
+   */
+  forwardTo?: ForwardTarget;
+  /** This replica's name in the election, sent with forwarded deliveries. */
+  identity?: string;
   clock?: Clock;
 }
 
@@ -174,6 +182,15 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
       ),
   });
 
+  let forwarder: WebhookForwarder | undefined;
+  if (webhookSecret && deps.forwardTo) {
+    forwarder = createWebhookForwarder({
+      target: deps.forwardTo,
+      identity: deps.identity ?? 'unknown',
+      logger,
+      metrics: deps.metrics,
+    });
+  }
   if (webhookSecret) {
     registerGithubWebhookRoute(deps.http, {
       secret: webhookSecret,
@@ -185,6 +202,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
         if (accepted) lastWebhookAt = clock.now();
         return accepted;
       },
+      ...(forwarder ? { forward: forwarder.forward } : {}),
     });
   } else {
     logger.info('no github.webhook secret configured: webhook route off, polling only');
@@ -222,7 +240,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     stopPolling: () => poller.stop(),
     async stop() {
       await poller.stop();
-      await deliveries.whenIdle();
+      await Promise.all([deliveries.whenIdle(), forwarder?.whenIdle()]);
     },
     pollOnce: () => poller.pollOnce(),
     nextPollDelay: () => poller.nextDelay(),

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { jsonDepthMessage, jsonTooDeep } from '../../http/body-limits.ts';
 import type { GithubMetrics } from './metrics.ts';
+import { FORWARDED_BY_HEADER, type RawDelivery } from './webhook-forward.ts';
 import { verifyWebhookSignature } from './webhook-signature.ts';
 import {
   checkJobFields,
@@ -22,6 +23,11 @@ export interface WebhookRouteOptions {
   metrics: GithubMetrics;
   /** Hands a verified workflow_job delivery over for processing; false when the queue is full. */
   accept: (payload: WorkflowJobPayload, deliveryId: string) => boolean;
+  /**
+   * Passes an accepted delivery, as it came, on to the leader (see webhook-forward.ts); not called
+   * for a delivery that was itself forwarded by another replica.
+   */
+  forward?: (delivery: RawDelivery) => void;
 }
 
 type Outcome = 'accepted' | 'duplicate' | 'ignored' | 'unauthorized' | 'bad_request' | 'overloaded';
@@ -120,6 +126,9 @@ export function registerGithubWebhookRoute(http: FastifyInstance, options: Webho
         return answer(reply, 503, 'overloaded', { error: 'busy, try again' });
       }
       seenDeliveries.set(deliveryId, true);
+      if (options.forward && header(request, FORWARDED_BY_HEADER) === undefined) {
+        options.forward({ deliveryId, body, headers: request.headers });
+      }
       return answer(reply, 202, 'accepted');
     });
   });

@@ -9,6 +9,9 @@ export interface Component {
   name: string;
   pid: number;
   logPath: string;
+  /** How it was started, so it can be started again the same way (see process-control.ts). */
+  binary?: string;
+  args?: string[];
 }
 
 /**
@@ -32,7 +35,7 @@ export function startComponent(
   if (child.pid === undefined) throw new Error(`${name}: could not start ${binary}`);
   child.on('error', () => {}); // a failed start shows up as a dead pid with its log
   if (detached) child.unref();
-  return { name, pid: child.pid, logPath };
+  return { name, pid: child.pid, logPath, binary, args };
 }
 
 export function isAlive(pid: number): boolean {

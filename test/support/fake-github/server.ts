@@ -157,6 +157,11 @@ export class FakeGithub {
     latencyMs: 0,
     /** The next N API requests are refused as a secondary rate limit. */
     secondaryLimit: { count: 0, status: 403 as 403 | 429, retryAfterSeconds: 60 as number | null },
+    /** Until this time (the fake's clock), every API request fails with `outageStatus`: an outage. */
+    outageUntil: 0,
+    outageStatus: 502 as 500 | 502 | 503 | 504,
+    /** Every response gets a fresh ETag, so no conditional request is ever answered 304. */
+    etagChurn: false,
   };
 
   readonly #options: FakeGithubOptions;
@@ -425,9 +430,14 @@ export class FakeGithub {
     this.#quota(principal).used += points;
   }
 
-  /** Spends the rest of the principal's quota; requests are refused until the window resets. */
-  exhaustQuota(principal = this.installationPrincipal): void {
-    this.#quota(principal).used = this.#limit;
+  /**
+   * Spends the rest of the principal's quota; requests are refused until the window resets, at
+   * `resetInMs` from now when given (the window's own end otherwise).
+   */
+  exhaustQuota(principal = this.installationPrincipal, resetInMs?: number): void {
+    const q = this.#quota(principal);
+    q.used = this.#limit;
+    if (resetInMs !== undefined) q.resetAt = this.clock.now() + resetInMs;
   }
 
   /** Resends a recorded delivery with the same X-GitHub-Delivery id, as GitHub's redeliver does. */
@@ -647,6 +657,10 @@ export class FakeGithub {
       send(502, { message: 'Server Error' }, route.template, null, 0);
       return;
     }
+    if (this.faults.outageUntil > this.clock.now()) {
+      send(this.faults.outageStatus, { message: 'Server Error' }, route.template, null, 0);
+      return;
+    }
 
     // Authentication.
     const authorization = req.headers.authorization ?? '';
@@ -775,8 +789,9 @@ export class FakeGithub {
 
     // Conditional requests: a matching ETag answers 304 and costs nothing.
     if (method === 'GET' && reply.status === 200) {
+      const churn = this.faults.etagChurn ? randomBytes(8).toString('hex') : '';
       const etag = `W/"${createHash('sha256')
-        .update(`${auth?.token ?? principal ?? ''}\n${JSON.stringify(replyBody)}`)
+        .update(`${auth?.token ?? principal ?? ''}\n${JSON.stringify(replyBody)}${churn}`)
         .digest('hex')
         .slice(0, 40)}"`;
       headers.etag = etag;
