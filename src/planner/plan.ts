@@ -19,8 +19,8 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  * Per class:
  * - Demand is the queued jobs no runner is there for yet, plus `minIdle` warm runners (org scope).
  *   Idle and starting runners are supply; busy, terminating, failed, finished and stuck ones are not.
- * - New runners and admitted Tekton runs fit within `maxRunners` (every runner not terminating counts,
- *   failed and stuck ones too until they are gone, plus admitted runs), the creation rate, and the
+ * - New runners and admitted Tekton runs fit within `maxRunners` (every runner pod counts until it is
+ *   gone, failed, stuck and terminating ones too, plus admitted runs), the creation rate, and the
  *   namespace's ResourceQuota (shared round-robin by the classes in that namespace).
  * - When demand exceeds that, repositories (and Tekton namespaces) share it max-min fairly, or oldest
  *   job first with fairness off.
@@ -132,7 +132,10 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   const admittedByNamespace = new Map<string, number>();
   for (const run of snap.admittedRuns) increment(admittedByNamespace, run.repo);
 
-  const occupied = live.length + snap.admittedRuns.length;
+  // A pod being deleted still exists until the apiserver removes it: it counts until then, so a
+  // replacement never lands while the class would be above its max.
+  const terminating = snap.runners.length - live.length;
+  const occupied = live.length + terminating + snap.admittedRuns.length;
   const capacity = Math.min(
     Math.max(0, runnerClass.maxRunners - occupied),
     creationsAllowed(snap.budget, runnerClass.maxCreatePerSecond, now),

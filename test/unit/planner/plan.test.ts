@@ -64,8 +64,8 @@ describe('plan: supply for queued jobs', () => {
     expect(plan(snapshot({}), classes({ lint: {}, build: {} }), NOW)).toEqual([]);
   });
 
-  it('stays within maxRunners, counting busy, failed, finished and stuck runners but not terminating ones', () => {
-    const config = classes({ lint: { maxRunners: 6 } });
+  it('stays within maxRunners, counting every runner pod until it is gone, terminating ones too', () => {
+    const config = classes({ lint: { maxRunners: 8 } });
     const runners = [
       runner('busy', 'busy'),
       runner('failed', 'failed'),
