@@ -112,37 +112,36 @@ build_promtool() {
   go build -trimpath -ldflags "-s -w -X $p.Version=$release -X $p.Branch=module -X $p.Revision=$v" -o "$out/promtool" "$pkg"
 }
 
-# Only the two CRDs Gantry's chart creates objects of; the module is downloaded, nothing is built.
+# Copies files out of a Go module, downloaded but not built: DEST MODULE@VERSION PATTERN NAME...,
+# where PATTERN is the path in the module with %s standing for each NAME.
+copy_module_files() {
+  local dest=$1 module=$2 pattern=$3 dir name
+  shift 3
+  dir=$(go mod download -json "$module" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  mkdir -p "$dest"
+  for name in "$@"; do
+    # shellcheck disable=SC2059 # the pattern is the format
+    cp "$dir/$(printf "$pattern" "$name")" "$dest/"
+  done
+  chmod -R u+w "$dest"
+}
+
+# Only the two CRDs Gantry's chart creates objects of.
 fetch_operator_crds() {
-  local out=$1 v=$2 dir
-  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
-  mkdir -p "$out/crds"
-  for kind in servicemonitors prometheusrules; do
-    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out/crds/"
-  done
-  chmod -R u+w "$out/crds"
+  copy_module_files "$1/crds" "github.com/prometheus-operator/prometheus-operator@$2" \
+    example/prometheus-operator-crd/monitoring.coreos.com_%s.yaml servicemonitors prometheusrules
 }
 
-# Tekton's own CRD files, installed into the local control plane at start; nothing is built.
+# Tekton's own CRD files, installed into the local control plane at start.
 fetch_tekton_crds() {
-  local out=$1 v=$2 dir
-  dir=$(go mod download -json "github.com/tektoncd/pipeline@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
-  mkdir -p "$out/tekton-crds"
-  for kind in pipeline pipelinerun task taskrun customrun stepaction; do
-    cp "$dir/config/300-crds/300-$kind.yaml" "$out/tekton-crds/"
-  done
-  chmod -R u+w "$out/tekton-crds"
+  copy_module_files "$1/tekton-crds" "github.com/tektoncd/pipeline@$2" \
+    config/300-crds/300-%s.yaml pipeline pipelinerun task taskrun customrun stepaction
 }
 
-# Only the two CRDs Gantry's chart creates objects of (its webhook certificate); nothing is built.
+# Only the two CRDs Gantry's chart creates objects of (its webhook certificate).
 fetch_cert_manager_crds() {
-  local out=$1 v=$2 dir
-  dir=$(go mod download -json "github.com/cert-manager/cert-manager@$v" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
-  mkdir -p "$out/cert-manager-crds"
-  for kind in certificates issuers; do
-    cp "$dir/deploy/crds/cert-manager.io_$kind.yaml" "$out/cert-manager-crds/"
-  done
-  chmod -R u+w "$out/cert-manager-crds"
+  copy_module_files "$1/cert-manager-crds" "github.com/cert-manager/cert-manager@$2" \
+    deploy/crds/cert-manager.io_%s.yaml certificates issuers
 }
 
 build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes

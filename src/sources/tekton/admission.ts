@@ -8,6 +8,7 @@ import {
   ANNOTATION_QUEUED_AT,
   LABEL_CLASS,
   PENDING,
+  pointerKey,
   TEKTON_GROUP,
   TEKTON_VERSION,
 } from './pipeline-run.ts';
@@ -261,7 +262,7 @@ class PatchBuilder {
   /** The object at `key`, added empty when absent (or null). Callers checked it is not something else. */
   childObject(parent: Target, key: string): Target {
     const value = own(parent.object, key);
-    const path = `${parent.path}/${escapeKey(key)}`;
+    const path = `${parent.path}/${pointerKey(key)}`;
     if (isObject(value)) return { path, object: value, created: parent.created };
     const object: JsonObject = {};
     this.put(parent, key, object);
@@ -275,23 +276,18 @@ class PatchBuilder {
       return;
     }
     const op = Object.hasOwn(target.object, key) ? 'replace' : 'add';
-    this.operations.push({ op, path: `${target.path}/${escapeKey(key)}`, value });
+    this.operations.push({ op, path: `${target.path}/${pointerKey(key)}`, value });
   }
 
   remove(target: Target, key: string): void {
     if (!Object.hasOwn(target.object, key)) return;
     if (target.created) delete target.object[key];
-    else this.operations.push({ op: 'remove', path: `${target.path}/${escapeKey(key)}` });
+    else this.operations.push({ op: 'remove', path: `${target.path}/${pointerKey(key)}` });
   }
 
   append(target: Target, key: string, value: unknown): void {
-    this.operations.push({ op: 'add', path: `${target.path}/${escapeKey(key)}/-`, value });
+    this.operations.push({ op: 'add', path: `${target.path}/${pointerKey(key)}/-`, value });
   }
-}
-
-/** RFC 6901: `~` and `/` in a key become `~0` and `~1`. */
-function escapeKey(key: string): string {
-  return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 /**

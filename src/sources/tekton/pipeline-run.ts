@@ -51,3 +51,8 @@ export interface PipelineRun {
     conditions?: Condition[];
   };
 }
+
+/** A key as one step of a JSON-patch path (RFC 6901: `~` and `/` become `~0` and `~1`). */
+export function pointerKey(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}

@@ -9,6 +9,7 @@ import {
   CANCELLED,
   PENDING,
   PIPELINE_RUNS,
+  pointerKey,
   TEKTON_GROUP,
   TEKTON_VERSION,
 } from './pipeline-run.ts';
@@ -82,7 +83,7 @@ export function createRunActuator(options: RunActuatorOptions): RunActuator {
 
   const annotation = (key: string, value: string) => ({
     op: 'add',
-    path: `/metadata/annotations/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`,
+    path: `/metadata/annotations/${pointerKey(key)}`,
     value,
   });
 
