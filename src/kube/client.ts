@@ -55,11 +55,24 @@ export function createKubeApis(kc: KubeConfig, options: KubeApiOptions): KubeApi
   };
 }
 
-/** The default transport, with a deadline on every request and a record of every answer. */
+/**
+ * The default transport, with a deadline on every request, a record of every answer, and one
+ * connection pool. The kubeconfig authenticator gives every request a dispatcher of its own, so each
+ * call would open (and leave to the garbage collector) a new TLS connection; the first one is kept
+ * and reused instead. Its TLS settings (CA, client certificate) are read once; bearer tokens travel in
+ * headers and stay current.
+ */
 function boundedAndCounted({ timeoutMs, onResponse }: KubeApiOptions): HttpLibrary {
   const transport = new IsomorphicFetchHttpLibrary();
+  let shared: ReturnType<RequestContext['getDispatcher']>;
   return wrapHttpLibrary({
     async send(request: RequestContext) {
+      const own = request.getDispatcher();
+      if (shared === undefined) shared = own;
+      else if (own !== undefined && own !== shared) {
+        request.setDispatcher(shared);
+        void own.close();
+      }
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = request.getSignal();
       request.setSignal(signal ? AbortSignal.any([signal, timeout]) : timeout);
