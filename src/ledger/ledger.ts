@@ -69,6 +69,22 @@ function markIdleWhileJobsWait(
   }
 }
 
+/**
+ * Job times come from the CI system's clock in whole seconds, pod times from the apiserver's: a pod
+ * created this long after a job started can still be the one that ran it.
+ */
+const CLOCK_TOLERANCE_MS = 2_000;
+
+/**
+ * Whether the runner could have run a job that started at `startedAt`. Runner names repeat (a runner
+ * made for a job is named after it), so a late or redelivered event can name a pod created since,
+ * under the same name, after the one that ran the job was gone; tying the job to it would keep an idle
+ * runner counted as busy for good.
+ */
+function couldHaveRun(runner: RunnerObservation, startedAt: EpochMillis): boolean {
+  return runner.createdAt <= startedAt + CLOCK_TOLERANCE_MS;
+}
+
 /** Pods count against a quota until they end or their deletion starts (Gantry deletes without grace). */
 function holdsQuota(record: RunnerRecord): boolean {
   const { phase, deleting } = record.observation;
@@ -112,6 +128,7 @@ export class Ledger {
   readonly #quotaLimits = new Map<string, QuotaLimits>();
   readonly #quotaBackoff = new Map<string, EpochMillis>();
   readonly #budgets = new Map<string, CreationBudget>();
+  readonly #creationHolds = new Map<string, EpochMillis>();
 
   constructor(options: LedgerOptions) {
     this.#options = options;
@@ -156,7 +173,7 @@ export class Ledger {
         }
         this.#jobs.set(key, record);
         const runner = event.runnerName ? this.#runners.get(event.runnerName) : undefined;
-        if (runner) runner.jobKey = key;
+        if (runner && couldHaveRun(runner.observation, event.startedAt)) runner.jobKey = key;
         return [
           { kind: 'job-started', job: record, queuedForMs: Math.max(0, event.startedAt - record.createdAt) },
         ];
@@ -167,7 +184,8 @@ export class Ledger {
         this.#ended.set(key, true);
         const runnerName = event.runnerName ?? existing?.runnerName;
         const runner = runnerName ? this.#runners.get(runnerName) : undefined;
-        if (runner) runner.jobKey = key;
+        if (runner && couldHaveRun(runner.observation, event.startedAt ?? event.completedAt))
+          runner.jobKey = key;
         return [
           {
             kind: 'job-completed',
@@ -190,7 +208,9 @@ export class Ledger {
       record.observation = observation;
     } else {
       // A runner whose job started before its pod was seen (e.g. after a restart) is linked here.
-      const jobKey = this.#jobByRunner.get(observation.name);
+      const linked = this.#jobByRunner.get(observation.name);
+      const startedAt = linked !== undefined ? this.#jobs.get(linked)?.startedAt : undefined;
+      const jobKey = startedAt !== undefined && couldHaveRun(observation, startedAt) ? linked : undefined;
       this.#runners.set(observation.name, {
         observation,
         deleteRequested: false,
@@ -293,6 +313,16 @@ export class Ledger {
     this.#quotaBackoff.set(namespace, until);
   }
 
+  /** Registering a runner of the class failed: make none of that class until `until`. */
+  holdCreations(className: string, until: EpochMillis): void {
+    this.#creationHolds.set(className, until);
+  }
+
+  /** A runner of the class was registered: registrations work again. */
+  releaseCreations(className: string): void {
+    this.#creationHolds.delete(className);
+  }
+
   isQuotaLimited(namespace: string, now: EpochMillis): boolean {
     const until = this.#quotaBackoff.get(namespace);
     return until !== undefined && now < until;
@@ -359,12 +389,18 @@ export class Ledger {
     for (const found of Object.values(byClass))
       markIdleWhileJobsWait(found, now - this.#options.startTimeoutMs);
     const classesOut: Record<string, ClassSnapshot> = {};
-    for (const [className, found] of Object.entries(byClass)) {
+    for (const className of new Set([
+      ...Object.keys(byClass),
+      ...this.#budgets.keys(),
+      ...this.#creationHolds.keys(),
+    ])) {
       const budget = this.#budgets.get(className);
-      classesOut[className] = { ...found, ...(budget ? { budget } : {}) };
-    }
-    for (const [className, budget] of this.#budgets) {
-      classesOut[className] ??= { queued: [], runners: [], admittedRuns: [], budget };
+      const held = this.#creationHolds.get(className);
+      classesOut[className] = {
+        ...(byClass[className] ?? { queued: [], runners: [], admittedRuns: [] }),
+        ...(budget ? { budget } : {}),
+        ...(held !== undefined && now < held ? { creationsHeldUntil: held } : {}),
+      };
     }
     return { classes: classesOut, quotas: this.#quotaHeadroom(classes) };
   }

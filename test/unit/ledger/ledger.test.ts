@@ -119,6 +119,22 @@ describe('Ledger jobs', () => {
     expect(lintOf(l)?.runners[0]?.state).toBe('busy');
   });
 
+  it('does not tie a late event to a runner of the same name created after the job started', () => {
+    // The job started 10 s ago on an earlier pod named r1; this r1 was created 5 s ago.
+    const late = () => pod('r1', { createdAt: NOW - seconds(5), runningSince: NOW - seconds(4) });
+    for (const events of [[started(1, 'r1')], [completed(1, 'r1')], [started(1, 'r1'), completed(1, 'r1')]]) {
+      const l = ledger();
+      l.observeRunner(late());
+      for (const event of events) l.applyJobEvent(event);
+      expect(lintOf(l)?.runners[0]).toMatchObject({ name: 'r1', state: 'idle' });
+    }
+    // Also when the pod is reported after the event.
+    const l = ledger();
+    l.applyJobEvent(started(1, 'r1'));
+    l.observeRunner(late());
+    expect(lintOf(l)?.runners[0]).toMatchObject({ name: 'r1', state: 'idle' });
+  });
+
   it('forgets a completed job and ignores a stale queued event for it', () => {
     const l = ledger();
     l.observeRunner(pod('r1'));
