@@ -44,6 +44,11 @@ export interface ReconcilerOptions {
   concurrency?: number;
   /** How long a namespace makes no new runners after its quota refused one. */
   quotaBackoffMs?: number;
+  /**
+   * How long a class makes no new runners after a registration failed: doubling from the first to
+   * the second value while failures repeat, unless the CI system said when it takes them again.
+   */
+  registrationBackoffMs?: readonly [first: number, max: number];
   /** Passes also run on this period, for decisions that only time changes (idle and start timeouts). */
   periodMs?: number;
   onPass?: (pass: { actions: Action[]; durationMs: number }) => void;
@@ -62,6 +67,8 @@ export function createReconciler(options: ReconcilerOptions) {
   const log = options.logger.child({ component: 'reconciler' });
   const concurrency = options.concurrency ?? 8;
   const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
+  const [firstHoldMs, maxHoldMs] = options.registrationBackoffMs ?? [1_000, 30_000];
+  const registrationFailures = new Map<string, number>();
   let running: Promise<void> | null = null;
   let again = false;
   // Planned actions wait here for one of `concurrency` workers. Passes do not wait for their actions
@@ -140,12 +147,27 @@ export function createReconciler(options: ReconcilerOptions) {
           { class: action.className, namespace: action.namespace, reason: outcome.message },
           'quota reached; creations held',
         );
+      } else if (outcome.kind === 'registration-failed') {
+        ledger.noteCreateFailed(action.runnerName);
+        const failures = (registrationFailures.get(action.className) ?? 0) + 1;
+        registrationFailures.set(action.className, failures);
+        const holdMs =
+          outcome.retryAt !== undefined
+            ? Math.max(0, outcome.retryAt - now())
+            : Math.min(maxHoldMs, firstHoldMs * 2 ** (failures - 1));
+        ledger.holdCreations(action.className, now() + holdMs);
+        log.warn(
+          { class: action.className, pod: action.runnerName, holdMs, err: outcome.error.message },
+          'runner registration failed; creations of the class held',
+        );
       } else if (outcome.kind === 'failed') {
         ledger.noteCreateFailed(action.runnerName);
         log.error(
           { class: action.className, pod: action.runnerName, err: outcome.error.message },
           'runner create failed',
         );
+      } else if (registrationFailures.delete(action.className)) {
+        ledger.releaseCreations(action.className);
       }
     } else if (action.kind === 'delete-runner') {
       const outcome = actuator

@@ -22,7 +22,10 @@ export interface RegisteredRunner {
 
 /** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
 export interface RunnerRegistrar {
-  /** Registers the runner and returns its secret JIT config. */
+  /**
+   * Registers the runner and returns its secret JIT config. An error with a numeric `untilMs` (epoch
+   * ms) says when the CI system will take registrations again (a rate limit).
+   */
   register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
   /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
   unregister(runner: RegisteredRunner): Promise<'removed' | 'busy' | 'absent'>;
@@ -34,6 +37,8 @@ export type CreateOutcome =
   | { kind: 'exists' }
   /** The namespace's ResourceQuota refused the pod: a capacity signal, nothing was left behind. */
   | { kind: 'quota-exceeded'; message: string; retryAfterMs?: number }
+  /** The CI system did not register the runner; its pod was removed again. `retryAt`: when it will. */
+  | { kind: 'registration-failed'; error: Error; retryAt?: number }
   | { kind: 'failed'; error: Error };
 
 export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind: 'failed'; error: Error };
@@ -103,7 +108,12 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
       ({ encodedJitConfig } = await registrar.register(action, runnerClass));
     } catch (err) {
       await removePod(name, namespace);
-      return { kind: 'failed', error: describe('register runner', name, err) };
+      const retryAt = (err as { untilMs?: unknown }).untilMs;
+      return {
+        kind: 'registration-failed',
+        error: describe('register runner', name, err),
+        ...(typeof retryAt === 'number' ? { retryAt } : {}),
+      };
     }
     try {
       const secret = buildJitConfigSecret(action, encodedJitConfig);

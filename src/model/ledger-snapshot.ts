@@ -97,6 +97,8 @@ export interface ClassSnapshot {
   /** Tekton runs admitted into this class and still running. */
   admittedRuns: readonly AdmittedRun[];
   budget?: CreationBudget;
+  /** Registering the class's runners failed: no new runner before this time. */
+  creationsHeldUntil?: EpochMillis;
 }
 
 export interface LedgerSnapshot {

@@ -28,6 +28,7 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  *   `idleTimeout`, longest idle first. Busy runners are never deleted. Runners of a class no longer
  *   configured are deleted unless busy.
  * - Tekton runs queued longer than the class's `maxQueueAge` are cancelled instead of admitted.
+ * - No runner is created while the class's registrations are held (they failed recently).
  *
  * The output is deterministic: the same input gives the same actions in the same order (classes by
  * name; per class deletions by runner name, cancellations by key, then creations and admissions in
@@ -147,7 +148,9 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
     if (units.length > 0) tenants.push({ key, held, units, oldest, withinShare: shareLimit - held });
   };
 
-  for (const [pool, jobs] of githubByPool) {
+  // While registrations fail (the CI system refuses or is down), a runner made now is removed again.
+  const runnersHeld = snap.creationsHeldUntil !== undefined && now < snap.creationsHeldUntil;
+  for (const [pool, jobs] of runnersHeld ? [] : githubByPool) {
     jobs.sort(byQueueOrder);
     // A job whose own runner is starting or idle is served. Other spare runners (warm, or made for a
     // job another runner took) take the oldest jobs left; the rest need a runner each. Matching by
@@ -165,7 +168,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
       .map((job) => ({ kind: 'runner', job, ...(repoScoped ? { repo: pool } : {}) }));
     addTenant(`github:${pool}`, heldByRepo.get(pool) ?? 0, units, jobs[0]?.queuedAt ?? 0);
   }
-  if (!repoScoped && runnerClass.minIdle > 0 && runnerClass.match.github) {
+  if (!runnersHeld && !repoScoped && runnerClass.minIdle > 0 && runnerClass.match.github) {
     const waiting = githubByPool.get('')?.length ?? 0;
     const spare = spareByPool.get('')?.length ?? 0;
     const warm = Math.max(0, runnerClass.minIdle - Math.max(0, spare - waiting));

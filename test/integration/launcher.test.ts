@@ -163,6 +163,27 @@ describe('kube launcher', () => {
     expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
   });
 
+  it('reports a refused registration with when to retry, and leaves no pod behind', async () => {
+    const retryAt = Date.now() + 60_000;
+    const refusing: RunnerRegistrar = {
+      register: async () => {
+        throw Object.assign(new Error('GitHub primary rate limit'), { untilMs: retryAt });
+      },
+      unregister: async () => 'absent',
+    };
+    const action = createAction(ns, 'acme/app#refused');
+    expect(await launcherWith(refusing).create(action, runnerClass(ns))).toMatchObject({
+      kind: 'registration-failed',
+      error: { message: expect.stringContaining('GitHub primary rate limit') },
+      retryAt,
+    });
+    const status = await core.readNamespacedPod({ name: action.runnerName, namespace: ns }).then(
+      (pod) => (pod.metadata?.deletionTimestamp ? 404 : 200),
+      (err: unknown) => statusOf(err),
+    );
+    expect(status).toBe(404);
+  });
+
   it('reports a quota refusal as such and registers nothing', async () => {
     const quotaNs = await createTestNamespace(kc, 'launcher-quota', {
       'pod-security.kubernetes.io/enforce': 'restricted',

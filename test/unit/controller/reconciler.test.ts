@@ -126,4 +126,67 @@ describe('reconciler', () => {
     const planned = [...ledger.runnerNames()];
     expect(planned).toHaveLength(2);
   });
+
+  it('holds a class’s creations after a registration failure, longer while failures repeat', async () => {
+    const ledger = new Ledger({
+      classify: buildClassifier(config),
+      startTimeoutMs: 60_000,
+      deadlineGraceMs: 0,
+    });
+    let clock = NOW;
+    const attempts: number[] = [];
+    let answer: CreateOutcome = { kind: 'registration-failed', error: new Error('GitHub 503') };
+    const reconciler = createReconciler({
+      ledger,
+      classes: config,
+      actuator: {
+        create: async () => {
+          attempts.push(clock);
+          return answer;
+        },
+        remove: async () => ({ kind: 'deleted' }),
+      },
+      logger: pino({ level: 'silent' }),
+      now: () => clock,
+      periodMs: 60_000,
+      registrationBackoffMs: [1_000, 4_000],
+    });
+    reconciler.start();
+    ledger.applyJobEvent(queued(1));
+    const passes = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        reconciler.trigger();
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    };
+    await passes(10);
+    expect(attempts).toEqual([NOW]);
+    clock = NOW + 999;
+    await passes(5);
+    expect(attempts).toHaveLength(1);
+    clock = NOW + 1_000;
+    await passes(5);
+    // Second failure: held twice as long.
+    expect(attempts).toEqual([NOW, NOW + 1_000]);
+    clock = NOW + 2_999;
+    await passes(5);
+    expect(attempts).toHaveLength(2);
+    // The CI system says when it takes registrations again: that time wins.
+    answer = { kind: 'registration-failed', error: new Error('rate limit'), retryAt: NOW + 60_000 };
+    clock = NOW + 3_000;
+    await passes(5);
+    expect(attempts).toHaveLength(3);
+    clock = NOW + 59_999;
+    await passes(5);
+    expect(attempts).toHaveLength(3);
+    answer = { kind: 'created' };
+    clock = NOW + 60_000;
+    await passes(5);
+    expect(attempts).toEqual([NOW, NOW + 1_000, NOW + 3_000, NOW + 60_000]);
+    // A success releases the hold at once: the next job's runner is made without waiting.
+    ledger.applyJobEvent(queued(2));
+    await passes(5);
+    expect(attempts).toHaveLength(5);
+    await reconciler.stop();
+  });
 });

@@ -140,6 +140,19 @@ describe('plan: namespace quota', () => {
     expect(creates(plan(snapshot({ lint: { queued } }, quotas), config, NOW + seconds(30)))).toHaveLength(10);
   });
 
+  it('creates no runner of a class whose registrations are held, until the hold ends; other classes go on', () => {
+    const config = classes({
+      lint: { maxRunners: 100, maxCreatePerSecond: 100, minIdle: 2 },
+      build: { maxRunners: 100, maxCreatePerSecond: 100 },
+    });
+    const held = { lint: { queued, creationsHeldUntil: NOW + seconds(5) }, build: { queued } };
+    expect(countBy(creates(plan(snapshot(held), config, NOW)), (a) => a.className)).toEqual({ build: 10 });
+    expect(countBy(creates(plan(snapshot(held), config, NOW + seconds(5))), (a) => a.className)).toEqual({
+      build: 10,
+      lint: 12,
+    });
+  });
+
   it('shares one namespace quota between its classes by turns', () => {
     const config = classes({
       big: { maxRunners: 100, maxCreatePerSecond: 100, resources: { requests: { cpu: '2' } } },
