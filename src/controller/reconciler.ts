@@ -49,6 +49,11 @@ export interface ReconcilerOptions {
    * the second value while failures repeat, unless the CI system said when it takes them again.
    */
   registrationBackoffMs?: readonly [first: number, max: number];
+  /**
+   * Waits before sending again a create whose pod may have been stored (no answer came): it stays
+   * counted meanwhile, so a pod the watch has not reported yet never lets the class exceed its max.
+   */
+  createRetryDelaysMs?: readonly number[];
   /** Passes also run on this period, for decisions that only time changes (idle and start timeouts). */
   periodMs?: number;
   onPass?: (pass: { actions: Action[]; durationMs: number }) => void;
@@ -69,6 +74,11 @@ export function createReconciler(options: ReconcilerOptions) {
   const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
   const [firstHoldMs, maxHoldMs] = options.registrationBackoffMs ?? [1_000, 30_000];
   const registrationFailures = new Map<string, number>();
+  const createRetryDelaysMs = options.createRetryDelaysMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+  /** Creates waiting to be sent again, by runner name: how many times so far, and the timer. */
+  const createRetries = new Map<string, { attempts: number; timer?: NodeJS.Timeout }>();
+  /** Runner names whose create call is under way. */
+  const creating = new Set<string>();
   let running: Promise<void> | null = null;
   let again = false;
   // Planned actions wait here for one of `concurrency` workers. Passes do not wait for their actions
@@ -137,9 +147,13 @@ export function createReconciler(options: ReconcilerOptions) {
     if (action.kind === 'create-runner') {
       const runnerClass = classes[action.className];
       if (!runnerClass) return;
-      const outcome = actuator
-        ? await actuator.create(action, runnerClass)
-        : ({ kind: 'failed', error: new Error('no source registers runners') } as const);
+      creating.add(action.runnerName);
+      const outcome: CreateOutcome = await (actuator
+        ? actuator.create(action, runnerClass)
+        : Promise.resolve({ kind: 'failed', error: new Error('no source registers runners') } as const)
+      ).finally(() => creating.delete(action.runnerName));
+      const earlierAttempts = createRetries.get(action.runnerName)?.attempts ?? 0;
+      createRetries.delete(action.runnerName);
       if (outcome.kind === 'quota-exceeded') {
         ledger.noteCreateFailed(action.runnerName);
         ledger.noteQuotaExceeded(action.namespace, now() + (outcome.retryAfterMs ?? quotaBackoffMs));
@@ -161,19 +175,30 @@ export function createReconciler(options: ReconcilerOptions) {
           'runner registration failed; creations of the class held',
         );
       } else if (outcome.kind === 'failed') {
-        ledger.noteCreateFailed(action.runnerName);
+        const retry = outcome.podMayExist ? scheduleCreateRetry(action, earlierAttempts) : undefined;
+        if (retry === undefined) ledger.noteCreateFailed(action.runnerName);
         log.error(
-          { class: action.className, pod: action.runnerName, err: outcome.error.message },
+          { class: action.className, pod: action.runnerName, err: outcome.error.message, retryInMs: retry },
           'runner create failed',
         );
-      } else if (registrationFailures.delete(action.className)) {
-        ledger.releaseCreations(action.className);
+      } else {
+        if (registrationFailures.delete(action.className)) ledger.releaseCreations(action.className);
+        // Its removal was planned while the create was under way (too slow to start) and found no
+        // pod then: plan it again now that the pod exists.
+        if (!ledger.isCreateWanted(action.runnerName)) ledger.noteDeleteAbandoned(action.runnerName);
       }
     } else if (action.kind === 'delete-runner') {
       const outcome = actuator
         ? await actuator.remove(action)
         : ({ kind: 'failed', error: new Error('no source registers runners') } as const);
-      if (outcome.kind === 'failed') {
+      if (
+        outcome.kind === 'deleted' &&
+        !creating.has(action.runnerName) &&
+        !createRetries.has(action.runnerName)
+      ) {
+        // A runner no pod was ever reported for (its create failed or its pod went unseen) is gone.
+        ledger.noteRequestedRunnerRemoved(action.runnerName);
+      } else if (outcome.kind === 'failed') {
         // Planned again on a later pass, rather than counted as terminating for ever.
         ledger.noteDeleteAbandoned(action.runnerName);
         log.error(
@@ -193,6 +218,27 @@ export function createReconciler(options: ReconcilerOptions) {
         );
       }
     }
+  }
+
+  /** Sends the create again later, unless its retries are spent; returns the wait. */
+  function scheduleCreateRetry(action: CreateRunnerAction, earlierAttempts: number): number | undefined {
+    const delayMs = createRetryDelaysMs[earlierAttempts];
+    if (delayMs === undefined || !active) return undefined;
+    const retry: { attempts: number; timer?: NodeJS.Timeout } = { attempts: earlierAttempts + 1 };
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined;
+      // Planned for removal meanwhile (stuck while it waited): the create is no longer wanted.
+      if (!active || !ledger.isCreateWanted(action.runnerName)) {
+        createRetries.delete(action.runnerName);
+        ledger.noteCreateFailed(action.runnerName);
+        return;
+      }
+      backlog.push(action);
+      dispatch();
+    }, delayMs);
+    retry.timer.unref();
+    createRetries.set(action.runnerName, retry);
+    return delayMs;
   }
 
   function runPass(): Promise<void> {
@@ -235,6 +281,14 @@ export function createReconciler(options: ReconcilerOptions) {
     async stop(): Promise<void> {
       active = false;
       clearInterval(timer);
+      for (const [runnerName, retry] of createRetries) {
+        // One already handed to the backlog is dropped there.
+        if (retry.timer !== undefined) {
+          clearTimeout(retry.timer);
+          ledger.noteCreateFailed(runnerName);
+        }
+      }
+      createRetries.clear();
       dispatch();
       await running;
       await when(() => backlog.length === 0 && inFlight === 0);

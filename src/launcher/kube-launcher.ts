@@ -39,7 +39,11 @@ export type CreateOutcome =
   | { kind: 'quota-exceeded'; message: string; retryAfterMs?: number }
   /** The CI system did not register the runner; its pod was removed again. `retryAt`: when it will. */
   | { kind: 'registration-failed'; error: Error; retryAt?: number }
-  | { kind: 'failed'; error: Error };
+  /**
+   * `podMayExist`: the apiserver did not answer (or the clean-up failed), so the pod may have been
+   * stored all the same; the create is idempotent and can be sent again to find out and finish it.
+   */
+  | { kind: 'failed'; error: Error; podMayExist?: boolean };
 
 export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind: 'failed'; error: Error };
 
@@ -86,7 +90,13 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
           ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         };
       }
-      if (kubeStatus(err) !== 409) return { kind: 'failed', error: describe('create pod', name, err) };
+      if (kubeStatus(err) !== 409) {
+        return {
+          kind: 'failed',
+          error: describe('create pod', name, err),
+          ...(isTransientKubeError(err) ? { podMayExist: true } : {}),
+        };
+      }
       existed = true;
       try {
         const pod = await withRetry(() => core.readNamespacedPod({ name, namespace }), policy);
@@ -98,7 +108,7 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         return { kind: 'exists' };
       } catch (readErr) {
         if (kubeStatus(readErr) !== 404)
-          return { kind: 'failed', error: describe('read pod', name, readErr) };
+          return { kind: 'failed', error: describe('read pod', name, readErr), podMayExist: true };
         // The pod exists without its secret: an earlier try stopped half-way; finish it.
       }
     }
@@ -134,8 +144,12 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         log.warn({ ...fields, err: kubeMessage(err) }, 'secret write failed but the runner took a job; kept');
         return { kind: 'created' };
       }
-      await removePod(name, namespace);
-      return { kind: 'failed', error: describe('create secret', name, err) };
+      const removed = await removePod(name, namespace);
+      return {
+        kind: 'failed',
+        error: describe('create secret', name, err),
+        ...(removed ? {} : { podMayExist: true }),
+      };
     }
     log.info(
       { ...fields, reason: action.reason, repo: action.repo, job: action.jobKey },
@@ -168,16 +182,19 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
     }
   }
 
-  async function removePod(name: string, namespace: string, rethrow = false): Promise<void> {
+  /** Whether the pod is gone (removed now, or already absent). */
+  async function removePod(name: string, namespace: string, rethrow = false): Promise<boolean> {
     try {
       await withRetry(() => core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }), policy);
+      return true;
     } catch (err) {
-      if (kubeStatus(err) === 404) return;
+      if (kubeStatus(err) === 404) return true;
       if (rethrow) throw err;
       log.warn(
         { pod: name, namespace, err: kubeMessage(err) },
         'could not remove runner pod; the planner will retry',
       );
+      return false;
     }
   }
 

@@ -292,6 +292,21 @@ export class Ledger {
     if (record) delete record.runAction;
   }
 
+  /**
+   * A runner was removed whose pod the watch never reported: forget its placeholder, which no watch
+   * event will ever clear. A pod that did exist is reported (and forgotten) by the watch as usual.
+   */
+  noteRequestedRunnerRemoved(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
+  }
+
+  /** Whether a runner the planner asked for is still wanted: known, and no deletion asked for since. */
+  isCreateWanted(runnerName: string): boolean {
+    const record = this.#runners.get(runnerName);
+    return record !== undefined && !record.deleteRequested;
+  }
+
   noteDeleteRequested(runnerName: string): void {
     const record = this.#runners.get(runnerName);
     if (record) record.deleteRequested = true;

@@ -189,4 +189,104 @@ describe('reconciler', () => {
     expect(attempts).toHaveLength(5);
     await reconciler.stop();
   });
+
+  describe('a create whose pod may exist', () => {
+    const oneRunner = classes({ lint: { maxRunners: 1, maxCreatePerSecond: 1000 } });
+
+    function scripted(startTimeoutMs: number, periodMs = 5) {
+      const ledger = new Ledger({ classify: buildClassifier(oneRunner), startTimeoutMs, deadlineGraceMs: 0 });
+      const creates: string[] = [];
+      const removes: string[] = [];
+      let next: () => Promise<CreateOutcome> = async () => ({ kind: 'created' });
+      const reconciler = createReconciler({
+        ledger,
+        classes: oneRunner,
+        actuator: {
+          create: (action) => {
+            creates.push(action.jobKey ?? '');
+            return next();
+          },
+          remove: async (action) => {
+            removes.push(action.runnerName);
+            return { kind: 'deleted' };
+          },
+        },
+        logger: pino({ level: 'silent' }),
+        periodMs,
+        createRetryDelaysMs: [30, 30],
+      });
+      return {
+        ledger,
+        creates,
+        removes,
+        reconciler,
+        answer: (fn: () => Promise<CreateOutcome>) => {
+          next = fn;
+        },
+      };
+    }
+    const unanswered: CreateOutcome = { kind: 'failed', error: new Error('timeout'), podMayExist: true };
+
+    it('keeps counting it and sends it again, so no other runner takes its place meanwhile', async () => {
+      const { ledger, creates, reconciler, answer } = scripted(60_000, 60_000);
+      answer(async () => unanswered);
+      ledger.applyJobEvent(queued(1));
+      ledger.applyJobEvent(queued(2));
+      reconciler.start();
+      await until('sent three times', async () => creates.length === 3, 3_000, 5);
+      // maxRunners 1: job 2 got no create while job 1's pod might exist.
+      expect(creates).toEqual(['github:1', 'github:1', 'github:1']);
+      // The retries are spent (1 + 2): the placeholder goes, and the next pass plans afresh.
+      await until('placeholder dropped', async () => [...ledger.runnerNames()].length === 0, 3_000, 5);
+      expect(creates).toHaveLength(3);
+      await reconciler.stop();
+    });
+
+    it('keeps the runner once a retry gets through', async () => {
+      // No periodic pass: only the retry sends the create again.
+      const { ledger, creates, reconciler, answer } = scripted(60_000, 60_000);
+      let calls = 0;
+      answer(async () => (++calls === 1 ? unanswered : { kind: 'exists' }));
+      reconciler.start();
+      ledger.applyJobEvent(queued(1));
+      await until('sent twice', async () => creates.length === 2);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await reconciler.stop();
+      expect(creates).toEqual(['github:1', 'github:1']);
+      expect([...ledger.runnerNames()]).toHaveLength(1);
+    });
+
+    it('forgets a runner removed for starting too slowly that no pod was ever seen for', async () => {
+      const { ledger, creates, removes, reconciler, answer } = scripted(40);
+      // Reported created, but the watch never reports its pod (removed by someone else meanwhile).
+      answer(async () => ({ kind: 'created' }));
+      reconciler.start();
+      ledger.applyJobEvent(queued(1));
+      // maxRunners 1: a new create for the job proves the stuck one no longer counts (it was not kept
+      // as terminating for good).
+      await until(
+        'removed as stuck, then replaced',
+        async () => removes.length >= 1 && creates.length >= 2,
+        3_000,
+        5,
+      );
+      await reconciler.stop();
+      expect(creates.slice(0, 2)).toEqual(['github:1', 'github:1']);
+    });
+
+    it('plans the removal again when the create ends after the removal found no pod', async () => {
+      const { ledger, removes, reconciler, answer } = scripted(40);
+      let finish: (outcome: CreateOutcome) => void = () => {};
+      answer(() => new Promise((resolve) => (finish = resolve)));
+      reconciler.start();
+      ledger.applyJobEvent(queued(1));
+      await until('removed while its create is under way', async () => removes.length === 1, 3_000, 5);
+      const [name] = removes;
+      expect([...ledger.runnerNames()]).toEqual([name]);
+      finish({ kind: 'created' });
+      await until('removed again now that it exists', async () => removes.length >= 2, 3_000, 5);
+      await reconciler.stop();
+      expect(removes[1]).toBe(name);
+    });
+  });
 });
