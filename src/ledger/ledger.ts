@@ -125,6 +125,8 @@ export class Ledger {
   readonly #jobByRunner = new Map<string, string>();
   /** Jobs that ended recently: a late `queued` for one of them (a stale poll) must not revive it. */
   readonly #ended = new LRUCache<string, true>({ max: 50_000 });
+  /** Names of runners whose pods are gone, not to be given to new runners for a while. */
+  readonly #retiredNames = new LRUCache<string, true>({ max: 50_000, ttl: 60 * 60_000 });
   readonly #quotaLimits = new Map<string, QuotaLimits>();
   readonly #quotaBackoff = new Map<string, EpochMillis>();
   readonly #budgets = new Map<string, CreationBudget>();
@@ -234,6 +236,7 @@ export class Ledger {
     if (!record) return [];
     this.#runners.delete(name);
     this.#jobByRunner.delete(name);
+    this.#retiredNames.set(name, true);
     return [{ kind: 'runner-gone', runner: record.observation, at: now }];
   }
 
@@ -298,7 +301,9 @@ export class Ledger {
    */
   noteRequestedRunnerRemoved(runnerName: string): void {
     const record = this.#runners.get(runnerName);
-    if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
+    if (record?.observation.phase !== 'Requested') return;
+    this.#runners.delete(runnerName);
+    this.#retiredNames.set(runnerName, true);
   }
 
   /** Whether a runner the planner asked for is still wanted: known, and no deletion asked for since. */
@@ -417,7 +422,7 @@ export class Ledger {
         ...(held !== undefined && now < held ? { creationsHeldUntil: held } : {}),
       };
     }
-    return { classes: classesOut, quotas: this.#quotaHeadroom(classes) };
+    return { classes: classesOut, quotas: this.#quotaHeadroom(classes), retiredNames: this.#retiredNames };
   }
 
   /**

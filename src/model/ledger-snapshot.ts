@@ -106,4 +106,10 @@ export interface LedgerSnapshot {
   classes: Readonly<Record<string, ClassSnapshot>>;
   /** Keyed by namespace. A namespace missing here has no known quota. */
   quotas: Readonly<Record<string, QuotaHeadroom>>;
+  /**
+   * Names of runners whose pods are gone, recently. A new runner never takes one: GitHub may still
+   * hold that runner's registration (busy or offline) and events naming it, and its Secret may not
+   * be collected yet.
+   */
+  retiredNames?: { has(name: string): boolean };
 }

@@ -268,12 +268,12 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
     // A runner planned for a job is named after it, so the same need planned again (before the
     // watch reports the pod) gives the same name and collides with itself, while runners for other
     // jobs, now or later, get names of their own. Warm-pool runners count up per scope. A name in
-    // use moves on to the next suffix.
+    // use, or used recently, moves on to the next suffix.
     const base = unit.job ? unit.job.key : `warm:${unit.repo ?? '*'}`;
     let index = unit.job ? 0 : (nextIndex.get(base) ?? 0);
     let nameSeed = seedOf(base, index);
     let runnerName = runnerNameFor(classPlan.name, nameSeed);
-    while (taken.has(runnerName)) {
+    while (taken.has(runnerName) || snapshot.retiredNames?.has(runnerName)) {
       index += 1;
       nameSeed = seedOf(base, index);
       runnerName = runnerNameFor(classPlan.name, nameSeed);

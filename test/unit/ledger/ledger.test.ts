@@ -200,6 +200,9 @@ describe('Ledger runners', () => {
     expect(l.forgetRunner('r1')).toMatchObject([{ kind: 'runner-gone', runner: { name: 'r1' } }]);
     expect(l.forgetRunner('r1')).toEqual([]);
     expect(lintOf(l)).toBeUndefined();
+    // Its name is not given to a new runner for a while.
+    expect(l.snapshot(config, NOW).retiredNames?.has('r1')).toBe(true);
+    expect(l.snapshot(config, NOW).retiredNames?.has('r2')).toBe(false);
   });
 });
 

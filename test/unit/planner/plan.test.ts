@@ -392,4 +392,16 @@ describe('plan: names and repeat passes', () => {
     expect(next[0]?.runnerName).not.toBe(one.runnerName);
     expect(next[0]?.runnerName).toBe(first[1]?.runnerName);
   });
+
+  it('gives a job whose runner’s pod is gone a runner of a new name, not the retired one', () => {
+    const [one] = creates(plan(snapshot({ build: { queued: queued.slice(0, 1) } }), config, NOW));
+    if (!one) throw new Error('expected a create');
+    const retired = {
+      ...snapshot({ build: { queued: queued.slice(0, 1) } }),
+      retiredNames: new Set([one.runnerName]),
+    };
+    const [again] = creates(plan(retired, config, NOW));
+    expect(again).toMatchObject({ jobKey: one.jobKey, nameSeed: `${one.nameSeed}#1` });
+    expect(again?.runnerName).not.toBe(one.runnerName);
+  });
 });
