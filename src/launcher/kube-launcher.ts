@@ -101,15 +101,12 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
       try {
         const pod = await withRetry(() => core.readNamespacedPod({ name, namespace }), policy);
         podUid = pod.metadata?.uid ?? '';
-        await withRetry(
-          () => core.readNamespacedSecret({ name: jitConfigSecretName(name), namespace }),
-          policy,
-        );
-        return { kind: 'exists' };
-      } catch (readErr) {
-        if (kubeStatus(readErr) !== 404)
-          return { kind: 'failed', error: describe('read pod', name, readErr), podMayExist: true };
+        const secret = await secretOf(name, namespace, podUid);
+        if (secret === 'own') return { kind: 'exists' };
+        if (secret === 'stale') return staleSecret(name);
         // The pod exists without its secret: an earlier try stopped half-way; finish it.
+      } catch (readErr) {
+        return { kind: 'failed', error: describe('read pod', name, readErr), podMayExist: true };
       }
     }
 
@@ -131,11 +128,15 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         ...secret.metadata,
         ownerReferences: [runnerPodOwnerReference({ name, uid: podUid })],
       };
+      let conflict = false;
       await withRetry(() => core.createNamespacedSecret({ namespace, body: secret }), policy).catch(
         (err: unknown) => {
           if (kubeStatus(err) !== 409) throw err;
+          conflict = true;
         },
       );
+      // This pod's own from an earlier try, or an earlier pod's of the same name.
+      if (conflict && (await secretOf(name, namespace, podUid)) !== 'own') return staleSecret(name);
     } catch (err) {
       // A write that timed out may still have been stored, and the runner already given a job:
       // unregister first, and keep a runner GitHub says is busy.
@@ -156,6 +157,35 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
       existed ? 'runner completed' : 'runner created',
     );
     return { kind: 'created' };
+  }
+
+  /**
+   * Whether the runner's JIT Secret exists for the pod `podUid`. `stale`: one left by an earlier pod
+   * of the same name, which the garbage collector is about to remove (it is immutable, and Gantry
+   * may not delete Secrets): the create is tried again once it is gone.
+   */
+  async function secretOf(
+    name: string,
+    namespace: string,
+    podUid: string,
+  ): Promise<'own' | 'stale' | 'absent'> {
+    try {
+      const secret = await withRetry(
+        () => core.readNamespacedSecret({ name: jitConfigSecretName(name), namespace }),
+        policy,
+      );
+      return secret.metadata?.ownerReferences?.some((owner) => owner.uid === podUid) ? 'own' : 'stale';
+    } catch (err) {
+      if (kubeStatus(err) === 404) return 'absent';
+      throw err;
+    }
+  }
+
+  function staleSecret(name: string): CreateOutcome {
+    const error = new Error(
+      `create secret ${name}: an earlier pod's JIT Secret of that name is not collected yet`,
+    );
+    return { kind: 'failed', error, podMayExist: true };
   }
 
   /**

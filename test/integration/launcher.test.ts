@@ -163,6 +163,60 @@ describe('kube launcher', () => {
     expect(await launcher.remove(remove)).toEqual({ kind: 'deleted' });
   });
 
+  it('does not take an earlier pod’s JIT Secret of the same name for its own; finishes once it is collected', async () => {
+    const registrar = memoryRegistrar();
+    const launcher = launcherWith(registrar);
+    const action = createAction(ns, 'acme/app#stale-secret');
+    // A Secret left behind by an earlier pod of that name; here owned by a ConfigMap, so that the
+    // garbage collector removes it only when the test says so.
+    const holder = await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: `holder-${action.runnerName}` } },
+    });
+    const secretName = jitConfigSecretName(action.runnerName);
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: secretName,
+          ownerReferences: [
+            {
+              apiVersion: 'v1',
+              kind: 'ConfigMap',
+              name: holder.metadata?.name ?? '',
+              uid: holder.metadata?.uid ?? '',
+            },
+          ],
+        },
+        data: { jitConfig: Buffer.from('old').toString('base64') },
+      },
+    });
+    expect(await launcher.create(action, runnerClass(ns))).toMatchObject({
+      kind: 'failed',
+      podMayExist: true,
+      error: { message: expect.stringContaining('not collected yet') },
+    });
+    // Sent again while the old Secret is still there: still not done.
+    expect(await launcher.create(action, runnerClass(ns))).toMatchObject({
+      kind: 'failed',
+      podMayExist: true,
+    });
+    await core.deleteNamespacedConfigMap({ name: holder.metadata?.name ?? '', namespace: ns });
+    await until('old secret collected', async () =>
+      core.readNamespacedSecret({ name: secretName, namespace: ns }).then(
+        () => false,
+        (err: unknown) => statusOf(err) === 404,
+      ),
+    );
+    expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
+    const pod = await core.readNamespacedPod({ name: action.runnerName, namespace: ns });
+    const secret = await core.readNamespacedSecret({ name: secretName, namespace: ns });
+    expect(secret.metadata?.ownerReferences?.[0]?.uid).toBe(pod.metadata?.uid);
+    expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(
+      `jit-for-${action.runnerName}`,
+    );
+  });
+
   it('reports a refused registration with when to retry, and leaves no pod behind', async () => {
     const retryAt = Date.now() + 60_000;
     const refusing: RunnerRegistrar = {
