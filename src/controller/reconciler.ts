@@ -54,6 +54,11 @@ export interface ReconcilerOptions {
    * counted meanwhile, so a pod the watch has not reported yet never lets the class exceed its max.
    */
   createRetryDelaysMs?: readonly number[];
+  /**
+   * Whether the ledger is current (every watch feeding it open). A pass waits until it is: a replica
+   * that takes over while its watches are still reconnecting would plan on an outdated picture.
+   */
+  ready?: () => boolean;
   /** Passes also run on this period, for decisions that only time changes (idle and start timeouts). */
   periodMs?: number;
   onPass?: (pass: { actions: Action[]; durationMs: number }) => void;
@@ -91,7 +96,16 @@ export function createReconciler(options: ReconcilerOptions) {
   let active = false;
   let timer: NodeJS.Timeout | undefined;
 
+  let waitingForLedger = false;
+
   async function pass(): Promise<void> {
+    const ready = options.ready?.() ?? true;
+    if (ready !== !waitingForLedger) {
+      waitingForLedger = !ready;
+      if (ready) log.info('watches open again: planning resumes');
+      else log.warn('a watch is reconnecting: planning waits for an up-to-date picture');
+    }
+    if (!ready) return;
     const started = performance.now();
     const actions = plan(ledger.snapshot(classes, now()), classes, now());
     // Record intent first, so a create in flight is supply to the next plan and never made twice.

@@ -53,6 +53,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
     logger,
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
+    ready: () => watches.every((watch) => watch.isOpen()),
     ...(options.onPass ? { onPass: options.onPass } : {}),
   });
   const notify = (changes: LedgerChange[]) => {

@@ -19,7 +19,7 @@ export interface WatchOptions<T extends KubernetesObject> {
   labelSelector?: string;
   handlers: WatchHandlers<T>;
   logger: Logger;
-  /** Wait before restarting a watch that failed; doubles up to 30 s while failures continue. */
+  /** Wait before restarting a watch that failed; doubles up to 8 s while failures continue. */
   restartDelayMs?: number;
 }
 
@@ -31,11 +31,15 @@ export interface WatchOptions<T extends KubernetesObject> {
 export interface RunningWatch {
   /** Resolves once the first list has been delivered and the watch is open. */
   synced: Promise<void>;
+  /** Whether the watch is open now: false from a failure until it has been opened again. */
+  isOpen(): boolean;
   stop(): Promise<void>;
 }
 
 /** A watch up this long before it failed was healthy: its next restart waits the base delay again. */
 const HEALTHY_AFTER_MS = 30_000;
+/** Restarts wait at most this long, so a watch is back within seconds of the apiserver. */
+const MAX_RESTART_DELAY_MS = 8_000;
 
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): RunningWatch {
   const log = options.logger.child({ component: 'watch', path: options.path });
@@ -44,6 +48,7 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   let delay = base;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let open = false;
   informer.on('add', options.handlers.upsert);
   informer.on('update', options.handlers.upsert);
   informer.on('delete', options.handlers.remove);
@@ -56,14 +61,19 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   const synced = new Promise<void>((resolve) => {
     markSynced = resolve;
   });
-  const begin = () => informer.start().then(markSynced, onError);
+  const begin = () =>
+    informer.start().then(() => {
+      open = true;
+      markSynced();
+    }, onError);
   const restart = () => {
     if (stopped) return;
     if (connectedAt > 0 && Date.now() - connectedAt > HEALTHY_AFTER_MS) delay = base;
     timer = setTimeout(begin, delay);
-    delay = Math.min(delay * 2, 30_000);
+    delay = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
   };
   const onError = (err: unknown) => {
+    open = false;
     if (stopped) return;
     log.warn(
       { err: err instanceof Error ? err.message : String(err), retryInMs: delay },
@@ -75,6 +85,7 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   void begin();
   return {
     synced,
+    isOpen: () => open,
     async stop() {
       stopped = true;
       clearTimeout(timer);

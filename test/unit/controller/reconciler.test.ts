@@ -190,6 +190,33 @@ describe('reconciler', () => {
     await reconciler.stop();
   });
 
+  it('plans nothing while a watch feeding the ledger is reconnecting', async () => {
+    const ledger = new Ledger({
+      classify: buildClassifier(config),
+      startTimeoutMs: 60_000,
+      deadlineGraceMs: 0,
+    });
+    const actuator = heldActuator();
+    let watchesOpen = false;
+    const reconciler = createReconciler({
+      ledger,
+      classes: config,
+      actuator,
+      logger: pino({ level: 'silent' }),
+      now: () => NOW,
+      periodMs: 5,
+      ready: () => watchesOpen,
+    });
+    reconciler.start();
+    ledger.applyJobEvent(queued(1));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(actuator.pending).toHaveLength(0);
+    watchesOpen = true;
+    await until('create sent once the watches are open', async () => actuator.pending.length === 1, 3_000, 5);
+    for (const p of actuator.pending) p.finish();
+    await reconciler.stop();
+  });
+
   describe('a create whose pod may exist', () => {
     const oneRunner = classes({ lint: { maxRunners: 1, maxCreatePerSecond: 1000 } });
 
