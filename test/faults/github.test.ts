@@ -7,10 +7,9 @@ import { describeCodes, floodWebhooks } from './inject.ts';
 // slower than Gantry's timeout and then merely slow, the quota spent (primary and secondary
 // limits), ETags that never match, and a flood of duplicate and forged webhook deliveries.
 //
-// While GitHub fails, the workflow run of a newly announced job cannot be looked up, so Gantry
-// treats the job as untrusted (fail closed) and, for good: the verdict is kept with the job. The
-// untrusted class of the scenarios' configuration runs such jobs; without one they would wait for
-// ever (a reported Gantry issue), which these scenarios would show as lost jobs.
+// While GitHub fails, the workflow run of a newly announced job cannot be looked up: Gantry holds
+// the job until it can, rather than guess. No job of these scenarios comes from a fork, so none may
+// run on the untrusted class (the harness checks).
 
 /** Keeps a fault on for `ms` while jobs keep coming, then lifts it; notes the runner pods made meanwhile. */
 async function during(

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { GithubApiError } from './errors.ts';
 
 /** The fields of a workflow run that tell where its code comes from. */
 export interface RunOrigin {
@@ -20,8 +21,19 @@ export function isUntrustedRun(run: RunOrigin): boolean {
   return head.toLowerCase() !== run.repository.full_name.toLowerCase();
 }
 
+/** A 4xx other than a timeout or rate limit: asking again gives the same answer. */
+function isRefusedForGood(err: unknown): err is GithubApiError {
+  return (
+    err instanceof GithubApiError && err.status >= 400 && err.status < 500 && ![408, 429].includes(err.status)
+  );
+}
+
 export interface RunTrust {
-  /** Whether the run's jobs are untrusted; looks the run up once, then answers from the cache. */
+  /**
+   * Whether the run's jobs are untrusted; looks the run up once, then answers from the cache. Rejects
+   * when the look-up failed for now (no answer, 5xx, rate limit): the verdict is unknown, and not
+   * guessed here. A run GitHub refuses for good (gone, not readable) is untrusted: fail closed.
+   */
   isUntrusted(repo: string, runId: number): Promise<boolean>;
   /** Seeds the cache from runs the poller listed anyway (no extra request). */
   remember(run: RunOrigin): void;
@@ -37,23 +49,25 @@ export function createRunTrust(options: {
     // remember() may set a run while its own look-up is in flight (one listing answers for many runs);
     // the look-up still resolves with its verdict instead of being dropped.
     ignoreFetchAbort: true,
-    fetchMethod: async (runId, _stale, { context }) =>
-      isUntrustedRun(await options.fetchRun(context.repo, runId)),
+    // Concurrent look-ups of one run share one request; a failed one is not cached, so the next asks again.
+    fetchMethod: async (runId, _stale, { context }) => {
+      try {
+        return isUntrustedRun(await options.fetchRun(context.repo, runId));
+      } catch (err) {
+        if (!isRefusedForGood(err)) throw err;
+        options.logger.warn(
+          { repo: context.repo, run: runId, err: err.message },
+          'workflow run cannot be read; its jobs are treated as untrusted',
+        );
+        return true;
+      }
+    },
   });
   return {
     async isUntrusted(repo, runId) {
-      try {
-        const verdict = await cache.fetch(runId, { context: { repo } });
-        if (verdict !== undefined) return verdict;
-      } catch (err) {
-        options.logger.warn(
-          { repo, run: runId, err: (err as Error).message },
-          'cannot look up workflow run; treating its jobs as untrusted',
-        );
-      }
-      // Fail closed: a job whose origin is unknown goes to the stricter class. Not cached, so the next
-      // job of the run asks again.
-      return true;
+      const verdict = await cache.fetch(runId, { context: { repo } });
+      if (verdict === undefined) throw new Error(`workflow run ${runId}: look-up gave no verdict`);
+      return verdict;
     },
     remember(run) {
       cache.set(Number(run.id), isUntrustedRun(run));

@@ -14,6 +14,8 @@ export interface GithubMetrics {
   /** Queued jobs the poller found before any webhook announced them (lost deliveries, downtime). */
   jobsFoundByPoll: Counter;
   pollSweeps: Counter<'result'>;
+  /** Jobs held back because their workflow run could not be looked up (origin unknown). */
+  jobsAwaitingOrigin: Gauge;
   runnersCreated: Counter;
   runnersDeleted: Counter<'reason'>;
 }
@@ -76,6 +78,11 @@ export function createGithubMetrics(registry: Registry): GithubMetrics {
       name: 'gantry_github_poll_sweeps_total',
       help: 'Poller sweeps by result.',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    jobsAwaitingOrigin: new Gauge({
+      name: 'gantry_github_jobs_awaiting_origin',
+      help: 'Jobs held back (no event yet) because their workflow run could not be looked up to tell whether they come from a fork.',
       registers,
     }),
     runnersCreated: new Counter({

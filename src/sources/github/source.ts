@@ -48,7 +48,10 @@ export interface GithubSource {
   start(): void;
   /** Stops the poller loop only; webhook deliveries are still accepted and applied. */
   stopPolling(): Promise<void>;
-  /** Stops polling and waits for accepted deliveries to be applied. */
+  /**
+   * Stops polling, waits for accepted deliveries to be applied, and ends the look-up retries of jobs
+   * held for an unknown origin (stopPolling leaves them: a follower still applies webhooks).
+   */
   stop(): Promise<void>;
   /** One poll sweep now. */
   pollOnce(): Promise<PollReport>;
@@ -241,6 +244,8 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     async stop() {
       await poller.stop();
       await Promise.all([deliveries.whenIdle(), forwarder?.whenIdle()]);
+      // After the deliveries, so that a job they hold is dropped too: a poller finds it again.
+      await applier.stop();
     },
     pollOnce: () => poller.pollOnce(),
     nextPollDelay: () => poller.nextDelay(),

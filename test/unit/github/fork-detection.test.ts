@@ -1,10 +1,13 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isUntrustedRun } from '../../../src/sources/github/fork-detection.ts';
+import { until } from '../../support/until.ts';
 import { type Harness, startHarness } from './harness.ts';
 
 const RUN_ROUTE = '/repos/{owner}/{repo}/actions/runs/{run_id}';
 const LIST_ROUTE = '/repos/{owner}/{repo}/actions/runs';
 const LABELS = ['self-hosted', 'linux'];
+const HELD_MSG = 'cannot look up workflow run; holding the job until its origin is known';
 
 describe('fork detection', () => {
   let h: Harness;
@@ -53,16 +56,51 @@ describe('fork detection', () => {
     expect(h.fake.requests.filter((r) => r.route === RUN_ROUTE)).toHaveLength(0);
   });
 
-  it('fails closed: a job whose run cannot be looked up is untrusted', async () => {
-    h = await startHarness({ webhooks: true });
-    h.fake.faults.serverErrors = 100;
+  it('holds a job whose run cannot be looked up, retrying until GitHub answers, then emits it', async () => {
+    h = await startHarness({ webhooks: true, manualClock: true, github: { maxRetries: 0 } });
+    h.fake.faults.outageUntil = h.clock.now() + 5_000;
+    const { jobIds, runIds } = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
+    await h.settle();
+    // Not guessed untrusted (that verdict would stay with the job): no event until the origin is known.
+    expect(h.events).toEqual([]);
+    expect(await h.metricValue('gantry_github_jobs_awaiting_origin')).toBe(1);
+    expect(h.clock.pendingSleeps).toEqual([1_000]);
+    for (const [wait, next] of [
+      [1_000, 2_000],
+      [2_000, 4_000],
+    ] as const) {
+      h.clock.advance(wait);
+      await until(`a retry after ${wait} ms`, async () => h.clock.pendingSleeps[0] === next);
+    }
+    expect(h.events).toEqual([]);
+    // The outage is over by the third retry.
+    h.clock.advance(4_000);
+    await until('the held job', async () => h.events.length > 0);
+    expect(h.events).toMatchObject([
+      { kind: 'queued', job: { key: `github:${jobIds[0]}`, untrusted: false } },
+    ]);
+    expect(await h.metricValue('gantry_github_jobs_awaiting_origin')).toBe(0);
+    expect(h.clock.pendingSleeps).toEqual([]);
+    expect(h.logs.filter((l) => l.msg === HELD_MSG)).toMatchObject([{ repo: 'acme/app', run: runIds[0] }]);
+  });
+
+  it('ends the retries of held jobs on stop(), not on stopPolling()', async () => {
+    h = await startHarness({ webhooks: true, manualClock: true, github: { maxRetries: 0 } });
+    h.fake.faults.outageUntil = h.clock.now() + 3_600_000;
     h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
     await h.settle();
-    h.fake.faults.serverErrors = 0;
-    expect(h.events.map((e) => e.job.untrusted)).toEqual([true]);
-    expect(h.logs.some((l) => l.msg === 'cannot look up workflow run; treating its jobs as untrusted')).toBe(
-      true,
-    );
+    // A follower still applies webhooks: its held jobs keep being retried.
+    await h.source.stopPolling();
+    expect(h.clock.pendingSleeps).toEqual([1_000]);
+    await h.source.stop();
+    expect(h.clock.pendingSleeps).toEqual([]);
+    expect(await h.metricValue('gantry_github_jobs_awaiting_origin')).toBe(0);
+    h.fake.faults.outageUntil = 0;
+    const sent = h.fake.requests.length;
+    h.clock.advance(120_000);
+    await sleep(300);
+    expect(h.fake.requests.length).toBe(sent);
+    expect(h.events).toEqual([]);
   });
 
   it('judges a run by where its code comes from', () => {

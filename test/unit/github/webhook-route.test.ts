@@ -4,6 +4,7 @@ import { MAX_JSON_DEPTH } from '../../../src/http/body-limits.ts';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../../src/sources/github/webhook-route.ts';
 import { signWebhookBody, verifyWebhookSignature } from '../../../src/sources/github/webhook-signature.ts';
 import { loadOpenApiValidators, workflowJobExamples } from '../../support/fake-github/index.ts';
+import type { WebhookExample } from '../../support/fake-github/webhooks.ts';
 import { type Harness, startHarness, WEBHOOK_SECRET } from './harness.ts';
 
 interface Delivery {
@@ -25,10 +26,23 @@ async function deliver(h: Harness, d: Delivery) {
   return h.http.inject({ method: 'POST', url: '/webhooks/github', headers, payload: d.body });
 }
 
-const selfHostedQueued = () => {
+/**
+ * Points a payload at a run the fake knows: the source holds a job back until it could look its run up
+ * (fork or not), and the examples' own runs do not exist in the fake.
+ */
+function atKnownRun(h: Harness, payload: WebhookExample): WebhookExample {
+  h.fake.faults.dropWebhooks = true;
+  const { runIds } = h.fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted'], count: 1 });
+  h.fake.faults.dropWebhooks = false;
+  payload.repository.full_name = 'acme/app';
+  payload.workflow_job.run_id = runIds[0];
+  return payload;
+}
+
+const selfHostedQueued = (h: Harness) => {
   const example = workflowJobExamples().find((e) => e.action === 'waiting');
   if (!example) throw new Error('no example');
-  const payload = structuredClone(example);
+  const payload = atKnownRun(h, structuredClone(example));
   payload.action = 'queued';
   payload.workflow_job.status = 'queued';
   return payload;
@@ -75,10 +89,11 @@ describe('POST /webhooks/github', () => {
     // Seven of the eight published examples follow the schema (one predates four required fields).
     expect(valid.length).toBeGreaterThanOrEqual(7);
     const actions = new Set<string>();
-    for (const example of valid) {
+    for (const original of valid) {
       // A fresh source per example: several examples reuse one job id in different phases.
       const fresh = await startHarness({ webhooks: true });
       try {
+        const example = atKnownRun(fresh, structuredClone(original));
         const response = await deliver(fresh, { body: JSON.stringify(example) });
         expect(response.statusCode).toBe(202);
         await fresh.settle();
@@ -112,6 +127,7 @@ describe('POST /webhooks/github', () => {
           repo: example.repository.full_name,
           labels: job.labels,
           runId: String(job.run_id),
+          untrusted: false,
           runAttempt: job.run_attempt,
           name: job.name,
         });
@@ -134,7 +150,7 @@ describe('POST /webhooks/github', () => {
   });
 
   it('answers before the work is done, and applies it after', async () => {
-    const payload = selfHostedQueued();
+    const payload = selfHostedQueued(h);
     payload.workflow_job.id = 990001;
     const response = await deliver(h, { body: JSON.stringify(payload) });
     expect(response.statusCode).toBe(202);
@@ -144,7 +160,7 @@ describe('POST /webhooks/github', () => {
   });
 
   it('applies a redelivered X-GitHub-Delivery once', async () => {
-    const payload = selfHostedQueued();
+    const payload = selfHostedQueued(h);
     payload.workflow_job.id = 990002;
     const id = randomUUID();
     const body = JSON.stringify(payload);
@@ -158,7 +174,7 @@ describe('POST /webhooks/github', () => {
 
   describe('bad deliveries get the right status and change nothing', () => {
     const body = () => {
-      const payload = selfHostedQueued();
+      const payload = selfHostedQueued(h);
       payload.workflow_job.id = 990100;
       return JSON.stringify(payload);
     };
