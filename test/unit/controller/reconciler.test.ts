@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createReconciler } from '../../../src/controller/reconciler.ts';
+import { createReconciler, type ReconcilerOptions } from '../../../src/controller/reconciler.ts';
 import type { CreateOutcome } from '../../../src/launcher/kube-launcher.ts';
 import { Ledger } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
@@ -54,7 +54,7 @@ function heldActuator() {
   };
 }
 
-function setUp(concurrency: number) {
+function setUp(concurrency: number, options: Partial<ReconcilerOptions> = {}) {
   const ledger = new Ledger({
     classify: buildClassifier(config),
     startTimeoutMs: 60_000,
@@ -69,6 +69,7 @@ function setUp(concurrency: number) {
     now: () => NOW,
     concurrency,
     periodMs: 60_000,
+    ...options,
   });
   const queue = (id: number) => {
     ledger.applyJobEvent(queued(id));
@@ -191,22 +192,8 @@ describe('reconciler', () => {
   });
 
   it('plans nothing while a watch feeding the ledger is reconnecting', async () => {
-    const ledger = new Ledger({
-      classify: buildClassifier(config),
-      startTimeoutMs: 60_000,
-      deadlineGraceMs: 0,
-    });
-    const actuator = heldActuator();
     let watchesOpen = false;
-    const reconciler = createReconciler({
-      ledger,
-      classes: config,
-      actuator,
-      logger: pino({ level: 'silent' }),
-      now: () => NOW,
-      periodMs: 5,
-      ready: () => watchesOpen,
-    });
+    const { ledger, actuator, reconciler } = setUp(8, { periodMs: 5, ready: () => watchesOpen });
     reconciler.start();
     ledger.applyJobEvent(queued(1));
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -55,16 +55,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.fake,
   });
   const apiUrl = await fake.start();
-  const logs: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-        done();
-      },
-    }),
-  );
+  const { logs, logger } = capturingLogger();
   const metrics = new Registry();
   const http = Fastify();
   const events: JobEvent[] = [];
@@ -124,6 +115,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** The ids of GitHub jobs in events of a kind. */
+/** A debug logger whose lines are kept, parsed, in `logs`. */
+export function capturingLogger() {
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  return { logs, logger };
+}
+
 export function jobIdsOf(events: readonly JobEvent[], kind: JobEvent['kind']): number[] {
   return events
     .filter((e) => e.kind === kind)

@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { JobEvent } from '../../../src/model/job.ts';
@@ -10,6 +8,7 @@ import { JobTracker } from '../../../src/sources/github/job-tracker.ts';
 import { createGithubMetrics } from '../../../src/sources/github/metrics.ts';
 import type { JobPhase, WorkflowJobFields } from '../../../src/sources/github/workflow-job.ts';
 import { ManualClock } from '../../support/fake-github/index.ts';
+import { capturingLogger } from './harness.ts';
 
 const REPO = 'acme/app';
 const HELD_MSG = 'cannot look up workflow run; holding the job until its origin is known';
@@ -26,16 +25,7 @@ function setup(
   const clock = new ManualClock();
   const registry = new Registry();
   const metrics = createGithubMetrics(registry);
-  const logs: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-        done();
-      },
-    }),
-  );
+  const { logs, logger } = capturingLogger();
   const state = { failures: options.failures ?? 0, lookups: [] as number[] };
   const fetchRun = async (repo: string, runId: number): Promise<RunOrigin> => {
     state.lookups.push(runId);

@@ -81,7 +81,10 @@ describe('POST /webhooks/github', () => {
     await h.close();
   });
 
-  it('accepts every schema-valid workflow_job example and maps it to the right event', async () => {
+  // A source of its own per example: seconds, more on a loaded machine.
+  it('accepts every schema-valid workflow_job example and maps it to the right event', {
+    timeout: 30_000,
+  }, async () => {
     const validators = loadOpenApiValidators();
     const valid = workflowJobExamples().filter((e) =>
       validators.webhook(`workflow-job-${e.action.replace('_', '-')}`)(e),
