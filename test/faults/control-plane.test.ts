@@ -71,10 +71,6 @@ describe('control plane faults', () => {
       {
         name: 'etcd-pause',
         fault: `etcd frozen (SIGSTOP) ${pauseMs / 1000} s mid-burst, then SIGCONT`,
-        knownIssue: {
-          busyRunnerRemoved:
-            'kube-launcher removes a pod whose JIT secret write timed out yet was stored; its runner may have taken a job',
-        },
       },
       async (s) => {
         await s.startReplica();

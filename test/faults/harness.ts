@@ -283,11 +283,6 @@ export interface ScenarioOptions {
   completeTimeoutMs?: number;
   /** Time allowed for the drain (the registration sweep runs every 60 s). */
   drainTimeoutMs?: number;
-  /**
-   * A reported, not yet fixed, Gantry bug this scenario reproduces: noted in the table instead of
-   * failing the run. Remove it with the fix.
-   */
-  knownIssue?: { busyRunnerRemoved?: string };
   /** Multiplies every class's maxRunners (the soak runs more at once). */
   scale?: number;
   /** Primary quota per hour of the fake GitHub (default 5,000, an App installation's floor). */
@@ -615,12 +610,7 @@ export class Scenario {
       }
     }
     const busyRemoved = [...this.#pods.killedBusy.values()];
-    if (busyRemoved.length > 0) {
-      const message = `busy runner pods removed: ${busyRemoved.join(', ')}`;
-      const known = this.options.knownIssue?.busyRunnerRemoved;
-      if (known) this.notes.push(`KNOWN ISSUE (${known}): ${message}`);
-      else failures.push(message);
-    }
+    if (busyRemoved.length > 0) failures.push(`busy runner pods removed: ${busyRemoved.join(', ')}`);
     const peakRssMiB = this.peakRssMiB();
     if (peakRssMiB > RSS_LIMIT_MIB) failures.push(`peak RSS ${peakRssMiB} MiB above ${RSS_LIMIT_MIB} MiB`);
     for (const replica of this.replicas) {
