@@ -212,6 +212,8 @@ export function createReconciler(options: ReconcilerOptions) {
       ) {
         // A runner no pod was ever reported for (its create failed or its pod went unseen) is gone.
         ledger.noteRequestedRunnerRemoved(action.runnerName);
+      } else if (outcome.kind === 'kept-busy') {
+        ledger.noteKeptBusy(action.runnerName);
       } else if (outcome.kind === 'failed') {
         // Planned again on a later pass, rather than counted as terminating for ever.
         ledger.noteDeleteAbandoned(action.runnerName);

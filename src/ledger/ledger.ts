@@ -49,6 +49,8 @@ interface RunnerRecord {
   deleteRequested: boolean;
   /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
   jobKey?: string;
+  /** The CI system refused to remove it as busy: it took a job no event has named yet. */
+  tookUnnamedJob?: boolean;
 }
 
 /**
@@ -317,6 +319,17 @@ export class Ledger {
     if (record) record.deleteRequested = true;
   }
 
+  /**
+   * The CI system refused to remove an idle runner because it had just taken a job: it is busy, and
+   * is removed once its pod finishes, like any runner that ran its job.
+   */
+  noteKeptBusy(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (!record) return;
+    record.deleteRequested = false;
+    record.tookUnnamedJob = true;
+  }
+
   /** A delete that was planned but never sent: the runner is what it was before. */
   noteDeleteAbandoned(runnerName: string): void {
     const record = this.#runners.get(runnerName);
@@ -476,7 +489,7 @@ export class Ledger {
       return { state: now - pod.createdAt > this.#options.startTimeoutMs ? 'stuck' : 'starting', ...withJob };
     }
     const runningSince = pod.runningSince ?? pod.createdAt;
-    if (jobKey !== undefined) {
+    if (jobKey !== undefined || record.tookUnnamedJob) {
       // A one-shot runner whose job ended only waits for its pod to exit: it is not supply.
       const deadline =
         activeDeadlineSeconds !== undefined

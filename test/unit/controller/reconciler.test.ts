@@ -204,6 +204,50 @@ describe('reconciler', () => {
     await reconciler.stop();
   });
 
+  it('keeps a runner the CI system refused to remove as busy, and removes it once its pod finishes', async () => {
+    const ledger = new Ledger({
+      classify: buildClassifier(config),
+      startTimeoutMs: 60_000,
+      deadlineGraceMs: 0,
+    });
+    const removes: string[] = [];
+    const reconciler = createReconciler({
+      ledger,
+      // No warm pool and an idle timeout of 0: an idle runner is removed at once.
+      classes: classes({ lint: { maxRunners: 100, maxCreatePerSecond: 1000, idleTimeout: 0 } }),
+      actuator: {
+        create: async () => ({ kind: 'created' }),
+        remove: async (action) => {
+          removes.push(`${action.runnerName} ${action.reason}`);
+          return { kind: 'kept-busy' };
+        },
+      },
+      logger: pino({ level: 'silent' }),
+      now: () => NOW,
+      periodMs: 5,
+    });
+    const pod = {
+      name: 'r1',
+      namespace: 'gantry-runners',
+      className: 'lint',
+      phase: 'Running' as const,
+      createdAt: NOW - 60_000,
+      runningSince: NOW - 50_000,
+      deleting: false,
+    };
+    ledger.observeRunner(pod);
+    reconciler.start();
+    await until('removal tried', async () => removes.length === 1, 3_000, 5);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Busy now: not tried again while it runs its job, and not counted as terminating.
+    expect(removes).toEqual(['r1 idle-timeout']);
+    expect(ledger.snapshot(config, NOW).classes.lint?.runners[0]?.state).toBe('busy');
+    ledger.observeRunner({ ...pod, phase: 'Succeeded', endedAt: NOW });
+    await until('removed once finished', async () => removes.length === 2, 3_000, 5);
+    await reconciler.stop();
+    expect(removes[1]).toBe('r1 finished');
+  });
+
   describe('a create whose pod may exist', () => {
     const oneRunner = classes({ lint: { maxRunners: 1, maxCreatePerSecond: 1000 } });
 
