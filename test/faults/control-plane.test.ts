@@ -36,6 +36,27 @@ async function outageLoad(s: Scenario, before: Map<string, number>, from: number
   };
 }
 
+/**
+ * One replica, a burst of jobs, then `inject` (an outage while deliveries keep arriving) once runners
+ * are up; returns what Gantry sent meanwhile, noted in the table, and queues jobs after it.
+ */
+async function burstThroughOutage(
+  s: Scenario,
+  inject: (whileDown: () => void) => Promise<void>,
+): Promise<Awaited<ReturnType<typeof outageLoad>>> {
+  await s.startReplica();
+  s.queue(SOAK ? 100 : 20);
+  await s.waitForRunnerPods(4);
+  const requestsBefore = await s.samples('gantry_kube_requests_total');
+  const from = Date.now();
+  await inject(() => s.queue(SOAK ? 20 : 6));
+  const load = await outageLoad(s, requestsBefore, from, Date.now());
+  s.notes.push(load.note);
+  // Jobs after the outage are served only if the pod watches resumed (pods must be seen to end).
+  s.queue(SOAK ? 20 : 6);
+  return load;
+}
+
 describe('control plane faults', () => {
   it('kube-apiserver restarted mid-burst: watches resume, no tight retry loop, every job runs', async () => {
     const downMs = SOAK ? 30_000 : 4_000;
@@ -45,22 +66,12 @@ describe('control plane faults', () => {
         fault: `kube-apiserver killed mid-burst, down ${downMs / 1000} s + its start-up, restarted`,
       },
       async (s) => {
-        await s.startReplica();
-        s.queue(SOAK ? 100 : 20);
-        await s.waitForRunnerPods(4);
-        const requestsBefore = await s.samples('gantry_kube_requests_total');
-        const downAt = Date.now();
-        // Deliveries keep arriving while the apiserver is away.
-        await restartApiserver(s, downMs, () => s.queue(SOAK ? 20 : 6));
-        const load = await outageLoad(s, requestsBefore, downAt, Date.now());
-        s.notes.push(load.note);
+        const load = await burstThroughOutage(s, (whileDown) => restartApiserver(s, downMs, whileDown));
         // Waiting, not hammering. A tight loop sends hundreds of requests a second; what is allowed
         // here is the lease rounds (1/s), the watches' restarts and, for each of the at most 10
         // runners wanted (two classes, 6 + 4), the launcher's four spaced attempts of each call.
         expect(load.requestsPerSecond).toBeLessThan(30);
         expect(load.watchRestartsPerSecond).toBeLessThanOrEqual(2 * 1.5);
-        // Jobs after the restart are served only if the pod watches resumed (pods must be seen to end).
-        s.queue(SOAK ? 20 : 6);
       },
     );
   });
@@ -73,16 +84,8 @@ describe('control plane faults', () => {
         fault: `etcd frozen (SIGSTOP) ${pauseMs / 1000} s mid-burst, then SIGCONT`,
       },
       async (s) => {
-        await s.startReplica();
-        s.queue(SOAK ? 100 : 20);
-        await s.waitForRunnerPods(4);
-        const requestsBefore = await s.samples('gantry_kube_requests_total');
-        const pausedAt = Date.now();
-        await pauseEtcd(pauseMs, () => s.queue(SOAK ? 20 : 6));
-        const load = await outageLoad(s, requestsBefore, pausedAt, Date.now());
-        s.notes.push(load.note);
+        const load = await burstThroughOutage(s, (whileDown) => pauseEtcd(pauseMs, whileDown));
         expect(load.requestsPerSecond).toBeLessThan(30);
-        s.queue(SOAK ? 20 : 6);
       },
     );
   });
