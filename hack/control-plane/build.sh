@@ -9,10 +9,11 @@
 #   prometheus-operator CRDs (ServiceMonitor, PrometheusRule) in crds/ (github.com/prometheus-operator/prometheus-operator)
 #   Tekton Pipelines CRDs (Pipeline, PipelineRun, Task, TaskRun, …) in tekton-crds/ (github.com/tektoncd/pipeline)
 #   cert-manager CRDs (Certificate, Issuer) in cert-manager-crds/     (github.com/cert-manager/cert-manager)
+#   tekton-controller, and its release's ConfigMaps in tekton-config/  (github.com/tektoncd/pipeline)
 # Prints the directory holding all binaries on its last line of stdout.
 # GANTRY_BIN_DIR=/path skips the build and uses binaries already there (it is checked, not built);
-# promtool, crds/, tekton-crds/ and cert-manager-crds/ are optional there: what needs them skips
-# (or is not installed).
+# promtool, crds/, tekton-crds/, cert-manager-crds/, tekton-controller and tekton-config/ are
+# optional there: what needs them skips (or is not installed).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -138,6 +139,19 @@ fetch_tekton_crds() {
     config/300-crds/300-%s.yaml pipeline pipelinerun task taskrun customrun stepaction
 }
 
+# Tekton Pipelines' controller (cmd/controller), which tests run on demand against the control
+# plane, and in tekton-config/ what it needs beside the CRDs above: the ConfigMaps of its release
+# (config/config-*.yaml), read at start, and the two CRDs only its informers use.
+build_tekton_controller() {
+  local out=$1 v=$2 module=github.com/tektoncd/pipeline
+  go get "$module/cmd/controller@$v" >&2
+  go build -trimpath -ldflags "-s -w" -o "$out/tekton-controller" "$module/cmd/controller"
+  local dir; dir=$(go list -m -f '{{.Dir}}' "$module")
+  mkdir -p "$out/tekton-config"
+  cp "$dir"/config/config-*.yaml "$dir"/config/300-crds/300-{resolutionrequest,verificationpolicy}.yaml "$out/tekton-config/"
+  chmod -R u+w "$out/tekton-config"
+}
+
 # Only the two CRDs Gantry's chart creates objects of (its webhook certificate).
 fetch_cert_manager_crds() {
   copy_module_files "$1/cert-manager-crds" "github.com/cert-manager/cert-manager@$2" \
@@ -152,6 +166,7 @@ build_component promtool "$PROMETHEUS_VERSION" build_promtool
 build_component prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
 build_component tekton-crds "$TEKTON_VERSION" fetch_tekton_crds
 build_component cert-manager-crds "$CERT_MANAGER_VERSION" fetch_cert_manager_crds
+build_component tekton-controller "$TEKTON_VERSION" build_tekton_controller
 
 # One folder of links, named by the whole version set, is what callers use.
 set_dir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-prometheus-$PROMETHEUS_VERSION-operator-$PROMETHEUS_OPERATOR_VERSION-tekton-$TEKTON_VERSION-cert-manager-$CERT_MANAGER_VERSION"
@@ -164,4 +179,6 @@ ln -sfn "$cache/promtool-$PROMETHEUS_VERSION/promtool" "$set_dir/promtool"
 ln -sfn "$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION/crds" "$set_dir/crds"
 ln -sfn "$cache/tekton-crds-$TEKTON_VERSION/tekton-crds" "$set_dir/tekton-crds"
 ln -sfn "$cache/cert-manager-crds-$CERT_MANAGER_VERSION/cert-manager-crds" "$set_dir/cert-manager-crds"
+ln -sfn "$cache/tekton-controller-$TEKTON_VERSION/tekton-controller" "$set_dir/tekton-controller"
+ln -sfn "$cache/tekton-controller-$TEKTON_VERSION/tekton-config" "$set_dir/tekton-config"
 echo "$set_dir"

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
@@ -62,6 +62,7 @@ export const KWOK_NODE_LABEL = { key: 'type', value: 'kwok' } as const;
 const here = dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
 const runnerStages = join(here, 'kwok-runner-stages.yaml');
+const tektonStages = join(here, 'kwok-tekton-stages.yaml');
 
 interface RunRecord {
   ownerPid: number;
@@ -99,6 +100,7 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
     return record().then(() => started);
   };
   const stop = async () => {
+    await stopAddons(runDir);
     for (const c of [...components].reverse()) await stopProcess(c.pid);
     await rm(runDir, { recursive: true, force: true });
   };
@@ -268,6 +270,7 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
 export async function stopRun(runDir: string): Promise<boolean> {
   const run = await readRun(runDir);
   if (!run) return false;
+  await stopAddons(runDir);
   for (const c of [...run.components].reverse()) if (isOurs(c.pid, runDir)) await stopProcess(c.pid);
   await rm(runDir, { recursive: true, force: true });
   return true;
@@ -285,6 +288,57 @@ export async function readRun(runDir: string): Promise<RunRecord | null> {
 /** True when every component of a run is still alive, so the run can be used as it is. */
 export function runIsHealthy(run: RunRecord, runDir: string): boolean {
   return run.components.length === 5 && run.components.every((c) => isOurs(c.pid, runDir));
+}
+
+/**
+ * Add-ons are processes that tests start later against a running control plane (Tekton's
+ * controller, for one), from any process. Each is recorded in a file of its own under the run's
+ * folder, so that stopping the run, or the sweep after a killed test run, stops them too (before
+ * the apiserver they talk to).
+ */
+function addonRecordPath(runDir: string, name: string): string {
+  return join(runDir, 'addons', `${name}.json`);
+}
+
+/** The run folder of an embedded control plane's kubeconfig; undefined for another cluster's. */
+export function runDirOf(kubeconfigPath: string): string | undefined {
+  const runDir = dirname(kubeconfigPath);
+  return existsSync(join(runDir, 'run.json')) ? runDir : undefined;
+}
+
+export async function recordAddon(runDir: string, component: Component): Promise<void> {
+  await mkdir(join(runDir, 'addons'), { recursive: true });
+  const path = addonRecordPath(runDir, component.name);
+  // Written aside and renamed, so a sweep never reads half a record.
+  await writeFile(`${path}.partial`, JSON.stringify(component, null, 2));
+  await rename(`${path}.partial`, path);
+}
+
+export async function forgetAddon(runDir: string, name: string): Promise<void> {
+  await rm(addonRecordPath(runDir, name), { force: true });
+}
+
+async function stopAddons(runDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(join(runDir, 'addons'));
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names
+      .filter((file) => file.endsWith('.json'))
+      .map(async (file) => {
+        let addon: Component;
+        try {
+          addon = JSON.parse(await readFile(join(runDir, 'addons', file), 'utf8')) as Component;
+        } catch {
+          return; // removed meanwhile by its owner, which stops it itself
+        }
+        // The marker guards against a reused pid: an add-on's command line names the run's kubeconfig.
+        if (isOurs(addon.pid, runDir)) await stopProcess(addon.pid);
+      }),
+  );
 }
 
 /**
@@ -325,6 +379,7 @@ function kwokStageFiles(binDir: string): string[] {
       join(stageDir, 'volume', 'fast', `${s}.yaml`),
     ),
     runnerStages,
+    tektonStages,
   ];
 }
 
@@ -373,25 +428,42 @@ async function installTektonCrds(
   const link = join(binDir, 'tekton-crds');
   if (!existsSync(link)) return;
   // kubectl takes a symlink to a folder for a file.
-  const dir = realpathSync(link);
+  const names = await applyCrds(kc, kubeconfigPath, binDir, [realpathSync(link)]);
+  log(`installed ${names.length} Tekton CRDs`);
+}
+
+/**
+ * Applies the CRDs in `paths` (files or folders of YAML) and waits until they are Established;
+ * returns their names. Server-side apply, so applying the same CRDs again, from another process
+ * too, changes nothing.
+ */
+export async function applyCrds(
+  kc: KubeConfig,
+  kubeconfigPath: string,
+  binDir: string,
+  paths: string[],
+): Promise<string[]> {
   // kubectl, not client-node's typed models: those drop the x-kubernetes-* schema keys.
   await execFileAsync(
     join(binDir, 'kubectl'),
-    ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '-f', dir],
-    {
-      timeout: 60_000,
-    },
+    ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', ...paths.flatMap((p) => ['-f', p])],
+    { timeout: 60_000 },
   );
   const names: string[] = [];
-  for (const file of await readdir(dir)) {
-    for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) {
-      const crd = doc.toJS() as V1CustomResourceDefinition | null;
-      if (crd?.kind === 'CustomResourceDefinition' && crd.metadata?.name) names.push(crd.metadata.name);
+  for (const path of paths) {
+    const files = (await stat(path)).isDirectory()
+      ? (await readdir(path)).map((file) => join(path, file))
+      : [path];
+    for (const file of files) {
+      for (const doc of parseAllDocuments(await readFile(file, 'utf8'))) {
+        const crd = doc.toJS() as V1CustomResourceDefinition | null;
+        if (crd?.kind === 'CustomResourceDefinition' && crd.metadata?.name) names.push(crd.metadata.name);
+      }
     }
   }
   const api = kc.makeApiClient(ApiextensionsV1Api);
   await waitUntil(
-    'Tekton CRDs established',
+    'CRDs established',
     async () => {
       for (const name of names) {
         const crd = await api.readCustomResourceDefinition({ name });
@@ -402,7 +474,7 @@ async function installTektonCrds(
     },
     { timeoutMs: 30_000 },
   );
-  log(`installed ${names.length} Tekton CRDs`);
+  return names;
 }
 
 /** The default StorageClass, served by KWOK's volume stages: claims bind at once, nothing is stored. */

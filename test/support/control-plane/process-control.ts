@@ -87,7 +87,7 @@ export async function startComponentAgain(runDir: string, name: string): Promise
   if (!old) throw new Error(`the run in ${runDir} has no component ${name}`);
   if (isRunning(old.pid)) throw new Error(`${name} (pid ${old.pid}) is still running`);
   if (!old.binary || !old.args) throw new Error(`the run's record does not say how ${name} was started`);
-  const started = startComponent(name, old.binary, old.args, old.logPath, true);
+  const started = startComponent(name, old.binary, old.args, old.logPath, true, old.env);
   record.components[index] = started;
   await writeFile(join(runDir, 'run.json'), JSON.stringify(record, null, 2));
   return started;

@@ -12,6 +12,8 @@ export interface Component {
   /** How it was started, so it can be started again the same way (see process-control.ts). */
   binary?: string;
   args?: string[];
+  /** Variables set on top of this process's environment. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -24,18 +26,23 @@ export function startComponent(
   args: string[],
   logPath: string,
   detached: boolean,
+  env?: Record<string, string>,
 ): Component {
   const log = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(binary, args, { stdio: ['ignore', log, log], detached });
+    child = spawn(binary, args, {
+      stdio: ['ignore', log, log],
+      detached,
+      ...(env ? { env: { ...process.env, ...env } } : {}),
+    });
   } finally {
     closeSync(log);
   }
   if (child.pid === undefined) throw new Error(`${name}: could not start ${binary}`);
   child.on('error', () => {}); // a failed start shows up as a dead pid with its log
   if (detached) child.unref();
-  return { name, pid: child.pid, logPath, binary, args };
+  return { name, pid: child.pid, logPath, binary, args, ...(env ? { env } : {}) };
 }
 
 export function isAlive(pid: number): boolean {
