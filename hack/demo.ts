@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NodeV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { formatSeconds } from '../src/http/status-page.ts';
 import type { StatusReport } from '../src/metrics/status.ts';
@@ -23,6 +23,7 @@ import { startControlPlane } from '../test/support/control-plane/control-plane.t
 import { freePort } from '../test/support/control-plane/processes.ts';
 import { appKeys, FakeGithub } from '../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../test/support/runner-simulator.ts';
+import { ensureSandboxRuntimeClass } from '../test/support/runtime-class.ts';
 
 const { values: flags } = parseArgs({ options: { duration: { type: 'string' } } });
 const durationMs = flags.duration === undefined ? undefined : Number(flags.duration) * 1000;
@@ -33,6 +34,8 @@ if (durationMs !== undefined && !(Number.isFinite(durationMs) && durationMs > 0)
 
 const WEBHOOK_SECRET = 'demo-webhook-secret';
 const APP_ID = 1001;
+/** The only workflow the release class's runner group admits. */
+const RELEASE_WORKFLOW = 'acme/web/.github/workflows/release.yml@refs/heads/main';
 const GANTRY_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 /** How often the view is refreshed: in place on a terminal, as new lines elsewhere (logs, CI). */
 const REDRAW_MS = 1_000;
@@ -104,6 +107,8 @@ interface Cluster {
   /** Where the demo keeps its files (config, key, Gantry's log). */
   workDir: string;
   namespace: string;
+  /** The untrusted class's namespace: the sandbox tier shares nothing with the trusted classes. */
+  sandboxNamespace: string;
 }
 
 /** The local control plane, started here; or, with GANTRY_TEST_CLUSTER=existing, KUBECONFIG's cluster. */
@@ -117,7 +122,7 @@ async function startCluster(): Promise<Cluster> {
     cleanups.push({ what: 'the demo files', run: () => rm(workDir, { recursive: true, force: true }) });
     const namespace = `gantry-demo-${process.pid}`;
     say(`using the cluster of KUBECONFIG (${kubeconfigPath}), namespace ${namespace}`);
-    return { kubeconfigPath, kubeConfig, workDir, namespace };
+    return { kubeconfigPath, kubeConfig, workDir, namespace, sandboxNamespace: `${namespace}-sandbox` };
   }
   const starting = startControlPlane({
     binDir: controlPlaneBinDir(),
@@ -140,36 +145,59 @@ async function startCluster(): Promise<Cluster> {
     kubeConfig,
     workDir: plane.runDir,
     namespace: 'gantry-runners',
+    sandboxNamespace: 'gantry-sandbox',
   };
 }
 
 async function main(): Promise<void> {
   const cluster = await startCluster();
   checkpoint();
-  const { kubeConfig: kc, namespace } = cluster;
+  const { kubeConfig: kc, namespace, sandboxNamespace } = cluster;
   const core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({
-    body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
-  });
-  cleanups.push({
-    what: `namespace ${namespace}`,
-    // Its own control plane goes as a whole; on a cluster it borrows, the demo removes what it made.
-    run: async () => {
-      if (process.env.GANTRY_TEST_CLUSTER === 'existing') await core.deleteNamespace({ name: namespace });
-    },
-  });
+  for (const name of [namespace, sandboxNamespace]) {
+    await core.createNamespace({
+      body: { metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    });
+    cleanups.push({
+      what: `namespace ${name}`,
+      // Its own control plane goes as a whole; on a cluster it borrows, the demo removes what it made.
+      run: async () => {
+        if (process.env.GANTRY_TEST_CLUSTER === 'existing') await core.deleteNamespace({ name });
+      },
+    });
+  }
+  // The untrusted class's sandboxing runtime (KWOK runs no containers, so only its name matters).
+  if (await ensureSandboxRuntimeClass(kc)) {
+    cleanups.push({
+      what: 'RuntimeClass gvisor',
+      run: async () => {
+        if (process.env.GANTRY_TEST_CLUSTER === 'existing') {
+          await kc.makeApiClient(NodeV1Api).deleteRuntimeClass({ name: 'gvisor' });
+        }
+      },
+    });
+  }
   checkpoint();
 
   const keys = appKeys();
   const fake = new FakeGithub({
     repos: ['acme/web', 'acme/api', 'acme/docs'],
+    // acme/docs is open source: anyone may fork it and open a pull request.
+    publicRepos: ['acme/docs'],
     app: { appId: APP_ID, publicKey: keys.publicKey },
+    // Default, which lint and integration use, admits the private repositories only (GitHub's default).
     runnerGroups: [
       {
         name: 'release',
         allowsPublicRepositories: false,
         restrictedToWorkflows: true,
-        selectedWorkflows: ['acme/web/.github/workflows/release.yml@refs/heads/main'],
+        selectedWorkflows: [RELEASE_WORKFLOW],
+      },
+      {
+        name: 'sandbox',
+        visibility: 'selected',
+        selectedRepositories: ['acme/docs'],
+        allowsPublicRepositories: true,
       },
     ],
   });
@@ -181,7 +209,14 @@ async function main(): Promise<void> {
   const keyPath = join(cluster.workDir, 'github-app.pem');
   await writeFile(keyPath, keys.privateKeyPem, { mode: 0o600 });
   const configPath = join(cluster.workDir, 'gantry.yaml');
-  const config = demoConfig({ apiUrl, installationId: fake.installationId, keyPath, port, namespace });
+  const config = demoConfig({
+    apiUrl,
+    installationId: fake.installationId,
+    keyPath,
+    port,
+    namespace,
+    sandboxNamespace,
+  });
   await writeFile(configPath, stringify(config));
   checkpoint();
 
@@ -192,7 +227,7 @@ async function main(): Promise<void> {
   checkpoint();
   fake.setWebhookTarget(`${url}/webhooks/github`, WEBHOOK_SECRET);
 
-  const simulator = startRunnerSimulator(kc, fake, [namespace]);
+  const simulator = startRunnerSimulator(kc, fake, [namespace, sandboxNamespace]);
   cleanups.push({ what: 'the runner simulator', run: () => simulator.stop() });
   const load = startLoad(fake);
   cleanups.push({ what: 'the job load', run: async () => load.stop() });
@@ -269,6 +304,7 @@ interface DemoConfigInput {
   keyPath: string;
   port: number;
   namespace: string;
+  sandboxNamespace: string;
 }
 
 /**
@@ -276,7 +312,7 @@ interface DemoConfigInput {
  * a small class for fork pull requests (they may only go to an untrusted class), and trusted-only
  * release runners in a protected runner group. Cost rates are typical on-demand cloud prices.
  */
-function demoConfig({ apiUrl, installationId, keyPath, port, namespace }: DemoConfigInput) {
+function demoConfig({ apiUrl, installationId, keyPath, port, namespace, sandboxNamespace }: DemoConfigInput) {
   const common = {
     namespace,
     nodeSelector: { type: 'kwok' },
@@ -291,7 +327,7 @@ function demoConfig({ apiUrl, installationId, keyPath, port, namespace }: DemoCo
       apiUrl,
       auth: { kind: 'app', appId: APP_ID, installationId, privateKeyPath: keyPath },
       webhook: { secret: WEBHOOK_SECRET },
-      runners: { org: 'acme', unsafeTrustedGroup: 'refuse' },
+      runners: { org: 'acme' },
     },
     classes: {
       lint: {
@@ -310,7 +346,11 @@ function demoConfig({ apiUrl, installationId, keyPath, port, namespace }: DemoCo
       },
       untrusted: {
         ...common,
-        match: { github: { labels: ['self-hosted', 'linux', 'lint'] } },
+        // A namespace and runner group of its own, and a sandboxing runtime: see README, Trust.
+        namespace: sandboxNamespace,
+        runnerGroup: 'sandbox',
+        runtimeClassName: 'gvisor',
+        match: { github: { labels: ['self-hosted', 'linux', 'sandbox'] } },
         untrusted: true,
         maxRunners: 3,
         resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '1Gi' } },
@@ -319,6 +359,8 @@ function demoConfig({ apiUrl, installationId, keyPath, port, namespace }: DemoCo
         ...common,
         match: { github: { labels: ['self-hosted', 'linux', 'release'] } },
         trustedOnly: true,
+        allowedEvents: ['push', 'release'],
+        allowedRefs: ['refs/heads/main', 'refs/tags/v*'],
         runnerGroup: 'release',
         maxRunners: 2,
         resources: { requests: { cpu: '4', memory: '8Gi' }, limits: { memory: '8Gi' } },
@@ -353,12 +395,13 @@ function startLoad(fake: FakeGithub) {
         labels: ['self-hosted', 'linux', 'release'],
         count: 1,
         durationMs: 30_000,
+        workflowPath: '.github/workflows/release.yml',
       });
     }
     if (tick % 7 === 3) {
       fake.queueJobs({
         repo: 'acme/docs',
-        labels: ['self-hosted', 'linux', 'lint'],
+        labels: ['self-hosted', 'linux', 'sandbox'],
         count: 1,
         fromFork: 'mallory/docs',
         durationMs: 5_000,

@@ -114,8 +114,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         livePods: () => new Set(controllerRef.current?.ledger.runnerNames() ?? []),
         repositories: () => config.github.repositories,
         logger,
+        metrics,
         cleanupIntervalMs: 60_000,
-        unsafeTrustedGroup: config.github.runners.unsafeTrustedGroup,
+        unsafePlacement: config.github.trust.unsafePlacement,
+        placementCheckIntervalMs: config.github.trust.placementCheckIntervalSeconds * 1000,
+        onPlacements: (holds) => controllerRef.current?.holdPlacements(holds),
       });
     }
     if (config.tekton.enabled) {
@@ -141,6 +144,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       kc,
       apis,
       classes: config.classes,
+      trustPolicy: config.github.trust,
       ...(registrar ? { registrar } : {}),
       ...(tekton ? { runs: tekton.actuator } : {}),
       logger,
@@ -207,7 +211,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     elector,
     isLeader: () => leading,
     async start() {
-      await registrar?.checkTrustedOnlyClasses();
+      await registrar?.checkPlacements();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
       advertised = advertisedUrl(config.http.address, url);
       // Runners first: the ledger must know the pods that exist before demand is planned against it,

@@ -160,6 +160,7 @@ const metricsSettings = z
             runnersStuckStarting: alert({ window: promDuration.optional() }),
             rateLimit: alert({ remainingRatio: z.number().gt(0).lt(1).optional() }),
             quotaLimited: alert({}),
+            trustViolation: alert({ window: promDuration.optional() }),
             webhookSignatureFailures: alert({
               threshold: z.number().min(0).optional().describe('Failures per window tolerated.'),
               window: promDuration.optional(),

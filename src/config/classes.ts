@@ -155,6 +155,34 @@ const cacheCommon = {
   tools: cacheTools,
 };
 
+const sharedCacheOptions = {
+  readOnly: z
+    .boolean()
+    .optional()
+    .describe(
+      'Mount the claim read-only (tools then only read from it: Go through a file:// module proxy, Gradle ' +
+        'as a read-only dependency cache; npm and pip keep their own). Default: read-only for untrusted ' +
+        'classes, whose jobs would otherwise plant content for one another, read-write for the others.',
+    ),
+  perRepository: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Mount a sub-path per repository (owner/name, lowercase) instead of the whole claim. Scope repo ' +
+        'only: there a runner takes jobs of its own repository alone, while GitHub hands an org-scoped ' +
+        'runner any repository’s job.',
+    ),
+  buildCaches: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Also point GOCACHE and GRADLE_USER_HOME into this shared claim. Faster, but what one job writes ' +
+        'there later jobs execute (Gradle init scripts; Go build results are not verified on read): only ' +
+        'where every job of the class is trusted. Off: the shared claim holds verified or inert caches ' +
+        'only (npm, pip, GOMODCACHE, GRADLE_RO_DEP_CACHE).',
+    ),
+};
+
 const cache = z.discriminatedUnion(
   'type',
   [
@@ -162,9 +190,10 @@ const cache = z.discriminatedUnion(
       type: z.literal('persistentVolumeClaim'),
       ...cacheCommon,
       claimName: dnsSubdomain.describe(
-        'An existing PVC shared by the class’s runners: read-write for trusted classes, read-only for the ' +
-          'untrusted class (so fork code cannot poison it). Needs an access mode that allows many pods.',
+        'An existing PVC in the class’s namespace, shared by its runners. Needs an access mode that ' +
+          'allows many pods. A trusted-only class may not share its claim with another class.',
       ),
+      ...sharedCacheOptions,
     }),
     z.strictObject({
       type: z.literal('ephemeral'),
@@ -243,15 +272,53 @@ export const runnerClassSchema = z
       .boolean()
       .default(false)
       .describe(
-        'This class runs untrusted jobs (fork pull requests) and only those. At most one class may; without ' +
-          'one, untrusted jobs are left alone and counted.',
+        'This class runs untrusted jobs (fork pull requests, public repositories: see github.trust) and ' +
+          'only those. It needs a namespace and (org scope) a runner group no trusted class uses, and a ' +
+          'runtimeClassName. Without an untrusted class, untrusted jobs are left alone and counted.',
       ),
     trustedOnly: z
       .boolean()
       .default(false)
       .describe(
-        'Untrusted jobs never get this class’s runners (meant for release); an untrusted job asking for it ' +
-          'is reported as such.',
+        'Only trusted jobs of the allowed events and refs get this class’s runners (meant for release). ' +
+          'Its runner group must admit no public repository and only selected workflows.',
+      ),
+    allowedEvents: z
+      .array(z.string().regex(/^[a-z][a-z_]*$/, 'expected a GitHub event name such as push or release'))
+      .default([])
+      .describe(
+        'Trusted-only classes: the events whose runs may use the class, e.g. [push, release]. Empty: every ' +
+          'event but those of github.trust.trustedOnlyDeniedEvents.',
+      ),
+    allowedRefs: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^refs\/(heads|tags)\/\S+$/,
+            'expected refs/heads/NAME or refs/tags/NAME (* matches any text)',
+          ),
+      )
+      .default([])
+      .describe(
+        'Trusted-only classes: the branches and tags whose runs may use the class, e.g. [refs/heads/main, ' +
+          'refs/tags/v*]. Empty: any. GitHub reports a run’s branch or tag name without saying which it ' +
+          'is, so refs/heads/X and refs/tags/X both match a run of X (a release event is always a tag).',
+      ),
+    sandboxed: z
+      .boolean()
+      .default(false)
+      .describe(
+        'A trusted class isolated like an untrusted one (runtimeClassName, no namespace or runner group ' +
+          'shared with trusted classes), whose runner group may therefore admit public repositories: an ' +
+          'untrusted job that lands on it is counted, not stopped.',
+      ),
+    allowDefaultRuntime: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Untrusted and sandboxed classes: run without a runtimeClassName, on the nodes’ default runtime. ' +
+          'Only where the nodeSelector picks nodes that sandbox every container anyway.',
       ),
     scope: z
       .enum(['org', 'repo'])
@@ -386,6 +453,33 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
   if (runnerClass.trustedOnly && runnerClass.untrusted) {
     issue(['trustedOnly'], 'a trusted-only class cannot also take untrusted jobs (untrusted: true)');
   }
+  if (runnerClass.sandboxed && (runnerClass.untrusted || runnerClass.trustedOnly)) {
+    issue(['sandboxed'], 'only for a trusted class that is neither untrusted nor trustedOnly');
+  }
+  for (const key of ['allowedEvents', 'allowedRefs'] as const) {
+    if (runnerClass[key].length > 0 && !runnerClass.trustedOnly) {
+      issue([key], 'only for a trustedOnly class');
+    }
+  }
+  if (isSandboxTier(runnerClass) && runnerClass.match.github) {
+    if (!runnerClass.runtimeClassName && !runnerClass.allowDefaultRuntime) {
+      issue(
+        ['runtimeClassName'],
+        'required for an untrusted or sandboxed class (e.g. gvisor or kata), unless allowDefaultRuntime is set',
+      );
+    }
+    runnerClass.tolerations.forEach((toleration, index) => {
+      if (toleration.operator === 'Exists' && !toleration.key) {
+        issue(
+          ['tolerations', index],
+          'tolerates every taint: an untrusted or sandboxed class must stay off nodes tainted for others',
+        );
+      }
+    });
+  }
+  if (runnerClass.allowDefaultRuntime && !isSandboxTier(runnerClass)) {
+    issue(['allowDefaultRuntime'], 'only for an untrusted or sandboxed class');
+  }
   if (!runnerClass.match.github && runnerClass.minIdle > 0) {
     issue(['minIdle'], 'expected 0 for a class without match.github: Tekton runs bring their own pods');
   }
@@ -413,6 +507,29 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
     }
   }
   checkCaches(runnerClass.caches, issue);
+  runnerClass.caches.forEach((cacheConfig, index) => {
+    if (cacheConfig.type !== 'persistentVolumeClaim') return;
+    if (cacheConfig.perRepository && runnerClass.scope !== 'repo') {
+      issue(
+        ['caches', index, 'perRepository'],
+        'needs scope repo: GitHub hands an org-scoped runner any repository’s job',
+      );
+    }
+    if (cacheConfig.buildCaches && isSandboxTier(runnerClass)) {
+      issue(
+        ['caches', index, 'buildCaches'],
+        'not for an untrusted or sandboxed class: what one job writes there later jobs execute',
+      );
+    }
+  });
+}
+
+/**
+ * The tier whose runners fork code may reach: untrusted classes, and trusted classes isolated as if
+ * they were. GitHub's runner groups (and namespaces, on the cluster's side) must keep it apart.
+ */
+export function isSandboxTier(runnerClass: RunnerClass): boolean {
+  return runnerClass.untrusted || runnerClass.sandboxed;
 }
 
 function checkCaches(
@@ -464,21 +581,16 @@ function checkClasses(classes: Record<string, RunnerClass>, ctx: Ctx): void {
     }
   }
 
-  const untrusted = names.filter((name) => classes[name]?.untrusted);
-  for (const name of untrusted.slice(1)) {
-    issue([name, 'untrusted'], `only one class may take untrusted jobs; ${untrusted[0]} already does`);
-  }
-
-  // Untrusted jobs only ever go to the untrusted class, so it may share a label set with a trusted
-  // class; two trusted classes with the same set could not be told apart.
+  // A job of one trust only goes to a class of that trust, so an untrusted class may repeat a trusted
+  // class's labels; two classes of the same trust with the same set could not be told apart.
   const byLabels = new Map<string, string>();
   const bySelector = new Map<string, string>();
   for (const name of names) {
     const runnerClass = classes[name];
-    if (!runnerClass || runnerClass.untrusted) continue;
+    if (!runnerClass) continue;
     const github = runnerClass.match.github;
     if (github) {
-      const key = canonicalLabelSet(github.labels).join('\n');
+      const key = `${runnerClass.untrusted}\n${canonicalLabelSet(github.labels).join('\n')}`;
       const other = byLabels.get(key);
       if (other)
         issue(
@@ -488,11 +600,97 @@ function checkClasses(classes: Record<string, RunnerClass>, ctx: Ctx): void {
       else byLabels.set(key, name);
     }
     const tekton = runnerClass.match.tekton;
-    if (tekton) {
+    if (tekton && !runnerClass.untrusted) {
       const key = canonicalSelector(tekton);
       const other = bySelector.get(key);
       if (other) issue([name, 'match', 'tekton'], `same selector as class ${other}: runs would be ambiguous`);
       else bySelector.set(key, name);
+    }
+  }
+  checkTiersApart(classes, names, issue);
+  checkTrustedOnlyClaims(classes, names, issue);
+}
+
+/**
+ * GitHub hands a queued job to any idle runner whose labels cover it and whose runner group (or,
+ * scope repo, repository) admits the job's repository, whatever Gantry planned; a fork author writes
+ * the labels. So the sandbox tier and the trusted tier must not share a runner group or a repository
+ * scope on GitHub's side, nor a namespace (quota, NetworkPolicy, caches) on the cluster's.
+ */
+function checkTiersApart(
+  classes: Record<string, RunnerClass>,
+  names: readonly string[],
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  const github = names.flatMap((name) => {
+    const runnerClass = classes[name];
+    return runnerClass?.match.github ? [{ name, runnerClass }] : [];
+  });
+  const trusted = github.filter(({ runnerClass }) => !isSandboxTier(runnerClass));
+  const what = (runnerClass: RunnerClass) => (runnerClass.untrusted ? 'an untrusted' : 'a sandboxed');
+  for (const { name, runnerClass } of github.filter((c) => isSandboxTier(c.runnerClass))) {
+    const sameNamespace = trusted.find((c) => c.runnerClass.namespace === runnerClass.namespace);
+    if (sameNamespace) {
+      issue(
+        [name, 'namespace'],
+        `${runnerClass.namespace} is also the namespace of trusted class ${sameNamespace.name}: ` +
+          `${what(runnerClass)} class needs a namespace of its own (quota, network policy and caches ` +
+          'would be shared)',
+      );
+    }
+    if (runnerClass.scope === 'org') {
+      const group = runnerClass.runnerGroup.toLowerCase();
+      const sameGroup = trusted.find(
+        (c) => c.runnerClass.scope === 'org' && c.runnerClass.runnerGroup.toLowerCase() === group,
+      );
+      if (sameGroup) {
+        issue(
+          [name, 'runnerGroup'],
+          `"${runnerClass.runnerGroup}" is also the runner group of trusted class ${sameGroup.name}: GitHub ` +
+            'gives a job to any idle runner of a group that admits its repository, so untrusted jobs would ' +
+            `reach ${sameGroup.name}'s runners; ${what(runnerClass)} class needs a runner group of its own`,
+        );
+      }
+    } else {
+      const repoScoped = trusted.find((c) => c.runnerClass.scope === 'repo');
+      if (repoScoped) {
+        issue(
+          [name, 'scope'],
+          `repo, like trusted class ${repoScoped.name}: both would register runners in the same ` +
+            'repositories, where GitHub gives a job to any idle runner; use scope org with a runner group ' +
+            'of its own',
+        );
+      }
+    }
+  }
+}
+
+/** A trusted-only class's cache holds release material: no other class may mount its claim. */
+function checkTrustedOnlyClaims(
+  classes: Record<string, RunnerClass>,
+  names: readonly string[],
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  const users = new Map<string, string[]>();
+  for (const name of names) {
+    const runnerClass = classes[name];
+    for (const cacheConfig of runnerClass?.caches ?? []) {
+      if (cacheConfig.type !== 'persistentVolumeClaim' || !runnerClass) continue;
+      const claim = `${runnerClass.namespace}/${cacheConfig.claimName}`;
+      users.set(claim, [...new Set([...(users.get(claim) ?? []), name])]);
+    }
+  }
+  for (const [claim, sharing] of users) {
+    if (sharing.length < 2) continue;
+    for (const name of sharing.filter((n) => classes[n]?.trustedOnly)) {
+      const index = classes[name]?.caches.findIndex(
+        (c) => c.type === 'persistentVolumeClaim' && claim.endsWith(`/${c.claimName}`),
+      );
+      issue(
+        [name, 'caches', index ?? 0, 'claimName'],
+        `claim ${claim} is shared with ${sharing.filter((n) => n !== name).join(', ')}: a trusted-only ` +
+          'class may not share a cache claim with another class',
+      );
     }
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { githubConfigSchema } from '../sources/github/config.ts';
 import { tektonConfigSchema } from '../sources/tekton/config.ts';
-import { classesSchema } from './classes.ts';
+import { classesSchema, isSandboxTier } from './classes.ts';
 
 /**
  * Gantry's configuration: the daemon's config file and, rendered from them, the Helm values.
@@ -120,6 +120,19 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.github.trust.publicRepositories === 'trusted') {
+      for (const [name, runnerClass] of Object.entries(config.classes)) {
+        if (runnerClass.match.github && runnerClass.scope === 'repo' && !isSandboxTier(runnerClass)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['github', 'trust', 'publicRepositories'],
+            message:
+              `trusted would register class ${name}'s runners (scope repo) in public repositories, whose ` +
+              'fork pull requests can take them; mark the class sandboxed or keep public repositories untrusted',
+          });
+        }
+      }
+    }
     if (!config.github.enabled || config.github.runners.org) return;
     for (const [name, runnerClass] of Object.entries(config.classes)) {
       if (runnerClass.scope === 'org' && runnerClass.match.github) {

@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
 import { ConfigError } from '../config/error.ts';
 import type { RegisteredRunner, RunnerRegistrar } from '../launcher/kube-launcher.ts';
 import type { CreateRunnerAction } from '../model/action.ts';
+import type { PlacementHold } from '../model/ledger-snapshot.ts';
 import type { RunnerScope } from '../sources/github/api.ts';
+import { isRefusedForGood } from '../sources/github/errors.ts';
 import type { JitRunnerService, RunnerPlacement } from '../sources/github/jit-runners.ts';
-import { trustedGroupProblems } from '../sources/github/runner-group-policy.ts';
+import { type PlacementProblem, placementProblems } from '../sources/github/runner-group-policy.ts';
+import { backoffDelayMs } from '../util/retry.ts';
 
-/** A trusted-only class whose runner group GitHub would let untrusted jobs use. */
-export class UnsafeTrustedGroupError extends ConfigError {
-  override name = 'UnsafeTrustedGroupError';
+/** A class whose runner group (or repository) GitHub would let untrusted jobs reach. */
+export class UnsafePlacementError extends ConfigError {
+  override name = 'UnsafePlacementError';
 }
 
 export interface GithubRegistrarOptions {
@@ -20,25 +24,55 @@ export interface GithubRegistrarOptions {
   /** Repositories that repo-scoped runners may be registered in, for the clean-up sweep. */
   repositories: () => Iterable<string>;
   logger: Logger;
+  metrics: Registry;
   cleanupIntervalMs: number;
-  /** What an unsafe runner group of a trusted-only class does at start. */
-  unsafeTrustedGroup: 'warn' | 'refuse';
+  /** What an unsafe placement does: refuse (at start: exit; later: hold the class) or only warn. */
+  unsafePlacement: 'warn' | 'refuse';
+  /** How often the runner groups are read again after start. */
+  placementCheckIntervalMs: number;
+  /**
+   * Told after every check which classes to hold on account of their runner groups: unsafe ones
+   * (with `refuse`), and every org-scoped class while the groups cannot be read at all.
+   */
+  onPlacements?: (holds: ReadonlyMap<string, PlacementHold>) => void;
+  /** Waits between reads of the runner groups while GitHub cannot be reached: doubling, first to max. */
+  unreadableRetryMs?: readonly [first: number, max: number];
 }
+
+/** Waits between attempts to remove the registration of a runner whose pod is gone (it held a job). */
+const FORGET_ATTEMPTS = 12;
+const FORGET_FIRST_DELAY_MS = 2_000;
+const FORGET_MAX_DELAY_MS = 120_000;
 
 /**
  * Runner registrations on GitHub for the launcher: a JIT config per runner in its class's scope
- * (organisation runner group, or the job's repository), removal on request, and a periodic sweep
- * of registrations whose pod is gone or that never came online.
+ * (organisation runner group, or the job's repository), removal on request, a periodic sweep of
+ * registrations whose pod is gone or that never came online, and the check that GitHub's side keeps
+ * untrusted jobs away from trusted runners (at start, then every placement check interval).
  */
 export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRegistrar & {
-  checkTrustedOnlyClasses(): Promise<void>;
+  /** Checks every class's placement; with `refuse`, throws UnsafePlacementError naming the first problem. */
+  checkPlacements(): Promise<PlacementProblem[]>;
   start(): void;
   stop(): Promise<void>;
 } {
   const { runners, classes } = options;
   const log = options.logger.child({ component: 'github-registrar' });
-  let timer: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
   let sweeping: Promise<unknown> | undefined;
+  let checking: Promise<unknown> | undefined;
+  let stopped = false;
+  /** Runner names whose registration is being removed in the background, and the wait timer. */
+  const forgetting = new Map<string, NodeJS.Timeout | undefined>();
+  const unsafeGauge = new Gauge({
+    name: 'gantry_trust_placement_unsafe',
+    help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
+    labelNames: ['class'] as const,
+    registers: [options.metrics],
+  });
+  const githubClasses = Object.keys(classes).filter((name) => classes[name]?.match.github);
+  const orgScoped = githubClasses.filter((name) => classes[name]?.scope === 'org');
+  for (const className of githubClasses) unsafeGauge.set({ class: className }, 0);
 
   const placementOf = (runner: RegisteredRunner, runnerClass: RunnerClass | undefined): RunnerPlacement => {
     if (runnerClass?.scope === 'repo') {
@@ -62,6 +96,104 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
     if (report.deleted.length || report.failed.length) log.info(report, 'stale runner registrations swept');
   }
 
+  /** Whether the runner groups were read at least once. */
+  let read = false;
+
+  async function findProblems(): Promise<PlacementProblem[]> {
+    const groups = orgScoped.length > 0 ? await runners.listGroups() : [];
+    read = true;
+    const problems = placementProblems(classes, groups);
+    const unsafe = new Set(problems.map((p) => p.className));
+    for (const className of githubClasses)
+      unsafeGauge.set({ class: className }, unsafe.has(className) ? 1 : 0);
+    return problems;
+  }
+
+  let unreadableRetry: NodeJS.Timeout | undefined;
+  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [5_000, 60_000];
+
+  /** Holds what the problems ask for, logging each one. */
+  function report(problems: readonly PlacementProblem[]): void {
+    const refuse = options.unsafePlacement === 'refuse';
+    for (const problem of problems) {
+      log.error(
+        { class: problem.className, runnerGroup: problem.group },
+        refuse
+          ? `${problem.message}; the class makes no runners and its idle ones go until this is fixed`
+          : problem.message,
+      );
+    }
+    const holds = new Map<string, PlacementHold>(
+      refuse ? problems.map((p): [string, PlacementHold] => [p.className, 'unsafe']) : [],
+    );
+    options.onPlacements?.(holds);
+  }
+
+  async function recheck(): Promise<void> {
+    report(await findProblems());
+  }
+
+  /**
+   * GitHub could not be reached at start: rather than not start (every replica also answers Tekton's
+   * admission reviews), hold the org-scoped classes and read the groups again, 5 s doubling to 60 s.
+   */
+  function holdUntilReadable(err: unknown, delayMs = firstRetryMs): void {
+    clearTimeout(unreadableRetry);
+    if (stopped) return;
+    options.onPlacements?.(new Map(orgScoped.map((name): [string, PlacementHold] => [name, 'unknown'])));
+    log.warn(
+      { err: err instanceof Error ? err.message : String(err), retryInMs: delayMs },
+      'runner groups cannot be read; org-scoped classes make no runners until they can',
+    );
+    unreadableRetry = setTimeout(() => {
+      recheck().catch((again: unknown) => holdUntilReadable(again, Math.min(maxRetryMs, delayMs * 2)));
+    }, delayMs);
+    unreadableRetry.unref();
+  }
+
+  function forget(runner: RegisteredRunner, attempt = 0): void {
+    if (stopped || (attempt === 0 && forgetting.has(runner.runnerName))) return;
+    forgetting.set(runner.runnerName, undefined);
+    const retry = (why: string) => {
+      if (stopped || attempt + 1 >= FORGET_ATTEMPTS) {
+        forgetting.delete(runner.runnerName);
+        log.info({ pod: runner.runnerName, why }, 'registration left to the runner sweep');
+        return;
+      }
+      const delay = backoffDelayMs(attempt, FORGET_FIRST_DELAY_MS, FORGET_MAX_DELAY_MS);
+      const timer = setTimeout(() => forget(runner, attempt + 1), delay);
+      timer.unref();
+      forgetting.set(runner.runnerName, timer);
+    };
+    runners
+      .remove(runner.runnerName, placementOf(runner, classes[runner.className]))
+      .then((result) => {
+        if (result === 'busy') retry('GitHub still counts it busy');
+        else forgetting.delete(runner.runnerName);
+      })
+      .catch((err: unknown) => retry(err instanceof Error ? err.message : String(err)));
+  }
+
+  /** Runs `task` every `everyMs`, one run at a time, logging its failures. */
+  function every(everyMs: number, what: string, task: () => Promise<void>, slot: 'sweep' | 'check'): void {
+    const timer = setInterval(() => {
+      const running = slot === 'sweep' ? sweeping : checking;
+      if (running) return;
+      const run = task()
+        .catch((err: unknown) =>
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`),
+        )
+        .finally(() => {
+          if (slot === 'sweep') sweeping = undefined;
+          else checking = undefined;
+        });
+      if (slot === 'sweep') sweeping = run;
+      else checking = run;
+    }, everyMs);
+    timer.unref();
+    timers.push(timer);
+  }
+
   return {
     async register(action: CreateRunnerAction, runnerClass: RunnerClass) {
       const labels = runnerClass.match.github?.labels;
@@ -77,46 +209,47 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
     unregister(runner: RegisteredRunner) {
       return runners.remove(runner.runnerName, placementOf(runner, classes[runner.className]));
     },
-    /**
-     * A trusted-only class is only as safe as its runner group on GitHub's side: check each one
-     * and warn loudly, or refuse to start, when untrusted jobs could reach its runners.
-     */
-    async checkTrustedOnlyClasses() {
-      for (const [name, runnerClass] of Object.entries(classes)) {
-        if (!runnerClass.trustedOnly || !runnerClass.match.github) continue;
-        const problems =
-          runnerClass.scope === 'repo'
-            ? [
-                'repository runners take any job of their repository, fork pull requests of a public one included',
-              ]
-            : await runners
-                .findGroup(runnerClass.runnerGroup)
-                .then((group) =>
-                  group
-                    ? trustedGroupProblems(group)
-                    : [`runner group ${runnerClass.runnerGroup} does not exist`],
-                );
-        if (problems.length === 0) continue;
-        const message = `class ${name} is trustedOnly but its runners are not protected on GitHub: ${problems.join('; ')}`;
-        if (options.unsafeTrustedGroup === 'refuse') throw new UnsafeTrustedGroupError(message);
-        log.error({ class: name, runnerGroup: runnerClass.runnerGroup, problems }, message);
+    forget: (runner) => forget(runner),
+    async checkPlacements() {
+      let problems: PlacementProblem[];
+      try {
+        problems = await findProblems();
+      } catch (err) {
+        if (isRefusedForGood(err)) {
+          throw new UnsafePlacementError(`the runner groups cannot be read: ${err.message}`);
+        }
+        holdUntilReadable(err);
+        return [];
       }
+      const [first] = problems;
+      if (first && options.unsafePlacement === 'refuse') {
+        const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+        throw new UnsafePlacementError(
+          `${first.message}${more}; fix it on GitHub, or set github.trust.unsafePlacement: warn`,
+        );
+      }
+      for (const problem of problems) {
+        log.error({ class: problem.className, runnerGroup: problem.group }, problem.message);
+      }
+      return problems;
     },
     start() {
-      timer = setInterval(() => {
-        sweeping ??= sweep()
-          .catch((err: unknown) =>
-            log.warn({ err: err instanceof Error ? err.message : String(err) }, 'runner sweep failed'),
-          )
-          .finally(() => {
-            sweeping = undefined;
-          });
-      }, options.cleanupIntervalMs);
-      timer.unref();
+      stopped = false;
+      // A leader that never read the groups (GitHub was away when it started) reads them now.
+      if (!read) {
+        clearTimeout(unreadableRetry);
+        recheck().catch((err: unknown) => holdUntilReadable(err));
+      }
+      every(options.cleanupIntervalMs, 'runner sweep', sweep, 'sweep');
+      every(options.placementCheckIntervalMs, 'runner group check', recheck, 'check');
     },
     async stop() {
-      clearInterval(timer);
-      await sweeping;
+      stopped = true;
+      clearTimeout(unreadableRetry);
+      for (const timer of timers.splice(0)) clearInterval(timer);
+      for (const timer of forgetting.values()) clearTimeout(timer);
+      forgetting.clear();
+      await Promise.all([sweeping, checking]);
     },
   };
 }

@@ -9,13 +9,16 @@ import { quotaLimits } from '../launcher/quota-headroom.ts';
 import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
-import { buildClassifier } from '../planner/classify.ts';
+import type { PlacementHold } from '../model/ledger-snapshot.ts';
+import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../planner/classify.ts';
 import { createReconciler, type ReconcilerOptions, type RunActuator } from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;
   apis: KubeApis;
   classes: RunnerClasses;
+  /** Which jobs trusted-only classes take (GitHub's trust policy). */
+  trustPolicy?: ClassTrustPolicy;
   /** Registers runners with GitHub; absent when no class serves GitHub jobs. */
   registrar?: RunnerRegistrar;
   /** Admits and cancels queued Tekton runs; absent when Tekton is disabled. */
@@ -40,7 +43,8 @@ export interface RunnerControllerOptions {
 export function createRunnerController(options: RunnerControllerOptions) {
   const { kc, apis, classes, logger } = options;
   const ledger = new Ledger({
-    classify: buildClassifier(classes),
+    classify: buildClassifier(classes, options.trustPolicy),
+    checkRunnerTrust: buildRunnerTrustCheck(classes, options.trustPolicy),
     startTimeoutMs: options.startTimeoutMs,
     deadlineGraceMs: options.deadlineGraceMs,
   });
@@ -56,8 +60,27 @@ export function createRunnerController(options: RunnerControllerOptions) {
     ready: () => watches.every((watch) => watch.isOpen()),
     ...(options.onPass ? { onPass: options.onPass } : {}),
   });
+  const log = logger.child({ component: 'runner-controller' });
   const notify = (changes: LedgerChange[]) => {
-    for (const change of changes) options.onChange?.(change);
+    for (const change of changes) {
+      if (change.kind === 'trust-violation') {
+        log.error(
+          {
+            class: change.className,
+            job: change.job.key,
+            repo: change.job.repo,
+            run: change.job.runId,
+            pod: change.runnerName,
+            violation: change.violation,
+            untrustedBecause: change.job.origin?.untrustedBecause,
+          },
+          change.contained
+            ? 'trust violation: GitHub gave this runner a job it must not run; stopping the runner'
+            : 'trust violation: GitHub gave this runner a job of another trust; counted',
+        );
+      }
+      options.onChange?.(change);
+    }
   };
   // Runner pods live in the namespaces of the classes that launch them; Tekton runs have none.
   const namespaces = registrar
@@ -128,6 +151,11 @@ export function createRunnerController(options: RunnerControllerOptions) {
   return {
     ledger,
     namespaces,
+    /** The classes held on account of their runner groups, as last read; the others are released. */
+    holdPlacements(holds: ReadonlyMap<string, PlacementHold>): void {
+      for (const className of Object.keys(classes)) ledger.setPlacementHold(className, holds.get(className));
+      reconciler.trigger();
+    },
     /** A source's event: demand changed. */
     applyJobEvent(event: JobEvent): void {
       notify(ledger.applyJobEvent(event));

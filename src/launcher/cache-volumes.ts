@@ -4,13 +4,17 @@ import { type CacheConfig, type CacheTool, cacheMountPath } from '../config/clas
 /**
  * A class's caches as pod volumes, mounts and tool environment.
  *
- * A shared PVC is mounted read-write for trusted classes and read-only for the untrusted class, so fork
- * code can read what trusted builds cached but never plant anything in it. An ephemeral volume
- * belongs to one pod only and is always writable.
+ * A shared claim lives in the class's namespace, so it is never a class of another trust tier's
+ * (those have namespaces of their own). It is read-only for untrusted classes unless the class says
+ * otherwise, so one fork's job cannot plant content for the next. With `perRepository` (scope repo,
+ * where a runner takes jobs of its own repository only) each repository gets a sub-path of its own.
  *
- * On a read-only cache only tools that can read a cache without writing to it are pointed at it:
- * Go through a file:// module proxy, Gradle through its read-only dependency cache. npm and pip write
- * into their cache on every run, so on a read-only mount they keep their own default cache.
+ * Tools are pointed only at what is safe to share: caches verified on read (npm's content-addressed
+ * cache, Go's module cache against go.sum) or inert (pip's wheels, Gradle's read-only dependency
+ * cache). GOCACHE and GRADLE_USER_HOME, whose content later builds execute (Gradle init scripts, Go
+ * build results), go into a shared claim only with `buildCaches`; an ephemeral volume belongs to one
+ * pod, so it gets them all. On a read-only claim only tools that can read without writing use it: Go
+ * through a file:// module proxy, Gradle as its read-only dependency cache.
  */
 
 export interface CachePodParts {
@@ -23,14 +27,27 @@ export function cacheVolumeName(cache: CacheConfig): string {
   return `cache-${cache.name}`;
 }
 
-export function buildCachePodParts(caches: readonly CacheConfig[], untrustedClass: boolean): CachePodParts {
+export interface CacheOwner {
+  /** The class takes untrusted jobs: shared claims default to read-only. */
+  untrusted: boolean;
+  /** The repository a repo-scoped runner serves, for per-repository sub-paths. */
+  repo?: string;
+}
+
+type Access = 'private' | 'shared' | 'shared-build' | 'read-only';
+
+export function buildCachePodParts(caches: readonly CacheConfig[], owner: CacheOwner): CachePodParts {
   const parts: CachePodParts = { volumes: [], mounts: [], env: [] };
   for (const cache of caches) {
     const name = cacheVolumeName(cache);
     const mountPath = cacheMountPath(cache);
-    const readOnly = cache.type === 'persistentVolumeClaim' && untrustedClass;
+    let access: Access = 'private';
     if (cache.type === 'persistentVolumeClaim') {
+      const readOnly = cache.readOnly ?? owner.untrusted;
+      access = readOnly ? 'read-only' : cache.buildCaches ? 'shared-build' : 'shared';
       parts.volumes.push({ name, persistentVolumeClaim: { claimName: cache.claimName, readOnly } });
+      const subPath = cache.perRepository && owner.repo ? owner.repo.toLowerCase() : undefined;
+      parts.mounts.push({ name, mountPath, readOnly, ...(subPath ? { subPath } : {}) });
     } else {
       parts.volumes.push({
         name,
@@ -44,28 +61,33 @@ export function buildCachePodParts(caches: readonly CacheConfig[], untrustedClas
           },
         },
       });
+      parts.mounts.push({ name, mountPath, readOnly: false });
     }
-    parts.mounts.push({ name, mountPath, readOnly });
-    for (const tool of cache.tools) parts.env.push(...toolEnv(tool, mountPath, readOnly));
+    for (const tool of cache.tools) parts.env.push(...toolEnv(tool, mountPath, access));
   }
   return parts;
 }
 
-function toolEnv(tool: CacheTool, root: string, readOnly: boolean): V1EnvVar[] {
+function toolEnv(tool: CacheTool, root: string, access: Access): V1EnvVar[] {
   const at = (name: string, value: string): V1EnvVar => ({ name, value });
+  const buildOutputs = access === 'private' || access === 'shared-build';
   switch (tool) {
     case 'npm':
-      return readOnly ? [] : [at('npm_config_cache', `${root}/npm`)];
+      return access === 'read-only' ? [] : [at('npm_config_cache', `${root}/npm`)];
     case 'pip':
-      return readOnly ? [] : [at('PIP_CACHE_DIR', `${root}/pip`)];
+      return access === 'read-only' ? [] : [at('PIP_CACHE_DIR', `${root}/pip`)];
     case 'go':
-      return readOnly
-        ? // The module cache's download directory is laid out as a module proxy.
-          [at('GOPROXY', `file://${root}/go/mod/cache/download,https://proxy.golang.org,direct`)]
-        : [at('GOMODCACHE', `${root}/go/mod`), at('GOCACHE', `${root}/go/build`)];
+      if (access === 'read-only') {
+        // The module cache's download directory is laid out as a module proxy.
+        return [at('GOPROXY', `file://${root}/go/mod/cache/download,https://proxy.golang.org,direct`)];
+      }
+      return [
+        at('GOMODCACHE', `${root}/go/mod`),
+        ...(buildOutputs ? [at('GOCACHE', `${root}/go/build`)] : []),
+      ];
     case 'gradle':
-      return readOnly
-        ? [at('GRADLE_RO_DEP_CACHE', `${root}/gradle/caches`)]
-        : [at('GRADLE_USER_HOME', `${root}/gradle`)];
+      return buildOutputs
+        ? [at('GRADLE_USER_HOME', `${root}/gradle`)]
+        : [at('GRADLE_RO_DEP_CACHE', `${root}/gradle/caches`)];
   }
 }

@@ -29,6 +29,12 @@ export interface RunnerRegistrar {
   register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
   /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
   unregister(runner: RegisteredRunner): Promise<'removed' | 'busy' | 'absent'>;
+  /**
+   * The runner's pod is gone: remove its registration now, or once the CI system lets go of it (it
+   * refuses while the runner still holds the job it lost with its pod). Never throws; works on in
+   * the background.
+   */
+  forget(runner: RegisteredRunner): void;
 }
 
 export type CreateOutcome =
@@ -190,11 +196,15 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
 
   /**
    * Idle and unneeded runners are unregistered first: GitHub refuses (busy) when one just took a
-   * job, and then the pod is kept. Spent runners (finished, failed, stuck) go at once.
+   * job, and then the pod is kept. Spent runners (finished, failed, stuck) go at once, and so does a
+   * runner that took a job it must not run: its pod first, then its registration.
    */
   async function remove(action: DeleteRunnerAction): Promise<DeleteOutcome> {
     const { runnerName: name, namespace } = action;
-    const idle = action.reason === 'idle-timeout' || action.reason === 'class-removed';
+    const idle =
+      action.reason === 'idle-timeout' ||
+      action.reason === 'class-removed' ||
+      action.reason === 'placement-unsafe';
     try {
       if (idle) {
         const registration = await registrar.unregister(action);
@@ -204,7 +214,7 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         }
       }
       await removePod(name, namespace, true);
-      if (!idle) await registrar.unregister(action).catch(() => 'absent');
+      if (!idle) registrar.forget(action);
       log.info({ class: action.className, pod: name, namespace, reason: action.reason }, 'runner removed');
       return { kind: 'deleted' };
     } catch (err) {

@@ -27,7 +27,10 @@ const WORK_VOLUME = 'work';
 
 export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerClass): V1Pod {
   const name = runnerNameOf(create);
-  const caches = buildCachePodParts(runnerClass.caches, runnerClass.untrusted);
+  const caches = buildCachePodParts(runnerClass.caches, {
+    untrusted: runnerClass.untrusted,
+    ...(create.repo !== undefined ? { repo: create.repo } : {}),
+  });
 
   // The class's own variables win over the cache defaults; both come after the JIT config.
   const classEnv = Object.entries(runnerClass.env)

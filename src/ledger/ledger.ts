@@ -8,6 +8,7 @@ import type {
   ClassSnapshot,
   CreationBudget,
   LedgerSnapshot,
+  PlacementHold,
   QueuedJob,
   QuotaHeadroom,
   QuotaLimits,
@@ -16,12 +17,14 @@ import type {
   RunnerView,
 } from '../model/ledger-snapshot.ts';
 import type { RunnerObservation } from '../model/runner-observation.ts';
-import type { Classification } from '../planner/classify.ts';
+import type { Classification, RunnerTrustCheck, RunnerTrustVerdict } from '../planner/classify.ts';
 import { spendCreationBudget } from '../planner/creation-budget.ts';
 import { runnerQuotaUsage } from '../planner/quota.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
+  /** Judges the runner that took a job (GitHub picks it, not Gantry); every runner is fine when absent. */
+  checkRunnerTrust?: RunnerTrustCheck;
   /** A runner not Running this long after its creation is stuck (image pull, unschedulable, …). */
   startTimeoutMs: number;
   /** Grace beyond a class's activeDeadlineSeconds before a busy runner counts as stuck. */
@@ -51,6 +54,8 @@ interface RunnerRecord {
   jobKey?: string;
   /** The CI system refused to remove it as busy: it took a job no event has named yet. */
   tookUnnamedJob?: boolean;
+  /** It took a job it must not run (see checkRunnerTrust); `contain`: it is to be stopped at once. */
+  violation?: Extract<RunnerTrustVerdict, { ok: false }>;
 }
 
 /**
@@ -112,7 +117,19 @@ export type LedgerChange =
   /** A runner's pod ended or its deletion began, at `endedAt`. */
   | { kind: 'runner-ended'; runner: RunnerObservation; endedAt: EpochMillis }
   /** The pod watch saw a runner's pod disappear at `at`. */
-  | { kind: 'runner-gone'; runner: RunnerObservation; at: EpochMillis };
+  | { kind: 'runner-gone'; runner: RunnerObservation; at: EpochMillis }
+  /**
+   * GitHub gave a runner a job of another trust than its class's (it hands a job to any idle runner
+   * whose labels and group fit). `contained`: the runner is stopped at once.
+   */
+  | {
+      kind: 'trust-violation';
+      className: string;
+      runnerName: string;
+      job: JobIdentity;
+      violation: Extract<RunnerTrustVerdict, { ok: false }>['kind'];
+      contained: boolean;
+    };
 
 /**
  * The one in-memory picture of demand and supply: jobs from the sources, runner pods from the
@@ -133,6 +150,8 @@ export class Ledger {
   readonly #quotaBackoff = new Map<string, EpochMillis>();
   readonly #budgets = new Map<string, CreationBudget>();
   readonly #creationHolds = new Map<string, EpochMillis>();
+  /** Classes held on account of their runner group (see PlacementHold). */
+  readonly #placementHolds = new Map<string, PlacementHold>();
 
   constructor(options: LedgerOptions) {
     this.#options = options;
@@ -177,10 +196,14 @@ export class Ledger {
         }
         this.#jobs.set(key, record);
         const runner = event.runnerName ? this.#runners.get(event.runnerName) : undefined;
-        if (runner && couldHaveRun(runner.observation, event.startedAt)) runner.jobKey = key;
-        return [
+        const changes: LedgerChange[] = [
           { kind: 'job-started', job: record, queuedForMs: Math.max(0, event.startedAt - record.createdAt) },
         ];
+        if (runner && couldHaveRun(runner.observation, event.startedAt)) {
+          runner.jobKey = key;
+          changes.push(...this.#judgeRunner(runner, record.identity));
+        }
+        return changes;
       }
       case 'completed': {
         this.#jobs.delete(key);
@@ -188,9 +211,7 @@ export class Ledger {
         this.#ended.set(key, true);
         const runnerName = event.runnerName ?? existing?.runnerName;
         const runner = runnerName ? this.#runners.get(runnerName) : undefined;
-        if (runner && couldHaveRun(runner.observation, event.startedAt ?? event.completedAt))
-          runner.jobKey = key;
-        return [
+        const changes: LedgerChange[] = [
           {
             kind: 'job-completed',
             job: event.job,
@@ -200,6 +221,12 @@ export class Ledger {
             ...(runnerName ? { runnerName } : {}),
           },
         ];
+        if (runner && couldHaveRun(runner.observation, event.startedAt ?? event.completedAt)) {
+          runner.jobKey = key;
+          // Its start was never reported (a lost webhook): the runner is judged all the same.
+          changes.push(...this.#judgeRunner(runner, event.job));
+        }
+        return changes;
       }
     }
   }
@@ -207,6 +234,7 @@ export class Ledger {
   /** The pod watch saw a runner pod (added or changed). */
   observeRunner(observation: RunnerObservation): LedgerChange[] {
     const record = this.#runners.get(observation.name);
+    const judged: LedgerChange[] = [];
     const before = record?.observation;
     if (record) {
       record.observation = observation;
@@ -215,13 +243,16 @@ export class Ledger {
       const linked = this.#jobByRunner.get(observation.name);
       const startedAt = linked !== undefined ? this.#jobs.get(linked)?.startedAt : undefined;
       const jobKey = startedAt !== undefined && couldHaveRun(observation, startedAt) ? linked : undefined;
-      this.#runners.set(observation.name, {
+      const added: RunnerRecord = {
         observation,
         deleteRequested: false,
         ...(jobKey !== undefined ? { jobKey } : {}),
-      });
+      };
+      this.#runners.set(observation.name, added);
+      const job = jobKey !== undefined ? this.#jobs.get(jobKey) : undefined;
+      if (job) judged.push(...this.#judgeRunner(added, job.identity));
     }
-    const changes: LedgerChange[] = [];
+    const changes: LedgerChange[] = judged;
     const { runningSince, endedAt } = observation;
     if (runningSince !== undefined && before?.runningSince === undefined) {
       changes.push({ kind: 'runner-running', runner: { ...observation, runningSince } });
@@ -230,6 +261,30 @@ export class Ledger {
       changes.push({ kind: 'runner-ended', runner: observation, endedAt });
     }
     return changes;
+  }
+
+  /** Whether the runner may run the job it took; a violation is recorded once, and reported. */
+  #judgeRunner(runner: RunnerRecord, job: JobIdentity): LedgerChange[] {
+    if (runner.violation || !this.#options.checkRunnerTrust) return [];
+    const verdict = this.#options.checkRunnerTrust(job, runner.observation.className);
+    if (verdict.ok) return [];
+    runner.violation = verdict;
+    return [
+      {
+        kind: 'trust-violation',
+        className: runner.observation.className,
+        runnerName: runner.observation.name,
+        job,
+        violation: verdict.kind,
+        contained: verdict.contain,
+      },
+    ];
+  }
+
+  /** Whether the class's runner group is unsafe or unknown, as last read from GitHub; undefined: safe. */
+  setPlacementHold(className: string, hold: PlacementHold | undefined): void {
+    if (hold) this.#placementHolds.set(className, hold);
+    else this.#placementHolds.delete(className);
   }
 
   /** The pod watch saw a runner pod disappear at `now`. */
@@ -426,6 +481,7 @@ export class Ledger {
       ...Object.keys(byClass),
       ...this.#budgets.keys(),
       ...this.#creationHolds.keys(),
+      ...this.#placementHolds.keys(),
     ])) {
       const budget = this.#budgets.get(className);
       const held = this.#creationHolds.get(className);
@@ -433,6 +489,7 @@ export class Ledger {
         ...(byClass[className] ?? { queued: [], runners: [], admittedRuns: [] }),
         ...(budget ? { budget } : {}),
         ...(held !== undefined && now < held ? { creationsHeldUntil: held } : {}),
+        ...(this.#placementHolds.has(className) ? { placement: this.#placementHolds.get(className) } : {}),
       };
     }
     return { classes: classesOut, quotas: this.#quotaHeadroom(classes), retiredNames: this.#retiredNames };
@@ -483,6 +540,7 @@ export class Ledger {
     const { observation: pod, jobKey } = record;
     const withJob = jobKey !== undefined ? { jobKey } : {};
     if (record.deleteRequested || pod.deleting) return { state: 'terminating', ...withJob };
+    if (record.violation?.contain) return { state: 'compromised', ...withJob };
     if (pod.phase === 'Failed') return { state: 'failed', ...withJob };
     if (pod.phase === 'Succeeded') return { state: 'finished', ...withJob };
     if (pod.phase !== 'Running') {

@@ -16,6 +16,7 @@ const RUNNER_STATES: readonly RunnerState[] = [
   'failed',
   'finished',
   'stuck',
+  'compromised',
 ];
 
 export interface GantryMetricsOptions {
@@ -96,6 +97,25 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     labelNames: ['source'] as const,
     registers,
   });
+
+  const trustViolations = new Counter({
+    name: 'gantry_trust_violations_total',
+    help:
+      'Jobs GitHub gave to a runner of another trust than the job’s: kind untrusted-job (an untrusted job on a ' +
+      'trusted runner) and not-allowed (a job a trusted-only class excludes) are stopped unless the class is ' +
+      'sandboxed; trusted-job (a trusted job on an untrusted runner) is only counted.',
+    labelNames: ['class', 'kind'] as const,
+    registers,
+  });
+  for (const [className, runnerClass] of Object.entries(classes)) {
+    if (!runnerClass.match.github) continue;
+    const kinds = runnerClass.untrusted
+      ? ['trusted-job']
+      : runnerClass.trustedOnly
+        ? ['untrusted-job', 'not-allowed']
+        : ['untrusted-job'];
+    for (const kind of kinds) trustViolations.inc({ class: className, kind }, 0);
+  }
 
   const activity = new RecentActivity();
 
@@ -225,6 +245,9 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
         break;
       case 'runner-gone':
         meter.gone(change.runner.name, change.at, change.runner.endedAt);
+        break;
+      case 'trust-violation':
+        trustViolations.inc({ class: change.className, kind: change.violation });
         break;
       case 'job-queued':
         break;

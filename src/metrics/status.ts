@@ -111,5 +111,10 @@ function describe(change: LedgerChange): Omit<StatusEvent, 'at'> | undefined {
       return undefined;
     case 'runner-gone':
       return { class: change.runner.className, message: `runner removed: ${change.runner.name}` };
+    case 'trust-violation':
+      return {
+        class: change.className,
+        message: `TRUST VIOLATION (${change.violation}): ${change.job.repo} ${change.job.name} ran on ${change.runnerName}${change.contained ? '; runner stopped' : '; counted'}`,
+      };
   }
 }

@@ -18,7 +18,16 @@ export interface CreateRunnerAction {
   reason: 'queued-jobs' | 'warm-pool';
 }
 
-export type DeleteRunnerReason = 'idle-timeout' | 'failed' | 'finished' | 'stuck' | 'class-removed';
+export type DeleteRunnerReason =
+  | 'idle-timeout'
+  | 'failed'
+  | 'finished'
+  | 'stuck'
+  | 'class-removed'
+  /** It took a job it must not run: stopped at once, job and all. */
+  | 'trust-violation'
+  /** Its class's runner group lets untrusted jobs reach it: an idle or starting runner goes. */
+  | 'placement-unsafe';
 
 export interface DeleteRunnerAction {
   kind: 'delete-runner';

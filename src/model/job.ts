@@ -35,14 +35,41 @@ export interface JobIdentity {
   runId: string;
   /** 1 for the first attempt, higher for re-runs. */
   runAttempt: number;
-  /** Code from outside the repository (a fork pull request): classify into a stricter class. */
+  /**
+   * The job may run code Gantry's trust policy does not vouch for (a fork pull request, a public
+   * repository, an untrusted actor or event): it may only use untrusted classes.
+   */
   untrusted: boolean;
+  /** GitHub: where the run comes from, as its workflow run reports it (trusted-only classes check it). */
+  origin?: JobOrigin;
   /** Human-readable job name, for logs and status pages. */
   name: string;
   /** Tekton: the PipelineRun's labels, matched against the classes' selectors. */
   tektonLabels?: Readonly<Record<string, string>>;
   /** Tekton: the class the run names (label gantry.dev/class) or was queued in; it wins over selectors. */
   requestedClass?: string;
+}
+
+/** Why a GitHub job is untrusted; the first reason that applies. */
+export type UntrustedReason =
+  | 'fork'
+  | 'public-repository'
+  | 'untrusted-actor'
+  | 'untrusted-event'
+  /** GitHub refuses to show the run for good (gone, not readable): fail closed. */
+  | 'unknown-run';
+
+/** What a GitHub job's workflow run says about where it comes from. */
+export interface JobOrigin {
+  /** The event that triggered the run: push, pull_request, release, workflow_dispatch, … */
+  event: string;
+  /**
+   * The branch or tag the run is for, as GitHub reports it (`head_branch`, without `refs/…`:
+   * GitHub does not say which of the two it is); null when unknown.
+   */
+  headBranch: string | null;
+  /** Set when the job is untrusted. */
+  untrustedBecause?: UntrustedReason;
 }
 
 interface JobEventBase {

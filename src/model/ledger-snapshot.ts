@@ -8,7 +8,7 @@ import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
 /** What the classifier needs to know about a job; a subset of the job identity every source reports. */
 export type ClassifiableJob = Pick<
   JobIdentity,
-  'source' | 'labels' | 'untrusted' | 'tektonLabels' | 'requestedClass'
+  'source' | 'labels' | 'untrusted' | 'origin' | 'tektonLabels' | 'requestedClass'
 >;
 
 /** A job (GitHub) or PipelineRun (Tekton) classified into a class and not yet assigned a runner. */
@@ -28,9 +28,18 @@ export interface QueuedJob {
  * - `terminating`: being deleted;
  * - `failed`: the pod failed or its runner could not start;
  * - `finished`: the one-shot runner's pod ended after its job; only its removal is left;
- * - `stuck`: starting or busy for longer than the ledger allows.
+ * - `stuck`: starting or busy for longer than the ledger allows;
+ * - `compromised`: it took a job it must not run (an untrusted job on a trusted runner): stop it now.
  */
-export type RunnerState = 'starting' | 'idle' | 'busy' | 'terminating' | 'failed' | 'finished' | 'stuck';
+export type RunnerState =
+  | 'starting'
+  | 'idle'
+  | 'busy'
+  | 'terminating'
+  | 'failed'
+  | 'finished'
+  | 'stuck'
+  | 'compromised';
 
 export interface RunnerView {
   /** The pod name, which is also the runner's name. */
@@ -99,7 +108,17 @@ export interface ClassSnapshot {
   budget?: CreationBudget;
   /** Registering the class's runners failed: no new runner before this time. */
   creationsHeldUntil?: EpochMillis;
+  /** Set while the class's placement on GitHub's side is not known to be safe (see PlacementHold). */
+  placement?: PlacementHold;
 }
+
+/**
+ * Why a class's runners are held back on account of its runner group:
+ * - `unsafe`: the group lets untrusted jobs reach its runners (a check after start found it): no new
+ *   runner, and idle and starting ones go;
+ * - `unknown`: the group could not be read yet (GitHub unreachable at start): no new runner.
+ */
+export type PlacementHold = 'unsafe' | 'unknown';
 
 export interface LedgerSnapshot {
   /** Keyed by class name. A class missing here has no demand and no runners. */

@@ -1,4 +1,10 @@
-import type { RunnerClasses, TektonSelector } from '../config/classes.ts';
+import {
+  isSandboxTier,
+  type RunnerClass,
+  type RunnerClasses,
+  type TektonSelector,
+} from '../config/classes.ts';
+import type { JobOrigin } from '../model/job.ts';
 import type { ClassifiableJob } from '../model/ledger-snapshot.ts';
 
 /**
@@ -12,9 +18,14 @@ import type { ClassifiableJob } from '../model/ledger-snapshot.ts';
  * one with the most requirements wins; ties go to the first name. A run that names its class
  * (`requestedClass`) gets that class when the class serves Tekton, and no class otherwise.
  *
- * Trust: an untrusted job (fork pull request) may only go to the class marked `untrusted`, and only if
- * that class matches it like any other job; trusted jobs never go to that class. So the untrusted
- * class may repeat a trusted class's labels and still be unambiguous.
+ * Trust: an untrusted job (see the GitHub trust policy) may only go to a class marked `untrusted`, and
+ * only if that class matches it like any other job; trusted jobs never go to those classes. So an
+ * untrusted class may repeat a trusted class's labels and still be unambiguous. A trusted-only class
+ * takes only the trusted jobs its allowed events and refs admit.
+ *
+ * This decides what Gantry plans. GitHub decides which runner takes a job (any idle one whose labels
+ * and runner group fit), so `checkRunnerTrust` judges, when a job starts, whether the runner that took
+ * it was one the job may use.
  */
 
 export type UnmatchedReason =
@@ -25,7 +36,9 @@ export type UnmatchedReason =
   /** An untrusted job the untrusted class does not match, or there is no untrusted class. */
   | 'untrusted-no-class'
   /** The job names a class that does not exist or does not serve its source. */
-  | 'unknown-class';
+  | 'unknown-class'
+  /** A trusted job whose labels match only trusted-only classes whose events or refs exclude it. */
+  | 'not-allowed-on-trusted-only';
 
 export type Classification =
   | { matched: true; className: string }
@@ -33,17 +46,27 @@ export type Classification =
 
 export type Classifier = (job: ClassifiableJob) => Classification;
 
+/** The part of the GitHub trust policy the classes' rules need. */
+export interface ClassTrustPolicy {
+  /** Events whose runs never get trusted-only runners (unless a class lists its own allowedEvents). */
+  trustedOnlyDeniedEvents: readonly string[];
+}
+
+const NO_DENIED_EVENTS: ClassTrustPolicy = { trustedOnlyDeniedEvents: [] };
+
 interface Candidate {
   name: string;
   untrusted: boolean;
   trustedOnly: boolean;
+  /** For trusted-only classes: whether a trusted job's origin is one the class admits. */
+  admits: (job: ClassifiableJob) => boolean;
   githubLabels?: ReadonlySet<string>;
   tekton?: TektonSelector;
   tektonRequirements: number;
 }
 
 /** Prepares the classes once, so classifying many jobs does not redo the label work. */
-export function buildClassifier(classes: RunnerClasses): Classifier {
+export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENTS): Classifier {
   const candidates: Candidate[] = Object.keys(classes)
     .sort()
     .flatMap((name) => {
@@ -55,6 +78,7 @@ export function buildClassifier(classes: RunnerClasses): Classifier {
           name,
           untrusted: runnerClass.untrusted,
           trustedOnly: runnerClass.trustedOnly,
+          admits: trustedOnlyAdmission(runnerClass, policy),
           ...(github ? { githubLabels: new Set(github.labels.map((label) => label.toLowerCase())) } : {}),
           ...(tekton ? { tekton } : {}),
           tektonRequirements: tekton
@@ -75,10 +99,13 @@ export function buildClassifier(classes: RunnerClasses): Classifier {
     const matches = matchingClasses(candidates, job);
     const best = (pool: Candidate[]) => mostSpecific(pool, job);
     if (!job.untrusted) {
-      const chosen = best(matches.filter((c) => !c.untrusted));
-      return chosen
-        ? { matched: true, className: chosen.name }
-        : { matched: false, reason: 'no-matching-class' };
+      const trusted = matches.filter((c) => !c.untrusted);
+      const chosen = best(trusted.filter((c) => !c.trustedOnly || c.admits(job)));
+      if (chosen) return { matched: true, className: chosen.name };
+      return {
+        matched: false,
+        reason: trusted.length > 0 ? 'not-allowed-on-trusted-only' : 'no-matching-class',
+      };
     }
     const chosen = best(matches.filter((c) => c.untrusted));
     if (chosen) return { matched: true, className: chosen.name };
@@ -91,8 +118,90 @@ export function buildClassifier(classes: RunnerClasses): Classifier {
 }
 
 /** One-off classification; prefer `buildClassifier` for many jobs. */
-export function classifyJob(job: ClassifiableJob, classes: RunnerClasses): Classification {
-  return buildClassifier(classes)(job);
+export function classifyJob(
+  job: ClassifiableJob,
+  classes: RunnerClasses,
+  policy = NO_DENIED_EVENTS,
+): Classification {
+  return buildClassifier(classes, policy)(job);
+}
+
+/** Whether a trusted job may use a trusted-only class: its run's event and ref are ones the class admits. */
+function trustedOnlyAdmission(
+  runnerClass: RunnerClass,
+  policy: ClassTrustPolicy,
+): (job: ClassifiableJob) => boolean {
+  if (!runnerClass.trustedOnly) return () => true;
+  const { allowedEvents, allowedRefs } = runnerClass;
+  const refPatterns = allowedRefs.map(globPattern);
+  return (job) => {
+    // Tekton runs carry no GitHub origin; their classes are chosen by their own selectors.
+    if (job.source !== 'github') return true;
+    const origin = job.origin;
+    if (!origin) return false;
+    const eventAllowed =
+      allowedEvents.length > 0
+        ? allowedEvents.includes(origin.event)
+        : !policy.trustedOnlyDeniedEvents.includes(origin.event);
+    if (!eventAllowed) return false;
+    if (refPatterns.length === 0) return true;
+    return refsOf(origin).some((ref) => refPatterns.some((pattern) => pattern.test(ref)));
+  };
+}
+
+/**
+ * The refs a run may be for. GitHub reports a branch or tag name (`head_branch`) without saying which:
+ * a release is for a tag, a pull-request run for a merge ref that no branch or tag pattern names.
+ */
+function refsOf(origin: JobOrigin): string[] {
+  const name = origin.headBranch;
+  if (!name || origin.event.startsWith('pull_request')) return [];
+  if (origin.event === 'release') return [`refs/tags/${name}`];
+  return [`refs/heads/${name}`, `refs/tags/${name}`];
+}
+
+/** `*` matches any text; everything else literally. */
+function globPattern(glob: string): RegExp {
+  const escaped = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${escaped.join('.*')}$`);
+}
+
+/** How a runner that took a job relates to the job's trust. */
+export type RunnerTrustVerdict =
+  | { ok: true }
+  | {
+      ok: false;
+      /**
+       * - untrusted-job: an untrusted job on a trusted class's runner;
+       * - not-allowed: a job a trusted-only class's events or refs exclude, on that class's runner;
+       * - trusted-job: a trusted job on an untrusted class's runner.
+       */
+      kind: 'untrusted-job' | 'not-allowed' | 'trusted-job';
+      /** Whether the runner must be stopped: trusted credentials or caches are within the job's reach. */
+      contain: boolean;
+    };
+
+export type RunnerTrustCheck = (job: ClassifiableJob, className: string) => RunnerTrustVerdict;
+
+/**
+ * Judges the runner GitHub gave a job. An untrusted job on a trusted runner, or a job a trusted-only
+ * class does not admit on that class's runner, must be contained; a sandboxed class accepts untrusted
+ * jobs by design (counted, not stopped), and a trusted job on an untrusted runner is only counted.
+ */
+export function buildRunnerTrustCheck(classes: RunnerClasses, policy = NO_DENIED_EVENTS): RunnerTrustCheck {
+  const admissions = new Map(
+    Object.entries(classes).map(([name, runnerClass]) => [name, trustedOnlyAdmission(runnerClass, policy)]),
+  );
+  return (job, className) => {
+    const runnerClass = classes[className];
+    if (!runnerClass) return { ok: true };
+    if (runnerClass.untrusted) {
+      return job.untrusted ? { ok: true } : { ok: false, kind: 'trusted-job', contain: false };
+    }
+    if (job.untrusted) return { ok: false, kind: 'untrusted-job', contain: !isSandboxTier(runnerClass) };
+    if (!(admissions.get(className)?.(job) ?? true)) return { ok: false, kind: 'not-allowed', contain: true };
+    return { ok: true };
+  };
 }
 
 function matchingClasses(candidates: Candidate[], job: ClassifiableJob): Candidate[] {

@@ -29,6 +29,9 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  *   configured are deleted unless busy.
  * - Tekton runs queued longer than the class's `maxQueueAge` are cancelled instead of admitted.
  * - No runner is created while the class's registrations are held (they failed recently).
+ * - A runner that took a job it must not run (an untrusted job on a trusted runner) is deleted at once.
+ * - While the class's runner group lets untrusted jobs reach it, no runner is created and idle and
+ *   starting runners are deleted; while the group is not known yet, no runner is created.
  *
  * The output is deterministic: the same input gives the same actions in the same order (classes by
  * name; per class deletions by runner name, cancellations by key, then creations and admissions in
@@ -88,9 +91,10 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
     if (runner.state === 'terminating') continue;
     live.push(runner);
     if (isSpent(runner)) {
-      deletes.push(deleteAction(name, runner, runner.state));
+      deletes.push(deleteAction(name, runner, spentReason(runner.state)));
     } else if (runner.state === 'idle' || runner.state === 'starting') {
-      pushTo(spareByPool, poolOf(runner.repo), runner);
+      if (snap.placement === 'unsafe') deletes.push(deleteAction(name, runner, 'placement-unsafe'));
+      else pushTo(spareByPool, poolOf(runner.repo), runner);
     }
   }
 
@@ -149,7 +153,9 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   };
 
   // While registrations fail (the CI system refuses or is down), a runner made now is removed again.
-  const runnersHeld = snap.creationsHeldUntil !== undefined && now < snap.creationsHeldUntil;
+  // An unsafe (or not yet known) runner group could hand a new runner to untrusted jobs.
+  const runnersHeld =
+    snap.placement !== undefined || (snap.creationsHeldUntil !== undefined && now < snap.creationsHeldUntil);
   for (const [pool, jobs] of runnersHeld ? [] : githubByPool) {
     jobs.sort(byQueueOrder);
     // A job whose own runner is starting or idle is served. Other spare runners (warm, or made for a
@@ -300,13 +306,26 @@ function seedOf(base: string, index: number): string {
 function deleteUnconfigured(name: string, snap: ClassSnapshot): DeleteRunnerAction[] {
   return snap.runners
     .filter((runner) => runner.state !== 'busy' && runner.state !== 'terminating')
-    .map((runner) => deleteAction(name, runner, isSpent(runner) ? runner.state : 'class-removed'))
+    .map((runner) =>
+      deleteAction(name, runner, isSpent(runner) ? spentReason(runner.state) : 'class-removed'),
+    )
     .sort((a, b) => compareText(a.runnerName, b.runnerName));
 }
 
-/** A runner that will never take a job again: only its removal is left. */
-function isSpent(runner: RunnerView): runner is RunnerView & { state: 'failed' | 'finished' | 'stuck' } {
-  return runner.state === 'failed' || runner.state === 'finished' || runner.state === 'stuck';
+type SpentState = 'failed' | 'finished' | 'stuck' | 'compromised';
+
+/** A runner that will never take a job again (or must not go on with its own): only its removal is left. */
+function isSpent(runner: RunnerView): runner is RunnerView & { state: SpentState } {
+  return (
+    runner.state === 'failed' ||
+    runner.state === 'finished' ||
+    runner.state === 'stuck' ||
+    runner.state === 'compromised'
+  );
+}
+
+function spentReason(state: SpentState): DeleteRunnerAction['reason'] {
+  return state === 'compromised' ? 'trust-violation' : state;
 }
 
 function deleteAction(

@@ -131,6 +131,32 @@ describe('GitHub faults', () => {
     );
   });
 
+  it('fork jobs asking for trusted labels, mixed with trusted ones, while webhooks are lost', async () => {
+    await runScenario(
+      {
+        name: 'forks-webhook-loss',
+        fault:
+          'fork jobs of a public repository with a trusted class’s runs-on among trusted jobs; half the webhooks dropped',
+      },
+      async (s) => {
+        await s.startReplica();
+        const rounds = SOAK ? 10 : 4;
+        for (let i = 0; i < rounds; i++) {
+          // Every other batch announces nothing: the poller finds those jobs, and their runs' origin.
+          s.fake.faults.dropWebhooks = i % 2 === 1;
+          s.queue(SOAK ? 20 : 6);
+          s.queueForks(SOAK ? 6 : 2);
+          s.fake.faults.dropWebhooks = false;
+          await sleep(2_000);
+        }
+        await s.waitCompleted();
+        // The harness fails the scenario on a fork job run by a trusted runner, a trusted job run by
+        // the sandbox, or any trust violation Gantry counted.
+        s.notes.push(`${s.forkJobs.length} fork jobs, all on the untrusted class`);
+      },
+    );
+  });
+
   it('webhook flood: duplicates, re-signed copies, forged signatures and garbage', async () => {
     const flood = SOAK ? 20_000 : 1_500;
     await runScenario(

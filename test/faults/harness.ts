@@ -11,6 +11,7 @@ import { type RunningWatch, startWatch } from '../../src/kube/watch.ts';
 import { reviveComponents } from '../support/control-plane/process-control.ts';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
+import { ensureSandboxRuntimeClass } from '../support/runtime-class.ts';
 import { until } from '../support/until.ts';
 import type { ScenarioRow } from './report.ts';
 
@@ -36,15 +37,20 @@ const main = new URL('../../src/main.ts', import.meta.url).pathname;
 
 /**
  * The classes every scenario runs: two for the jobs, so that each class's own maxRunners is what
- * holds, and the sandbox for untrusted jobs that a real configuration has (README). No scenario job
- * comes from a fork: one that ran in the sandbox was misjudged (e.g. its run look-up failed and the
- * guess stuck), and fails the scenario.
+ * holds, and the sandbox for untrusted jobs that a real configuration has (README): its own
+ * namespace and runner group, which admits the public repository acme/oss only. Trusted jobs come
+ * from the private repositories, fork jobs (where a scenario queues them) from forks of acme/oss. A
+ * job that ran on a runner of the other trust was misjudged or misplaced, and fails the scenario.
  */
 export const CLASSES = {
   lint: { labels: ['self-hosted', 'lint'], maxRunners: 6, untrusted: false },
   build: { labels: ['self-hosted', 'build'], maxRunners: 4, untrusted: false },
   untrusted: { labels: ['self-hosted', 'lint', 'build'], maxRunners: 4, untrusted: true },
 } as const;
+
+const TRUSTED_GROUP = 'ci';
+const SANDBOX_GROUP = 'sandbox';
+const PUBLIC_REPO = 'acme/oss';
 
 export function faultsKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
@@ -181,7 +187,7 @@ async function spawnGantry(name: string, configPath: string, logPath: string): P
  */
 function startPodSampler(
   kc: KubeConfig,
-  namespace: string,
+  namespaces: readonly string[],
   fake: FakeGithub,
   maxOf: (className: string) => number,
 ) {
@@ -225,17 +231,19 @@ function startPodSampler(
       spell.since = null;
     }
   };
-  const watch: RunningWatch = startWatch<V1Pod>({
-    kc,
-    logger: pino({ level: 'silent' }),
-    path: `/api/v1/namespaces/${namespace}/pods`,
-    labelSelector: MANAGED,
-    list: () => core.listNamespacedPod({ namespace, labelSelector: MANAGED }),
-    handlers: { upsert: (pod) => update(pod, false), remove: (pod) => update(pod, true) },
-    restartDelayMs: 250,
-  });
+  const watches: RunningWatch[] = namespaces.map((namespace) =>
+    startWatch<V1Pod>({
+      kc,
+      logger: pino({ level: 'silent' }),
+      path: `/api/v1/namespaces/${namespace}/pods`,
+      labelSelector: MANAGED,
+      list: () => core.listNamespacedPod({ namespace, labelSelector: MANAGED }),
+      handlers: { upsert: (pod) => update(pod, false), remove: (pod) => update(pod, true) },
+      restartDelayMs: 250,
+    }),
+  );
   return {
-    synced: watch.synced,
+    synced: Promise.all(watches.map((w) => w.synced)),
     peak: (className: string) => peak.get(className) ?? 0,
     /** Runner pods seen (by uid). */
     seen,
@@ -247,22 +255,28 @@ function startPodSampler(
       const current = spell.since === null ? 0 : Date.now() - spell.since;
       return { longestMs: Math.max(spell.longestMs, current), first: spell.first };
     },
-    stop: () => watch.stop(),
+    stop: () => Promise.all(watches.map((w) => w.stop())),
   };
 }
 
-async function leftovers(core: CoreV1Api, namespace: string, fake: FakeGithub) {
-  const selector = { namespace, labelSelector: MANAGED };
-  const [pods, secrets] = await Promise.all([
-    core.listNamespacedPod(selector),
-    core.listNamespacedSecret(selector),
-  ]);
+async function leftovers(core: CoreV1Api, namespaces: readonly string[], fake: FakeGithub) {
+  const found = await Promise.all(
+    namespaces.map(async (namespace) => {
+      const selector = { namespace, labelSelector: MANAGED };
+      const [pods, secrets] = await Promise.all([
+        core.listNamespacedPod(selector),
+        core.listNamespacedSecret(selector),
+      ]);
+      return { pods: pods.items, secrets: secrets.items };
+    }),
+  );
+  const pods = found.flatMap((f) => f.pods);
   return {
-    pods: pods.items.length,
-    secrets: secrets.items.length,
+    pods: pods.length,
+    secrets: found.reduce((sum, f) => sum + f.secrets.length, 0),
     registrations: fake.runners().length,
     names: [
-      ...pods.items.map((p) => `pod ${p.metadata?.name} (${p.status?.phase})`),
+      ...pods.map((p) => `pod ${p.metadata?.name} (${p.status?.phase})`),
       ...fake.runners().map((r) => `runner ${r.name} (${r.status}${r.busy ? ', busy' : ''})`),
     ],
   };
@@ -309,6 +323,10 @@ export class Scenario {
   /** Control-plane components a fault keeps down: the supervisor leaves them alone. */
   readonly downOnPurpose = new Set<string>();
   namespace = '';
+  /** The untrusted class's namespace. */
+  sandboxNamespace = '';
+  /** Jobs from forks of the public repository; they must run on the untrusted class. */
+  readonly forkJobs: number[] = [];
   fake!: FakeGithub;
   #configPath = '';
   #logDir = '';
@@ -326,21 +344,21 @@ export class Scenario {
 
   async open(): Promise<void> {
     this.#superviseControlPlane();
-    const ns = await this.core.createNamespace({
-      body: {
-        metadata: {
-          generateName: `faults-${this.options.name}-`.slice(0, 40),
-          labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
-        },
-      },
-    });
-    this.namespace = ns.metadata?.name ?? '';
-    await until(`default service account in ${this.namespace}`, async () => {
-      await this.core.readNamespacedServiceAccount({ name: 'default', namespace: this.namespace });
-      return true;
-    });
+    await ensureSandboxRuntimeClass(this.kc);
+    this.namespace = await this.#createNamespace(`faults-${this.options.name}-`.slice(0, 40));
+    this.sandboxNamespace = await this.#createNamespace(`faults-sandbox-${this.options.name}-`.slice(0, 40));
     this.fake = new FakeGithub({
-      repos: ['acme/app', 'acme/lib'],
+      repos: ['acme/app', 'acme/lib', PUBLIC_REPO],
+      publicRepos: [PUBLIC_REPO],
+      runnerGroups: [
+        TRUSTED_GROUP,
+        {
+          name: SANDBOX_GROUP,
+          visibility: 'selected',
+          selectedRepositories: [PUBLIC_REPO],
+          allowsPublicRepositories: true,
+        },
+      ],
       ...(this.options.quotaLimit ? { quotaLimit: this.options.quotaLimit } : {}),
       app: { appId: APP_ID, publicKey: appKeys().publicKey },
     });
@@ -350,11 +368,29 @@ export class Scenario {
     await mkdir(this.#logDir, { recursive: true });
     this.#configPath = join(this.#logDir, `${this.options.name}.config.json`);
     await writeFile(this.#configPath, JSON.stringify(this.#config()));
-    this.#pods = startPodSampler(this.kc, this.namespace, this.fake, (name) =>
+    this.#pods = startPodSampler(this.kc, this.namespaces, this.fake, (name) =>
       name in CLASSES ? this.maxRunners(name as keyof typeof CLASSES) : 0,
     );
     await this.#pods.synced;
-    this.#simulator = startRunnerSimulator(this.kc, this.fake, [this.namespace]);
+    this.#simulator = startRunnerSimulator(this.kc, this.fake, this.namespaces);
+  }
+
+  get namespaces(): string[] {
+    return [this.namespace, this.sandboxNamespace];
+  }
+
+  async #createNamespace(generateName: string): Promise<string> {
+    const ns = await this.core.createNamespace({
+      body: {
+        metadata: { generateName, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+      },
+    });
+    const namespace = ns.metadata?.name ?? '';
+    await until(`default service account in ${namespace}`, async () => {
+      await this.core.readNamespacedServiceAccount({ name: 'default', namespace });
+      return true;
+    });
+    return namespace;
   }
 
   /**
@@ -381,14 +417,15 @@ export class Scenario {
 
   #config() {
     const runnerClass = (labels: readonly string[], maxRunners: number, untrusted: boolean) => ({
-      namespace: this.namespace,
+      namespace: untrusted ? this.sandboxNamespace : this.namespace,
+      runnerGroup: untrusted ? SANDBOX_GROUP : TRUSTED_GROUP,
       match: { github: { labels: [...labels] } },
       nodeSelector: { type: 'kwok' },
       resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
       idleTimeout: '5s',
       maxRunners,
       maxCreatePerSecond: 20,
-      ...(untrusted ? { untrusted } : {}),
+      ...(untrusted ? { untrusted, runtimeClassName: 'gvisor' } : {}),
     });
     return {
       log: { level: this.options.logLevel ?? 'info' },
@@ -478,6 +515,24 @@ export class Scenario {
     await replica.exited;
   }
 
+  /**
+   * Queues `count` jobs from forks of the public repository, asking for the trusted classes' labels
+   * (an attacker writes their own runs-on): GitHub must give them to the sandbox group's runners only.
+   */
+  queueForks(count: number, { durationMs = 800 }: { durationMs?: number } = {}): number[] {
+    const ids = this.fake.queueJobs({
+      repo: PUBLIC_REPO,
+      labels: [...CLASSES.lint.labels],
+      count,
+      jobsPerRun: 1,
+      fromFork: 'mallory/oss',
+      durationMs,
+    }).jobIds;
+    this.jobs.push(...ids);
+    this.forkJobs.push(...ids);
+    return ids;
+  }
+
   /** Queues `count` jobs, split between the classes (lint first), `perRun` to a workflow run. */
   queue(
     count: number,
@@ -534,7 +589,7 @@ export class Scenario {
   }
 
   leftovers() {
-    return leftovers(this.core, this.namespace, this.fake);
+    return leftovers(this.core, this.namespaces, this.fake);
   }
 
   /** Sum of a metric over the live replicas. */
@@ -618,17 +673,22 @@ export class Scenario {
         failures.push(`${replica.name} died on its own (exit ${await replica.exited})`);
       }
     }
+    const violationsCounted = await this.metric('gantry_trust_violations_total');
     for (const replica of this.live()) {
       replica.signal('SIGTERM');
       const code = await Promise.race([replica.exited, sleep(15_000).then(() => 'hung' as const)]);
       if (code !== 0) failures.push(`${replica.name} exited with ${code} on SIGTERM`);
     }
-    const sandboxed = this.jobs.filter((id) =>
-      this.fake.job(id)?.runner?.name.startsWith('gantry-untrusted-'),
-    );
+    // Trust: where GitHub (the fake) ran each job, and what Gantry counted.
+    const forks = new Set(this.forkJobs);
+    const onSandbox = (id: number) => this.fake.job(id)?.runner?.name.startsWith('gantry-untrusted-');
+    const sandboxed = this.jobs.filter((id) => !forks.has(id) && onSandbox(id));
     if (sandboxed.length > 0) {
       failures.push(`${sandboxed.length} jobs from no fork ran on the untrusted class`);
     }
+    const escaped = this.forkJobs.filter((id) => this.fake.job(id)?.runner && !onSandbox(id));
+    if (escaped.length > 0) failures.push(`${escaped.length} fork jobs ran on trusted runners`);
+    if (violationsCounted > 0) failures.push(`${violationsCounted} trust violations counted`);
     if (failures.length) this.notes.push(...failures.map((f) => `FAILED: ${f}`));
     const row: ScenarioRow = {
       scenario: this.options.name,
@@ -657,7 +717,9 @@ export class Scenario {
     await this.#simulator?.stop();
     await this.#pods?.stop();
     await this.fake?.stop();
-    if (this.namespace) await this.core.deleteNamespace({ name: this.namespace }).catch(() => {});
+    for (const name of this.namespaces.filter(Boolean)) {
+      await this.core.deleteNamespace({ name }).catch(() => {});
+    }
   }
 }
 

@@ -80,6 +80,7 @@ interface Rule {
   alert?: string;
   record?: string;
   expr: string;
+  annotations?: Record<string, string>;
 }
 interface RuleGroup {
   name: string;
@@ -183,6 +184,8 @@ describe('the chart’s monitoring parts, rendered', () => {
       'GantryClassQuotaLimited',
       'GantryGithubRateLimitNearlySpent',
       'GantryGithubRateLimited',
+      'GantryTrustViolation',
+      'GantryTrustPlacementUnsafe',
       'GantryWebhookSignatureFailures',
     ]);
     const rules = promtool(['check', 'rules', writeTemp('rules.yaml', stringifyYaml({ groups }))]);
@@ -198,6 +201,80 @@ describe('the chart’s monitoring parts, rendered', () => {
     ]);
     expect(queries.output).toContain(`SUCCESS: ${panels.length} rules found`);
     expect(queries.code).toBe(0);
+  });
+});
+
+describe('the trust alerts, in promtool’s rule tests', () => {
+  it('fires on a stopped trust violation at once, and not on a trusted job on a sandbox runner', (ctx) => {
+    if (!existsSync(PROMTOOL)) return ctx.skip(NO_PROMTOOL);
+    const groups = ruleGroupsOf(renderMonitoring());
+    const rulesFile = writeTemp('rules.yaml', stringifyYaml({ groups }));
+    // promtool compares annotations too: the rule's own, with the alert's labels filled in.
+    const annotations = (alert: string, labels: Record<string, string>) => {
+      const rule = groups.flatMap((g) => g.rules).find((r) => r.alert === alert);
+      return Object.fromEntries(
+        Object.entries(rule?.annotations ?? {}).map(([key, text]) => [
+          key,
+          text.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, name: string) => labels[name] ?? ''),
+        ]),
+      );
+    };
+    // The series as the ServiceMonitor's scrape labels them (job and namespace select this install).
+    const series = (labels: string) =>
+      `gantry_trust_violations_total{job="gantry",namespace="gantry-system",${labels}}`;
+    const tests = {
+      rule_files: [rulesFile],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            { series: series('class="lint",kind="untrusted-job"'), values: '0 0 1 1 1' },
+            { series: series('class="sandbox",kind="trusted-job"'), values: '0 1 2 3 4' },
+            {
+              series: 'gantry_trust_placement_unsafe{job="gantry",namespace="gantry-system",class="lint"}',
+              values: '0 0 0 1 1',
+            },
+          ],
+          alert_rule_test: [
+            { eval_time: '1m', alertname: 'GantryTrustViolation', exp_alerts: [] },
+            {
+              eval_time: '3m',
+              alertname: 'GantryTrustViolation',
+              exp_alerts: [
+                {
+                  exp_labels: {
+                    severity: 'critical',
+                    team: 'ci',
+                    namespace: 'gantry-system',
+                    class: 'lint',
+                    kind: 'untrusted-job',
+                  },
+                  exp_annotations: annotations('GantryTrustViolation', {
+                    class: 'lint',
+                    kind: 'untrusted-job',
+                  }),
+                },
+              ],
+            },
+            { eval_time: '2m', alertname: 'GantryTrustPlacementUnsafe', exp_alerts: [] },
+            {
+              eval_time: '4m',
+              alertname: 'GantryTrustPlacementUnsafe',
+              exp_alerts: [
+                {
+                  exp_labels: { severity: 'critical', team: 'ci', namespace: 'gantry-system', class: 'lint' },
+                  exp_annotations: annotations('GantryTrustPlacementUnsafe', { class: 'lint' }),
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const result = promtool(['test', 'rules', writeTemp('trust.test.yaml', stringifyYaml(tests))]);
+    expect(result.output).toContain('SUCCESS');
+    expect(result.code).toBe(0);
   });
 });
 

@@ -106,7 +106,13 @@ describe('the chart’s RBAC, used by Gantry', () => {
     fake = new FakeGithub({
       repos: ['acme/app', 'acme/web'],
       app: { appId: APP_ID, publicKey: appKeys().publicKey },
-      runnerGroups: ['release'],
+      runnerGroups: [
+        {
+          name: 'release',
+          restrictedToWorkflows: true,
+          selectedWorkflows: ['acme/web/.github/workflows/ci.yml@refs/heads/main'],
+        },
+      ],
     });
     const apiUrl = await fake.start();
     fake.runInRealTime(100);

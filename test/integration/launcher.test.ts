@@ -34,6 +34,9 @@ function memoryRegistrar(): RunnerRegistrar & { registered: Set<string>; busy: S
       if (busy.has(name)) return 'busy';
       return registered.delete(name) ? 'removed' : 'absent';
     },
+    forget({ runnerName: name }) {
+      if (!busy.has(name)) registered.delete(name);
+    },
   };
 }
 
@@ -224,6 +227,7 @@ describe('kube launcher', () => {
         throw Object.assign(new Error('GitHub primary rate limit'), { untilMs: retryAt });
       },
       unregister: async () => 'absent',
+      forget: () => {},
     };
     const action = createAction(ns, 'acme/app#refused');
     expect(await launcherWith(refusing).create(action, runnerClass(ns))).toMatchObject({

@@ -1,11 +1,15 @@
 import { CoreV1Api } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type App, createApp } from '../../src/app.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
-import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
-import { startRunnerSimulator } from '../support/runner-simulator.ts';
+import type { FakeGithubOptions } from '../support/fake-github/index.ts';
+import {
+  ensureSandboxRuntimeClass,
+  type GantryEnv,
+  leftovers,
+  runnerClass,
+  SANDBOX,
+  startGantryEnv,
+} from '../support/gantry-env.ts';
+import { deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 
 // Gantry end to end: the fake GitHub queues jobs and sends signed webhooks to Gantry's HTTP surface;
 // Gantry classifies them, registers JIT runners and launches runner pods on the real apiserver,
@@ -13,84 +17,32 @@ import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(CoreV1Api);
-const SECRET = 'e2e-webhook-secret';
-const APP_ID = 777;
-const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted' };
 
-interface Env {
-  app: App;
-  config: ReturnType<typeof parseConfig>;
-  fake: FakeGithub;
-  simulator: ReturnType<typeof startRunnerSimulator>;
-  namespaces: string[];
-}
-
+type Env = GantryEnv;
 const namespacesToDelete: string[] = [];
+beforeAll(() => ensureSandboxRuntimeClass(kc));
 afterAll(async () => {
   await Promise.all(namespacesToDelete.map((ns) => deleteNamespace(kc, ns)));
 });
 
-/** Gantry with `classes` (namespaces filled in per test) against a fresh fake GitHub. */
+/** Gantry with `classes` in two fresh namespaces (main, release) against a fresh fake GitHub. */
 async function startEnv(
   classes: (ns: { main: string; release: string }) => Record<string, unknown>,
+  fake: Partial<FakeGithubOptions> = {},
 ): Promise<Env> {
-  const main = await createTestNamespace(kc, 'runners', restricted);
-  const release = await createTestNamespace(kc, 'release', restricted);
-  namespacesToDelete.push(main, release);
-  const keys = appKeys();
-  const fake = new FakeGithub({
-    repos: ['acme/app', 'acme/lib', 'acme/web'],
-    app: { appId: APP_ID, publicKey: keys.publicKey },
-    runnerGroups: ['release'],
+  return startGantryEnv(kc, {
+    namespaces: ['main', 'release'],
+    classes: (ns) => classes({ main: ns.main as string, release: ns.release as string }),
+    fake,
+    cleanup: namespacesToDelete,
   });
-  await fake.start();
-  fake.runInRealTime(100);
-  const config = parseConfig({
-    log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
-    http: { address: '127.0.0.1', port: 0 },
-    github: fakeGithubConfig(fake, APP_ID, SECRET),
-    controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
-    classes: classes({ main, release }),
-  });
-  const app = createApp(config, {
-    kubeConfig: kc,
-    logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
-  });
-  const { url } = await app.start();
-  fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
-  const simulator = startRunnerSimulator(kc, fake, [main, release]);
-  return { app, config, fake, simulator, namespaces: [main, release] };
 }
 
 async function stopEnv(env: Env | undefined): Promise<void> {
-  if (!env) return;
-  await env.simulator.stop();
-  await env.app.stop();
-  await env.fake.stop();
+  await env?.stop();
 }
 
-/** A class on the simulated nodes; its runner pods exit when their job is done (see the simulator). */
-function runnerClass(namespace: string, labels: string[], extra: Record<string, unknown> = {}) {
-  return {
-    namespace,
-    match: { github: { labels } },
-    nodeSelector: { type: 'kwok' },
-    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
-    idleTimeout: '5s',
-    ...extra,
-  };
-}
-
-async function leftovers(env: Env): Promise<{ pods: number; secrets: number; githubRunners: number }> {
-  let pods = 0;
-  let secrets = 0;
-  for (const namespace of env.namespaces) {
-    const selector = { namespace, labelSelector: 'app.kubernetes.io/managed-by=gantry' };
-    pods += (await core.listNamespacedPod(selector)).items.length;
-    secrets += (await core.listNamespacedSecret(selector)).items.length;
-  }
-  return { pods, secrets, githubRunners: env.fake.runners().length };
-}
+const leftoversOf = (env: Env) => leftovers(kc, env);
 
 describe('GitHub jobs to runner pods', () => {
   let env: Env | undefined;
@@ -153,7 +105,7 @@ describe('GitHub jobs to runner pods', () => {
     await until(
       'pods, secrets and GitHub runners cleaned up',
       async () => {
-        const left = await leftovers(env as Env);
+        const left = await leftoversOf(env as Env);
         return left.pods === 0 && left.secrets === 0 && left.githubRunners === 0 ? left : undefined;
       },
       60_000,
@@ -178,7 +130,7 @@ describe('limits under a burst', () => {
         maxCreatePerSecond: 50,
       }),
     }));
-    const [main, other] = env.namespaces as [string, string];
+    const { main, release: other } = env.namespaces as { main: string; release: string };
     await core.createNamespacedResourceQuota({
       namespace: main,
       body: { metadata: { name: 'runners' }, spec: { hard: { pods: '12' } } },
@@ -211,21 +163,29 @@ describe('limits under a burst', () => {
     expect(simulator.maxAlive(other)).toBeGreaterThan(1);
     expect(simulator.podsSeen.size).toBeGreaterThanOrEqual(200);
     expect(simulator.killedMidJob.size).toBe(0);
-    await until('every runner pod removed', async () => (await leftovers(env as Env)).pods === 0, 60_000);
+    await until('every runner pod removed', async () => (await leftoversOf(env as Env)).pods === 0, 60_000);
   }, 300_000);
 });
 
 describe('faults end in the right state', () => {
   let env: Env;
   beforeAll(async () => {
-    env = await startEnv(({ main }) => ({
-      lint: runnerClass(main, ['self-hosted', 'lint']),
-      forks: runnerClass(main, ['self-hosted', 'lint'], { untrusted: true }),
-      huge: runnerClass(main, ['self-hosted', 'huge'], {
-        resources: { requests: { cpu: '500', memory: '1Gi' }, limits: { memory: '1Gi' } },
+    // Fork pull requests of a public repository reach only the sandbox group's runners.
+    env = await startEnv(
+      ({ main, release }) => ({
+        lint: runnerClass(main, ['self-hosted', 'lint']),
+        forks: runnerClass(release, ['self-hosted', 'lint'], SANDBOX),
+        huge: runnerClass(main, ['self-hosted', 'huge'], {
+          resources: { requests: { cpu: '500', memory: '1Gi' }, limits: { memory: '1Gi' } },
+        }),
+        short: runnerClass(main, ['self-hosted', 'short'], { activeDeadlineSeconds: 2 }),
       }),
-      short: runnerClass(main, ['self-hosted', 'short'], { activeDeadlineSeconds: 2 }),
-    }));
+      {
+        repos: ['acme/app', 'acme/oss'],
+        publicRepos: ['acme/oss'],
+        runnerGroups: [{ name: 'sandbox', allowsPublicRepositories: true }],
+      },
+    );
   });
   afterAll(async () => {
     await stopEnv(env);
@@ -234,17 +194,17 @@ describe('faults end in the right state', () => {
   const podsOf = async (className: string) =>
     (
       await core.listNamespacedPod({
-        namespace: env.namespaces[0] as string,
+        namespace: env.namespaces.main as string,
         labelSelector: `gantry.dev/class=${className}`,
       })
     ).items;
 
   it('sends a fork pull request job to the untrusted class', async () => {
     const [id] = env.fake.queueJobs({
-      repo: 'acme/app',
+      repo: 'acme/oss',
       labels: ['self-hosted', 'lint'],
       count: 1,
-      fromFork: 'mallory/app',
+      fromFork: 'mallory/oss',
       durationMs: 500,
     }).jobIds;
     await until('fork job completed', async () => env.fake.job(id ?? 0)?.status === 'completed', 30_000);
@@ -261,7 +221,7 @@ describe('faults end in the right state', () => {
     const runner = await until('job running', async () => env.fake.job(id ?? 0)?.runner?.name);
     await core.deleteNamespacedPod({
       name: runner,
-      namespace: env.namespaces[0] as string,
+      namespace: env.namespaces.main as string,
       gracePeriodSeconds: 0,
     });
     await until(
@@ -270,7 +230,7 @@ describe('faults end in the right state', () => {
     );
     await until('its JIT secret collected', async () => {
       const secrets = await core.listNamespacedSecret({
-        namespace: env.namespaces[0] as string,
+        namespace: env.namespaces.main as string,
         labelSelector: `gantry.dev/runner=${runner}`,
       });
       return secrets.items.length === 0;
@@ -341,11 +301,7 @@ describe('restart', () => {
     );
 
     // A new Gantry process replaces the old one while the jobs run.
-    await env.app.stop();
-    const restarted = createApp(env.config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
-    env.app = restarted;
-    const { url } = await restarted.start();
-    fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+    const restarted = await env.restart();
     expect([...(restarted.runners?.ledger.runnerNames() ?? [])]).toHaveLength(4);
 
     // Jobs queued while it was away, and after, all get runners; the busy ones are left alone.
@@ -363,6 +319,6 @@ describe('restart', () => {
     expect(simulator.podsSeen.size).toBe(7);
     expect(simulator.killedMidJob.size).toBe(0);
     expect(long.map((id) => fake.job(id)?.conclusion)).toEqual(['success', 'success', 'success', 'success']);
-    await until('every runner pod removed', async () => (await leftovers(env as Env)).pods === 0, 30_000);
+    await until('every runner pod removed', async () => (await leftoversOf(env as Env)).pods === 0, 30_000);
   });
 });

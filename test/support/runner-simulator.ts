@@ -50,7 +50,12 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
         const secretNames = new Set(secrets.items.map((s) => s.metadata?.name));
         const listed = new Set(pods.items.map((p) => p.metadata?.uid ?? ''));
         for (const uid of lastListed.get(namespace) ?? []) {
-          if (!listed.has(uid) && connected.has(uid) && !exited.has(uid)) killedMidJob.add(uid);
+          if (!listed.has(uid) && connected.has(uid) && !exited.has(uid) && !killedMidJob.has(uid)) {
+            killedMidJob.add(uid);
+            // The runner process went with its pod: GitHub loses it and fails its job.
+            const name = podNames.get(uid);
+            if (name) fake.loseRunner(name);
+          }
         }
         lastListed.set(namespace, listed);
         for (const pod of pods.items) {

@@ -18,6 +18,13 @@ function parse(classes: unknown) {
 }
 
 const lint = { match: { github: { labels: ['self-hosted', 'linux', 'lint'] } } };
+/** What an untrusted class needs beyond its labels: a namespace, a runner group and a sandbox. */
+const sandbox = {
+  untrusted: true,
+  namespace: 'sandbox',
+  runnerGroup: 'sandbox',
+  runtimeClassName: 'gvisor',
+};
 
 describe('runner class configuration', () => {
   it('fills every default from a class that only says what it matches', () => {
@@ -27,6 +34,10 @@ describe('runner class configuration', () => {
       match: { github: { labels: ['self-hosted', 'linux', 'lint'] } },
       untrusted: false,
       trustedOnly: false,
+      allowedEvents: [],
+      allowedRefs: [],
+      sandboxed: false,
+      allowDefaultRuntime: false,
       scope: 'org',
       runnerGroup: 'default',
       minIdle: 0,
@@ -137,27 +148,24 @@ describe('runner class configuration', () => {
   });
 
   it('refuses a trusted-only class that takes untrusted jobs', () => {
-    expect(problems({ release: { ...lint, trustedOnly: true, untrusted: true } })).toEqual([
+    expect(
+      problems({ release: { ...lint, trustedOnly: true, untrusted: true, runtimeClassName: 'gvisor' } }),
+    ).toEqual([
       'classes.release.trustedOnly: a trusted-only class cannot also take untrusted jobs (untrusted: true)',
     ]);
   });
 
-  it('allows no untrusted class, and at most one', () => {
-    expect(problems({ lint })).toEqual([]);
-    const forks = { match: { github: { labels: ['self-hosted', 'linux', 'lint', 'x64'] } }, untrusted: true };
-    expect(problems({ lint, forks })).toEqual([]);
-    expect(problems({ lint, forks, sandbox: { ...forks } })).toEqual([
-      'classes.sandbox.untrusted: only one class may take untrusted jobs; forks already does',
-    ]);
-  });
-
-  it('refuses two trusted classes with the same GitHub labels, in any order or case', () => {
+  it('refuses two classes of the same trust with the same GitHub labels, in any order or case', () => {
     const twin = { match: { github: { labels: ['LINT', 'self-hosted', 'linux', 'lint'] } } };
     expect(problems({ lint, twin })).toEqual([
       'classes.twin.match.github.labels: same label set as class lint: jobs would be ambiguous',
     ]);
-    // The untrusted class only ever sees untrusted jobs, so repeating a trusted set is not ambiguous.
-    expect(problems({ lint, forks: { ...twin, untrusted: true } })).toEqual([]);
+    // An untrusted class only ever sees untrusted jobs, so repeating a trusted set is not ambiguous.
+    const forks = { ...twin, ...sandbox };
+    expect(problems({ lint, forks })).toEqual([]);
+    expect(problems({ lint, forks, forks2: forks })).toEqual([
+      'classes.forks2.match.github.labels: same label set as class forks: jobs would be ambiguous',
+    ]);
   });
 
   it('refuses two trusted classes with the same Tekton selector', () => {
@@ -295,5 +303,124 @@ describe('Kubernetes quantities', () => {
     expect(cpuMillicores(0.5)).toBe(500);
     expect(cpuMillicores(0.1 + 0.2)).toBe(300);
     expect(cpuMillicores(0.0001)).toBe(1);
+  });
+});
+
+describe('runner classes and trust', () => {
+  describe('trust tiers', () => {
+    const forks = { match: { github: { labels: ['self-hosted', 'linux', 'sandbox'] } }, ...sandbox };
+
+    it('allows several untrusted classes apart from the trusted ones', () => {
+      const big = { ...forks, match: { github: { labels: ['self-hosted', 'linux', 'sandbox', 'big'] } } };
+      expect(problems({ lint, forks, big })).toEqual([]);
+    });
+
+    it('refuses an untrusted class in a trusted class’s namespace or runner group', () => {
+      const shared = { ...forks, namespace: 'gantry-runners', runnerGroup: 'Default' };
+      expect(problems({ lint, forks: shared })).toEqual([
+        'classes.forks.namespace: gantry-runners is also the namespace of trusted class lint: an untrusted class needs a namespace of its own (quota, network policy and caches would be shared)',
+        'classes.forks.runnerGroup: "Default" is also the runner group of trusted class lint: GitHub gives a job to any idle runner of a group that admits its repository, so untrusted jobs would reach lint\'s runners; an untrusted class needs a runner group of its own',
+      ]);
+    });
+
+    it('refuses repository scope for both tiers', () => {
+      const repoLint = { ...lint, scope: 'repo' };
+      expect(
+        problems({ lint: repoLint, forks: { ...forks, scope: 'repo', runnerGroup: 'default' } }),
+      ).toEqual([
+        'classes.forks.scope: repo, like trusted class lint: both would register runners in the same repositories, where GitHub gives a job to any idle runner; use scope org with a runner group of its own',
+      ]);
+    });
+
+    it('requires a sandbox runtime and refuses tolerating every taint', () => {
+      const { runtimeClassName: _, ...bare } = forks;
+      expect(problems({ forks: { ...bare, tolerations: [{ operator: 'Exists' }] } })).toEqual([
+        'classes.forks.runtimeClassName: required for an untrusted or sandboxed class (e.g. gvisor or kata), unless allowDefaultRuntime is set',
+        'classes.forks.tolerations.0: tolerates every taint: an untrusted or sandboxed class must stay off nodes tainted for others',
+      ]);
+      expect(problems({ forks: { ...bare, allowDefaultRuntime: true } })).toEqual([]);
+      expect(problems({ lint: { ...lint, allowDefaultRuntime: true } })).toEqual([
+        'classes.lint.allowDefaultRuntime: only for an untrusted or sandboxed class',
+      ]);
+    });
+
+    it('holds a sandboxed trusted class to the untrusted tier’s rules', () => {
+      const open = { match: { github: { labels: ['self-hosted', 'oss'] } }, sandboxed: true };
+      expect(problems({ open })).toEqual([
+        'classes.open.runtimeClassName: required for an untrusted or sandboxed class (e.g. gvisor or kata), unless allowDefaultRuntime is set',
+      ]);
+      expect(
+        problems({
+          lint,
+          open: { ...open, runtimeClassName: 'gvisor', namespace: 'oss', runnerGroup: 'oss' },
+        }),
+      ).toEqual([]);
+      expect(problems({ open: { ...open, runtimeClassName: 'gvisor', trustedOnly: true } })).toEqual([
+        'classes.open.sandboxed: only for a trusted class that is neither untrusted nor trustedOnly',
+      ]);
+    });
+
+    it('takes allowed events and refs on trusted-only classes only', () => {
+      const release = {
+        ...lint,
+        trustedOnly: true,
+        allowedEvents: ['push', 'release'],
+        allowedRefs: ['refs/tags/v*'],
+      };
+      expect(problems({ release })).toEqual([]);
+      expect(problems({ lint: { ...lint, allowedEvents: ['push'] } })).toEqual([
+        'classes.lint.allowedEvents: only for a trustedOnly class',
+      ]);
+      expect(problems({ release: { ...release, allowedRefs: ['main'] } })).toEqual([
+        'classes.release.allowedRefs.0: expected refs/heads/NAME or refs/tags/NAME (* matches any text)',
+      ]);
+    });
+  });
+
+  describe('caches and trust', () => {
+    const claim = (claimName: string, extra: Record<string, unknown> = {}) => ({
+      caches: [{ name: 'deps', type: 'persistentVolumeClaim', claimName, ...extra }],
+    });
+
+    it('refuses a trusted-only class sharing its claim with another class, naming both', () => {
+      expect(
+        problems({
+          lint: { ...lint, ...claim('deps') },
+          release: {
+            ...lint,
+            trustedOnly: true,
+            match: { github: { labels: ['release'] } },
+            ...claim('deps'),
+          },
+        }),
+      ).toEqual([
+        'classes.release.caches.0.claimName: claim gantry-runners/deps is shared with lint: a trusted-only class may not share a cache claim with another class',
+      ]);
+      // The same claim name in another namespace is another claim.
+      expect(
+        problems({
+          lint: { ...lint, ...claim('deps') },
+          release: {
+            ...lint,
+            namespace: 'release',
+            trustedOnly: true,
+            match: { github: { labels: ['release'] } },
+            ...claim('deps'),
+          },
+        }),
+      ).toEqual([]);
+    });
+
+    it('keeps per-repository paths to repository scope, and build caches off the sandbox tier', () => {
+      expect(problems({ lint: { ...lint, ...claim('deps', { perRepository: true }) } })).toEqual([
+        'classes.lint.caches.0.perRepository: needs scope repo: GitHub hands an org-scoped runner any repository’s job',
+      ]);
+      expect(
+        problems({ lint: { ...lint, scope: 'repo', ...claim('deps', { perRepository: true }) } }),
+      ).toEqual([]);
+      expect(problems({ forks: { ...lint, ...sandbox, ...claim('deps', { buildCaches: true }) } })).toEqual([
+        'classes.forks.caches.0.buildCaches: not for an untrusted or sandboxed class: what one job writes there later jobs execute',
+      ]);
+    });
   });
 });

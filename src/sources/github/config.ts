@@ -2,6 +2,58 @@ import { z } from 'zod';
 
 const repoFullName = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'expected owner/name');
 
+const eventName = z
+  .string()
+  .regex(/^[a-z][a-z_]*$/, 'expected a GitHub event name such as push or pull_request_target');
+
+/**
+ * Which GitHub jobs are untrusted (they may only use untrusted classes), which may not use trusted-only
+ * classes, and what Gantry does when GitHub's side does not keep the tiers apart.
+ */
+const trustSchema = z
+  .strictObject({
+    publicRepositories: z
+      .enum(['untrusted', 'trusted'])
+      .default('untrusted')
+      .describe(
+        'Jobs of public repositories: untrusted (anyone can open a pull request there, and every runner ' +
+          'such a job can reach can get theirs) or trusted. Fork pull requests are untrusted either way.',
+      ),
+    untrustedActors: z
+      .array(z.string().min(1))
+      .default(['dependabot[bot]'])
+      .describe(
+        'Runs triggered by these accounts (actor or triggering actor, case-insensitive) are untrusted.',
+      ),
+    untrustedEvents: z
+      .array(eventName)
+      .default([])
+      .describe('Runs of these events are untrusted, e.g. [pull_request_target, issue_comment].'),
+    trustedOnlyDeniedEvents: z
+      .array(eventName)
+      .default(['pull_request_target', 'workflow_run', 'issue_comment'])
+      .describe(
+        'Runs of these events never get trusted-only runners (they act on pull requests, artifacts or ' +
+          'comments others control). A class’s allowedEvents, when set, replaces this list for that class.',
+      ),
+    unsafePlacement: z
+      .enum(['refuse', 'warn'])
+      .default('refuse')
+      .describe(
+        'When a trusted class’s runner group lets untrusted jobs reach its runners (it admits public ' +
+          'repositories; for trustedOnly classes also: any workflow may use it): refuse to start (exit 2), ' +
+          'and later hold the class and remove its idle runners; or only log an error and count it.',
+      ),
+    placementCheckIntervalSeconds: z
+      .int()
+      .min(60)
+      .default(600)
+      .describe('How often the runner groups are read again (conditional requests: free when unchanged).'),
+  })
+  .prefault({});
+
+export type TrustPolicy = z.output<typeof trustSchema>;
+
 const appAuthSchema = z
   .strictObject({
     kind: z.literal('app'),
@@ -98,6 +150,7 @@ export const githubConfigSchema = z
         perPage: z.int().min(1).max(100).default(100).describe('Page size of list requests.'),
       })
       .prefault({}),
+    trust: trustSchema,
     runners: z
       .strictObject({
         org: z
@@ -115,13 +168,6 @@ export const githubConfigSchema = z
           .describe(
             'Prefix of runner (and pod) names; runners with it are treated as this installation’s own, so ' +
               'each Gantry installation sharing an organisation needs its own prefix.',
-          ),
-        unsafeTrustedGroup: z
-          .enum(['warn', 'refuse'])
-          .default('warn')
-          .describe(
-            'At start, what to do when a trustedOnly class’s runner group lets public repositories or any ' +
-              'workflow use it (GitHub could hand its runners untrusted jobs): log an error, or refuse to start.',
           ),
         offlineGraceSeconds: z
           .int()

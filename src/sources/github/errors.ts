@@ -39,3 +39,10 @@ export class GithubApiError extends Error {
 export function isStatus(err: unknown, status: number): boolean {
   return err instanceof GithubApiError && err.status === status;
 }
+
+/** A 4xx other than a timeout or rate limit: asking again gives the same answer. */
+export function isRefusedForGood(err: unknown): err is GithubApiError {
+  return (
+    err instanceof GithubApiError && err.status >= 400 && err.status < 500 && ![408, 429].includes(err.status)
+  );
+}

@@ -41,8 +41,8 @@ export interface JitRunnerService {
   cleanup(livePods: ReadonlySet<string>, scopes: readonly RunnerScope[]): Promise<CleanupReport>;
   /** The scope a placement registers in. */
   scopeOf(placement: RunnerPlacement): RunnerScope;
-  /** The organisation's runner group of that name (case-insensitive), with its access settings. */
-  findGroup(name: string): Promise<RunnerGroupAccess | undefined>;
+  /** The organisation's runner groups with their access settings (conditional: free when unchanged). */
+  listGroups(): Promise<RunnerGroupAccess[]>;
 }
 
 export interface JitRunnerOptions {
@@ -113,11 +113,11 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
   return {
     scopeOf,
 
-    async findGroup(name) {
-      const scope = scopeOf({ scope: 'org', group: name });
-      if (scope.kind !== 'org') return undefined;
+    async listGroups() {
+      const scope = scopeOf({ scope: 'org', group: 'default' });
+      if (scope.kind !== 'org') return [];
       const { items } = await api.listRunnerGroups(scope.org);
-      return items.find((g) => g.name.toLowerCase() === name.toLowerCase());
+      return items;
     },
 
     async create(request) {

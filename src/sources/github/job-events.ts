@@ -1,9 +1,15 @@
 import type { Logger } from 'pino';
-import { type JobEvent, type JobIdentity, jobKey, type ObservedVia } from '../../model/job.ts';
+import {
+  type JobEvent,
+  type JobIdentity,
+  type JobOrigin,
+  jobKey,
+  type ObservedVia,
+} from '../../model/job.ts';
 import type { Clock } from './clock.ts';
-import type { RunTrust } from './fork-detection.ts';
 import type { JobTracker, TrackedJob } from './job-tracker.ts';
 import type { GithubMetrics } from './metrics.ts';
+import type { RunOrigins } from './run-origin.ts';
 import { eventOf, identityOf, type JobPhase, PHASE_ORDER, type WorkflowJobFields } from './workflow-job.ts';
 
 /** Waits between look-ups of a run that could not be looked up: doubled from the first up to the cap. */
@@ -29,7 +35,7 @@ interface HeldJob {
 
 /**
  * The one place where job observations become events: deduplicated and forward-only through the
- * tracker, marked untrusted for fork pull requests, handed to the consumer once.
+ * tracker, with the origin of the job's run (untrusted per the trust policy), handed to the consumer once.
  *
  * A job's identity, untrusted flag included, is fixed by its first event. When its run cannot be
  * looked up, the job is held back (no event, nothing tracked) rather than guessed: it must never pass
@@ -38,7 +44,7 @@ interface HeldJob {
  */
 export function createJobApplier(options: {
   tracker: JobTracker;
-  runTrust: RunTrust;
+  origins: RunOrigins;
   emit: (event: JobEvent) => void;
   clock: Clock;
   logger: Logger;
@@ -46,7 +52,7 @@ export function createJobApplier(options: {
   /** Jobs held at most; beyond, the oldest is dropped (the poller finds it again: it was never tracked). */
   maxHeld?: number;
 }): JobApplier {
-  const { tracker, metrics, runTrust } = options;
+  const { tracker, metrics, origins } = options;
   const log = options.logger.child({ component: 'github-jobs' });
   const maxHeld = options.maxHeld ?? 5_000;
   /** By job key, oldest first. */
@@ -102,9 +108,9 @@ export function createJobApplier(options: {
           }
           // Every held job of the run was settled by another observation, or dropped.
           if (heldOf(runId).length === 0) return;
-          let untrusted: boolean;
+          let origin: JobOrigin;
           try {
-            untrusted = await runTrust.isUntrusted(repo, runId);
+            origin = await origins.originOf(repo, runId);
           } catch {
             continue;
           }
@@ -113,7 +119,7 @@ export function createJobApplier(options: {
             release(key);
             if (!tracker.isAdvance(key, observation.phase)) continue;
             const identity =
-              tracker.get(key)?.identity ?? identityOf(observation.job, observation.repo, untrusted);
+              tracker.get(key)?.identity ?? identityOf(observation.job, observation.repo, origin);
             try {
               settle(key, observation, identity);
             } catch (err) {
@@ -169,7 +175,7 @@ export function createJobApplier(options: {
       let identity = tracker.get(key)?.identity;
       if (!identity) {
         try {
-          identity = identityOf(job, repo, await runTrust.isUntrusted(repo, job.run_id));
+          identity = identityOf(job, repo, await origins.originOf(repo, job.run_id));
         } catch (err) {
           hold(key, observation, err as Error);
           return null;

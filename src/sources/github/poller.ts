@@ -4,11 +4,11 @@ import type { GithubApi, WorkflowRun } from './api.ts';
 import type { RateLimitSnapshot } from './client.ts';
 import type { Clock } from './clock.ts';
 import { GithubRateLimitedError } from './errors.ts';
-import type { RunTrust } from './fork-detection.ts';
 import type { JobApplier } from './job-events.ts';
 import type { JobTracker } from './job-tracker.ts';
 import type { GithubMetrics } from './metrics.ts';
 import { defaultPollPacing, type PollDelayReason, pollDelay } from './rate-limit.ts';
+import type { RunOrigins } from './run-origin.ts';
 import { JobFieldError, jobListItemSchema, phaseOfStatus } from './workflow-job.ts';
 
 export interface PollReport {
@@ -28,7 +28,7 @@ export interface PollerOptions {
   repositories: () => Promise<string[]>;
   applier: JobApplier;
   tracker: JobTracker;
-  runTrust: RunTrust;
+  origins: RunOrigins;
   rateLimit: () => RateLimitSnapshot;
   /** When the last verified workflow_job webhook arrived; null when webhooks are off or none came. */
   lastWebhookAt: () => number | null;
@@ -134,7 +134,7 @@ export function createPoller(options: PollerOptions): Poller {
       const { items } = await api.listWorkflowRuns(repo, status);
       for (const run of items) {
         runs.set(Number(run.id), run);
-        options.runTrust.remember(run);
+        options.origins.remember(run);
       }
     }
     report.runs += runs.size;

@@ -9,12 +9,12 @@ import { createAppAuth, createTokenAuth, type GithubAuth, parseAppPrivateKey } f
 import { createGithubClient, type RateLimitSnapshot } from './client.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { GithubConfig } from './config.ts';
-import { createRunTrust } from './fork-detection.ts';
 import { createJitRunnerService, type JitRunnerService } from './jit-runners.ts';
 import { createJobApplier } from './job-events.ts';
 import { JobTracker } from './job-tracker.ts';
 import { createGithubMetrics } from './metrics.ts';
 import { createPoller, type PollReport } from './poller.ts';
+import { createRunOrigins } from './run-origin.ts';
 import { createWebhookForwarder, type ForwardTarget, type WebhookForwarder } from './webhook-forward.ts';
 import { registerGithubWebhookRoute } from './webhook-route.ts';
 import { KeyedWorkQueue } from './work-queue.ts';
@@ -149,7 +149,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
       listing = api
         .listWorkflowRuns(repo, 'queued')
         .then(({ items }) => {
-          for (const run of items) runTrust.remember(run);
+          for (const run of items) origins.remember(run);
           return items;
         })
         .finally(() => queuedListings.delete(repo));
@@ -157,15 +157,16 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     }
     return listing;
   };
-  const runTrust = createRunTrust({
+  const origins = createRunOrigins({
     fetchRun: async (repo, runId) => {
       const queued = await listQueuedRuns(repo);
       return queued.find((run) => Number(run.id) === runId) ?? api.getRun(repo, runId);
     },
+    policy: config.trust,
     cacheSize: config.runCacheSize,
     logger,
   });
-  const applier = createJobApplier({ tracker, runTrust, emit: deps.onEvent, clock, logger, metrics });
+  const applier = createJobApplier({ tracker, origins, emit: deps.onEvent, clock, logger, metrics });
 
   const webhookSecret = readSecret('webhook.secretPath', config.webhook.secret, config.webhook.secretPath);
   let lastWebhookAt: number | null = null;
@@ -216,7 +217,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     repositories,
     applier,
     tracker,
-    runTrust,
+    origins,
     rateLimit: () => client.rateLimit(),
     lastWebhookAt: () => lastWebhookAt,
     webhooksEnabled: webhookSecret !== undefined && !deps.sharedWebhooks,

@@ -3,6 +3,7 @@ import {
   type JobConclusion,
   type JobEvent,
   type JobIdentity,
+  type JobOrigin,
   jobKey,
   type ObservedVia,
 } from '../../model/job.ts';
@@ -107,7 +108,7 @@ function timestamp(job: WorkflowJobFields, field: 'created_at' | 'started_at' | 
   return ms;
 }
 
-export function identityOf(job: WorkflowJobFields, repo: string, untrusted: boolean): JobIdentity {
+export function identityOf(job: WorkflowJobFields, repo: string, origin: JobOrigin): JobIdentity {
   return {
     source: 'github',
     key: jobKey('github', job.id),
@@ -115,7 +116,8 @@ export function identityOf(job: WorkflowJobFields, repo: string, untrusted: bool
     labels: [...job.labels],
     runId: String(job.run_id),
     runAttempt: job.run_attempt ?? 1,
-    untrusted,
+    untrusted: origin.untrustedBecause !== undefined,
+    origin,
     name: job.name,
   };
 }
@@ -164,7 +166,7 @@ export function eventOf(
 /** Checks, without side effects, that the job carries the timestamps its phase needs; the problem or null. */
 export function checkJobFields(job: WorkflowJobFields, phase: JobPhase): string | null {
   try {
-    eventOf(job, phase, identityOf(job, 'check/only', false), 'webhook');
+    eventOf(job, phase, identityOf(job, 'check/only', { event: 'check', headBranch: null }), 'webhook');
     return null;
   } catch (err) {
     if (err instanceof JobFieldError) return err.message;

@@ -28,6 +28,12 @@ export interface FakeRun {
   headSha: string;
   /** Where the code comes from; differs from `repo` for a fork pull request. */
   headRepo: FakeRepo;
+  /** Who triggered it (login). */
+  actor: string;
+  /** The workflow file, relative to the repository. */
+  workflowPath: string;
+  /** The ref the workflow file was read at: refs/heads/main, refs/tags/v1, refs/pull/7/merge, … */
+  workflowRef: string;
   createdAt: number;
   updatedAt: number;
   jobIds: number[];
@@ -71,21 +77,39 @@ export interface FakeRunnerGroup {
   id: number;
   name: string;
   isDefault: boolean;
-  /** GitHub's defaults: public repositories may use it, every workflow may. */
+  /** Which repositories may use it: all, the selected ones, or every private one. GitHub's default: all. */
+  visibility: 'all' | 'selected' | 'private';
+  /** With visibility selected: owner/name of each repository that may use it. */
+  selectedRepositories: string[];
+  /** Whether public repositories may use it (the REST description's default for a group: no). */
   allowsPublicRepositories: boolean;
   restrictedToWorkflows: boolean;
+  /** owner/repo/.github/workflows/file.yml@ref entries, as GitHub's settings take them. */
   selectedWorkflows: string[];
 }
 
+/** The access settings of a runner group, all optional when a test describes one. */
+export type RunnerGroupSettings = Partial<Omit<FakeRunnerGroup, 'id' | 'name' | 'isDefault'>>;
+
 /** How a test describes an extra runner group: a name, or a name with its access settings. */
-export type RunnerGroupSpec =
-  | string
-  | {
-      name: string;
-      allowsPublicRepositories?: boolean;
-      restrictedToWorkflows?: boolean;
-      selectedWorkflows?: string[];
-    };
+export type RunnerGroupSpec = string | ({ name: string } & RunnerGroupSettings);
+
+/**
+ * Whether GitHub lets a job of `repo`, defined by the workflow file `workflow` (owner/repo/path@ref),
+ * use runners of the group: the repository must be admitted (and, if public, public repositories
+ * allowed), and with workflow restrictions the workflow must be a selected one.
+ */
+export function groupAdmits(group: FakeRunnerGroup, repo: FakeRepo, workflow: string): boolean {
+  if (!repo.private && !group.allowsPublicRepositories) return false;
+  if (group.visibility === 'private' && !repo.private) return false;
+  if (
+    group.visibility === 'selected' &&
+    !group.selectedRepositories.some((r) => r.toLowerCase() === repo.fullName.toLowerCase())
+  ) {
+    return false;
+  }
+  return !group.restrictedToWorkflows || group.selectedWorkflows.includes(workflow);
+}
 
 /** GitHub writes timestamps without milliseconds. */
 export const iso = (ms: number): string =>
@@ -98,7 +122,7 @@ export function simpleUser(
   api: string,
   login: string,
   id: number,
-  type: 'User' | 'Organization',
+  type: 'User' | 'Organization' | 'Bot',
 ) {
   const url = `${api}/users/${login}`;
   return {
@@ -236,7 +260,7 @@ export function workflowRun(web: string, api: string, run: FakeRun, jobs: readon
     check_suite_node_id: nodeId('CS_', run.id),
     head_branch: run.headBranch,
     head_sha: run.headSha,
-    path: '.github/workflows/ci.yml',
+    path: run.workflowPath,
     run_number: run.runNumber,
     run_attempt: run.runAttempt,
     event: run.event,
@@ -270,9 +294,14 @@ export function workflowRun(web: string, api: string, run: FakeRun, jobs: readon
     repository: minimalRepository(web, api, run.repo),
     head_repository: { ...minimalRepository(web, api, run.headRepo), fork: run.headRepo.id !== run.repo.id },
     head_repository_id: run.headRepo.id,
-    actor: simpleUser(web, api, 'dev', 583231, 'User'),
-    triggering_actor: simpleUser(web, api, 'dev', 583231, 'User'),
+    actor: actorOf(web, api, run.actor),
+    triggering_actor: actorOf(web, api, run.actor),
   };
+}
+
+function actorOf(web: string, api: string, login: string) {
+  const id = [...login].reduce((sum, c) => (sum * 31 + c.charCodeAt(0)) % 9_000_000, 7) + 1_000;
+  return simpleUser(web, api, login, id, login.endsWith('[bot]') ? 'Bot' : 'User');
 }
 
 /** The job as the REST API shows it (schema `job`). */
@@ -323,8 +352,11 @@ export function runnerGroup(api: string, org: string, group: FakeRunnerGroup) {
   return {
     id: group.id,
     name: group.name,
-    visibility: 'all',
+    visibility: group.visibility,
     default: group.isDefault,
+    ...(group.visibility === 'selected'
+      ? { selected_repositories_url: `${api}/orgs/${org}/actions/runner-groups/${group.id}/repositories` }
+      : {}),
     runners_url: `${api}/orgs/${org}/actions/runner-groups/${group.id}/runners`,
     hosted_runners_url: `${api}/orgs/${org}/actions/runner-groups/${group.id}/hosted-runners`,
     inherited: false,

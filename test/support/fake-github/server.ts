@@ -9,7 +9,9 @@ import {
   type FakeRunner,
   type FakeRunnerGroup,
   fullRepository,
+  groupAdmits,
   iso,
+  type RunnerGroupSettings,
   type RunnerGroupSpec,
   type RunnerScopeRef,
   restJob,
@@ -37,6 +39,8 @@ export interface FakeGithubOptions {
   org?: string;
   /** Repository names (owner/name); the owner of the first is the org unless `org` is given. */
   repos?: string[];
+  /** Those of `repos` that are public (the others are private). */
+  publicRepos?: string[];
   app?: { appId: number; clientId?: string; publicKey: KeyObject; installationId?: number };
   /** Personal access tokens the fake accepts. */
   pats?: string[];
@@ -49,6 +53,8 @@ export interface FakeGithubOptions {
   webhook?: { url: string; secret: string };
   /** Extra runner groups of the org besides Default (id 1). */
   runnerGroups?: RunnerGroupSpec[];
+  /** Settings of the Default group. */
+  defaultGroup?: RunnerGroupSettings;
   /** Keep every response for validation against the REST description. */
   recordResponses?: boolean;
 }
@@ -79,6 +85,8 @@ export interface DeliveryRecord {
   jobId: number;
   /** HTTP status of the receiver, 'dropped' by the fault knob, 'error' when the receiver was unreachable. */
   result: number | 'dropped' | 'error';
+  /** When it was sent (the fake's clock). */
+  at: number;
   body: string;
   headers: Record<string, string>;
 }
@@ -93,6 +101,16 @@ export interface QueueJobsRequest {
   conclusion?: Conclusion;
   /** The run comes from a pull request of this fork (owner/name). */
   fromFork?: string;
+  /** The run's event; default push, or pull_request for a fork. */
+  event?: string;
+  /** Who triggered the run; default dev. */
+  actor?: string;
+  /** The branch or tag the run is for (`head_branch`); default main, or patch-1 for a fork. */
+  headBranch?: string;
+  /** The ref its workflow file is read at; default refs/heads/<headBranch>, or a pull request's merge ref. */
+  workflowRef?: string;
+  /** The workflow file; default .github/workflows/ci.yml. */
+  workflowPath?: string;
   /** Environment protection: jobs wait for approval first. */
   waiting?: boolean;
   name?: string;
@@ -162,6 +180,8 @@ export class FakeGithub {
     outageStatus: 502 as 500 | 502 | 503 | 504,
     /** Every response gets a fresh ETag, so no conditional request is ever answered 304. */
     etagChurn: false,
+    /** How long GitHub takes to fail the job of a runner that vanished mid-job (minutes on GitHub). */
+    lostRunnerFailsAfterMs: 1_000,
   };
 
   readonly #options: FakeGithubOptions;
@@ -189,14 +209,21 @@ export class FakeGithub {
     this.org = options.org ?? repos[0]?.split('/')[0] ?? 'acme';
     this.installationId = options.app?.installationId ?? 4242;
     this.#webhook = options.webhook ?? null;
-    for (const fullName of repos) this.addRepo(fullName);
-    const open = { allowsPublicRepositories: true, restrictedToWorkflows: false, selectedWorkflows: [] };
+    for (const fullName of repos) this.addRepo(fullName, !options.publicRepos?.includes(fullName));
+    // The REST description's defaults for a group: every private repository, no public ones, any workflow.
+    const defaults = {
+      visibility: 'all' as const,
+      selectedRepositories: [],
+      allowsPublicRepositories: false,
+      restrictedToWorkflows: false,
+      selectedWorkflows: [],
+    };
     this.#groups = [
-      { id: 1, name: 'Default', isDefault: true, ...open },
+      { id: 1, name: 'Default', isDefault: true, ...defaults, ...options.defaultGroup },
       ...(options.runnerGroups ?? []).map((spec, i) => ({
         id: 2 + i,
         isDefault: false,
-        ...open,
+        ...defaults,
         ...(typeof spec === 'string' ? { name: spec } : spec),
       })),
     ];
@@ -274,17 +301,31 @@ export class FakeGithub {
     const runIds: number[] = [];
     const jobIds: number[] = [];
     for (let made = 0; made < request.count; ) {
+      const runNumber = ++this.#runNumber;
+      const event = request.event ?? (request.fromFork ? 'pull_request' : 'push');
+      const headBranch = request.headBranch ?? (request.fromFork ? 'patch-1' : 'main');
+      // A pull request's workflow is read from its merge commit, which its author writes.
+      const workflowRef =
+        request.workflowRef ??
+        (event.startsWith('pull_request') && event !== 'pull_request_target'
+          ? `refs/pull/${runNumber}/merge`
+          : event === 'release'
+            ? `refs/tags/${headBranch}`
+            : `refs/heads/${headBranch}`);
       const run: FakeRun = {
         id: this.#id(),
         repo,
-        runNumber: ++this.#runNumber,
+        runNumber,
         runAttempt: 1,
         workflowId: 161335,
         workflowName: 'CI',
-        event: request.fromFork ? 'pull_request' : 'push',
-        headBranch: request.fromFork ? 'patch-1' : 'main',
-        headSha: createHash('sha1').update(`run${this.#runNumber}`).digest('hex'),
+        event,
+        headBranch,
+        headSha: createHash('sha1').update(`run${runNumber}`).digest('hex'),
         headRepo,
+        actor: request.actor ?? 'dev',
+        workflowPath: request.workflowPath ?? '.github/workflows/ci.yml',
+        workflowRef,
         createdAt: now,
         updatedAt: now,
         jobIds: [],
@@ -337,6 +378,33 @@ export class FakeGithub {
     if (!runner) throw new Error(`no runner named ${name}`);
     runner.status = 'online';
     return this.#assign(runner);
+  }
+
+  /**
+   * The runner's process vanished mid-job (its pod was deleted): it goes offline, and GitHub fails its
+   * job after `faults.lostRunnerFailsAfterMs`, when the runner is removed like any that ran its job.
+   * Until then GitHub refuses to delete it (busy).
+   */
+  loseRunner(name: string): void {
+    const runner = [...this.#runners.values()].find((r) => r.name === name);
+    if (!runner) return;
+    runner.status = 'offline';
+    const job = runner.jobId !== null ? this.#jobs.get(runner.jobId) : undefined;
+    if (job?.status === 'in_progress') {
+      job.outcome = 'failure';
+      job.completesAt = Math.min(
+        job.completesAt ?? Number.POSITIVE_INFINITY,
+        this.clock.now() + this.faults.lostRunnerFailsAfterMs,
+      );
+    }
+  }
+
+  /** Changes a runner group's access settings, as an org owner would in GitHub's settings. */
+  updateRunnerGroup(name: string, settings: RunnerGroupSettings): void {
+    const group = this.#groups.find((g) => g.name.toLowerCase() === name.toLowerCase());
+    if (!group) throw new Error(`fake github has no runner group ${name}`);
+    Object.assign(group, settings);
+    this.#assignIdleRunners();
   }
 
   /** Processes everything due at the clock's time: jobs whose duration elapsed complete. */
@@ -474,13 +542,20 @@ export class FakeGithub {
     return run.jobIds.map((id) => this.#jobs.get(id)).filter((j): j is FakeJob => j !== undefined);
   }
 
+  /**
+   * GitHub gives a job to an idle runner whose labels cover the job's and whose scope admits it: a
+   * repository runner takes its repository's jobs, an organisation runner those its group admits
+   * (repository, visibility, workflow). What Gantry planned the runner for plays no part.
+   */
   #matches(runner: FakeRunner, job: FakeJob): boolean {
-    if (
-      runner.scope.kind === 'repo'
-        ? runner.scope.repo !== job.repo.fullName
-        : runner.scope.org !== job.repo.owner
-    ) {
-      return false;
+    if (runner.scope.kind === 'repo') {
+      if (runner.scope.repo !== job.repo.fullName) return false;
+    } else {
+      if (runner.scope.org !== job.repo.owner) return false;
+      const group = this.#groups.find((g) => g.id === runner.groupId);
+      const run = this.#runs.get(job.runId);
+      const workflow = run ? `${run.repo.fullName}/${run.workflowPath}@${run.workflowRef}` : '';
+      if (!group || !groupAdmits(group, job.repo, workflow)) return false;
     }
     const have = new Set(runner.labels.map((l) => l.toLowerCase()));
     return job.labels.every((l) => have.has(l.toLowerCase()));
@@ -541,6 +616,7 @@ export class FakeGithub {
       action,
       jobId: job.id,
       result: 'dropped',
+      at: this.clock.now(),
       body,
       headers,
     };
@@ -552,7 +628,7 @@ export class FakeGithub {
   #send(record: DeliveryRecord, redelivery: boolean): void {
     const target = this.#webhook;
     if (!target) return;
-    const entry = redelivery ? { ...record } : record;
+    const entry = redelivery ? { ...record, at: this.clock.now() } : record;
     if (redelivery) this.deliveries.push(entry);
     const p = fetch(target.url, { method: 'POST', headers: record.headers, body: record.body })
       .then(async (res) => {

@@ -1,11 +1,12 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { JobEvent } from '../../../src/model/job.ts';
+import { githubConfigSchema } from '../../../src/sources/github/config.ts';
 import { GithubApiError } from '../../../src/sources/github/errors.ts';
-import { createRunTrust, type RunOrigin } from '../../../src/sources/github/fork-detection.ts';
 import { createJobApplier } from '../../../src/sources/github/job-events.ts';
 import { JobTracker } from '../../../src/sources/github/job-tracker.ts';
 import { createGithubMetrics } from '../../../src/sources/github/metrics.ts';
+import { createRunOrigins, type RunFacts } from '../../../src/sources/github/run-origin.ts';
 import type { JobPhase, WorkflowJobFields } from '../../../src/sources/github/workflow-job.ts';
 import { ManualClock } from '../../support/fake-github/index.ts';
 import { capturingLogger } from './harness.ts';
@@ -19,7 +20,7 @@ function setup(
     failures?: number;
     fork?: boolean;
     maxHeld?: number;
-    fetchRun?: (repo: string, runId: number) => Promise<RunOrigin>;
+    fetchRun?: (repo: string, runId: number) => Promise<RunFacts>;
   } = {},
 ) {
   const clock = new ManualClock();
@@ -27,7 +28,7 @@ function setup(
   const metrics = createGithubMetrics(registry);
   const { logs, logger } = capturingLogger();
   const state = { failures: options.failures ?? 0, lookups: [] as number[] };
-  const fetchRun = async (repo: string, runId: number): Promise<RunOrigin> => {
+  const fetchRun = async (repo: string, runId: number): Promise<RunFacts> => {
     state.lookups.push(runId);
     if (state.failures > 0) {
       state.failures--;
@@ -44,7 +45,12 @@ function setup(
   const events: JobEvent[] = [];
   const applier = createJobApplier({
     tracker,
-    runTrust: createRunTrust({ fetchRun: options.fetchRun ?? fetchRun, cacheSize: 100, logger }),
+    origins: createRunOrigins({
+      fetchRun: options.fetchRun ?? fetchRun,
+      policy: githubConfigSchema.parse({}).trust,
+      cacheSize: 100,
+      logger,
+    }),
     emit: (event) => events.push(event),
     clock,
     logger,
@@ -206,13 +212,13 @@ describe('jobs whose workflow run cannot be looked up', () => {
   });
 
   it('emit nothing when stop() comes while a retry is looking the run up', async () => {
-    let answer: (run: RunOrigin) => void = () => {};
+    let answer: (run: RunFacts) => void = () => {};
     let calls = 0;
     const t = setup({
       fetchRun: () => {
         calls++;
         if (calls === 1) return Promise.reject(new Error('timed out'));
-        return new Promise<RunOrigin>((resolve) => {
+        return new Promise<RunFacts>((resolve) => {
           answer = resolve;
         });
       },

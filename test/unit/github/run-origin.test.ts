@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isUntrustedRun } from '../../../src/sources/github/fork-detection.ts';
+import { githubConfigSchema } from '../../../src/sources/github/config.ts';
+import { judgeRun, type RunFacts } from '../../../src/sources/github/run-origin.ts';
 import { until } from '../../support/until.ts';
 import { type Harness, startHarness } from './harness.ts';
 
@@ -9,7 +10,7 @@ const LIST_ROUTE = '/repos/{owner}/{repo}/actions/runs';
 const LABELS = ['self-hosted', 'linux'];
 const HELD_MSG = 'cannot look up workflow run; holding the job until its origin is known';
 
-describe('fork detection', () => {
+describe('run origins', () => {
   let h: Harness;
   afterEach(async () => {
     await h?.close();
@@ -103,28 +104,93 @@ describe('fork detection', () => {
     expect(h.events).toEqual([]);
   });
 
+  it('keeps the run’s event and branch with the job, for trusted-only classes', async () => {
+    h = await startHarness({ webhooks: true });
+    const { jobIds } = h.fake.queueJobs({
+      repo: 'acme/app',
+      labels: LABELS,
+      count: 1,
+      event: 'release',
+      headBranch: 'v1.2.0',
+    });
+    await h.settle();
+    expect(h.events.find((e) => e.job.key === `github:${jobIds[0]}`)?.job).toMatchObject({
+      untrusted: false,
+      origin: { event: 'release', headBranch: 'v1.2.0' },
+    });
+  });
+
+  it('marks jobs of a public repository, of Dependabot and of untrusted events untrusted', async () => {
+    h = await startHarness({
+      webhooks: true,
+      fake: { repos: ['acme/app', 'acme/oss'], publicRepos: ['acme/oss'] },
+      github: { trust: { untrustedEvents: ['issue_comment'] } },
+    });
+    const runs = {
+      public: h.fake.queueJobs({ repo: 'acme/oss', labels: LABELS, count: 1 }),
+      dependabot: h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1, actor: 'dependabot[bot]' }),
+      comment: h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1, event: 'issue_comment' }),
+      push: h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 }),
+    };
+    await h.settle();
+    const because = (ids: number[]) =>
+      h.events.find((e) => e.job.key === `github:${ids[0]}`)?.job.origin?.untrustedBecause ?? 'trusted';
+    expect(
+      Object.fromEntries(Object.entries(runs).map(([name, run]) => [name, because(run.jobIds)])),
+    ).toEqual({
+      public: 'public-repository',
+      dependabot: 'untrusted-actor',
+      comment: 'untrusted-event',
+      push: 'trusted',
+    });
+  });
+});
+
+describe('judgeRun', () => {
+  const policy = githubConfigSchema.parse({}).trust;
+  const repo = { full_name: 'acme/app', private: true };
+  const run = (fields: Partial<RunFacts>): RunFacts => ({
+    id: 1,
+    event: 'push',
+    head_branch: 'main',
+    repository: repo,
+    head_repository: repo,
+    actor: { login: 'dev' },
+    ...fields,
+  });
+  const because = (fields: Partial<RunFacts>, custom = policy) =>
+    judgeRun(run(fields), custom).untrustedBecause;
+
   it('judges a run by where its code comes from', () => {
-    const repo = { full_name: 'acme/app' };
-    expect(isUntrustedRun({ id: 1, event: 'push', repository: repo, head_repository: repo })).toBe(false);
+    expect(because({})).toBeUndefined();
+    expect(because({ event: 'pull_request', head_repository: { full_name: 'ACME/App' } })).toBeUndefined();
+    expect(because({ event: 'pull_request', head_repository: { full_name: 'eve/app' } })).toBe('fork');
+    // A deleted fork.
+    expect(because({ event: 'pull_request', head_repository: null })).toBe('fork');
+    expect(because({ event: 'schedule', head_repository: null })).toBeUndefined();
+  });
+
+  it('applies the policy to public repositories, actors and events', () => {
+    const publicRepo = { full_name: 'acme/app', private: false };
+    expect(because({ repository: publicRepo, head_repository: publicRepo })).toBe('public-repository');
     expect(
-      isUntrustedRun({
-        id: 1,
-        event: 'pull_request',
-        repository: repo,
-        head_repository: { full_name: 'ACME/App' },
-      }),
-    ).toBe(false);
-    expect(
-      isUntrustedRun({
-        id: 1,
-        event: 'pull_request',
-        repository: repo,
-        head_repository: { full_name: 'eve/app' },
-      }),
-    ).toBe(true);
-    expect(isUntrustedRun({ id: 1, event: 'pull_request', repository: repo, head_repository: null })).toBe(
-      true,
+      because(
+        { repository: publicRepo, head_repository: publicRepo },
+        { ...policy, publicRepositories: 'trusted' },
+      ),
+    ).toBeUndefined();
+    expect(because({ actor: { login: 'Dependabot[bot]' } })).toBe('untrusted-actor');
+    expect(because({ triggering_actor: { login: 'dependabot[bot]' } })).toBe('untrusted-actor');
+    expect(because({ event: 'workflow_run' })).toBeUndefined();
+    expect(because({ event: 'workflow_run' }, { ...policy, untrustedEvents: ['workflow_run'] })).toBe(
+      'untrusted-event',
     );
-    expect(isUntrustedRun({ id: 1, event: 'schedule', repository: repo, head_repository: null })).toBe(false);
+  });
+
+  it('keeps the event and branch', () => {
+    expect(judgeRun(run({ event: 'release', head_branch: 'v2' }), policy)).toEqual({
+      event: 'release',
+      headBranch: 'v2',
+    });
   });
 });

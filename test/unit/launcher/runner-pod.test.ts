@@ -295,7 +295,14 @@ describe('buildRunnerPod', () => {
 describe('buildRunnerPod caches', () => {
   const shared = { type: 'persistentVolumeClaim', name: 'deps', claimName: 'ci-deps' };
 
-  it('mounts a shared cache read-write for a trusted class and points every tool at it', () => {
+  const sandboxed = {
+    untrusted: true,
+    namespace: 'sandbox',
+    runnerGroup: 'sandbox',
+    runtimeClassName: 'gvisor',
+  };
+
+  it('mounts a shared cache read-write for a trusted class, with only verified or inert caches', () => {
     const pod = buildRunnerPod(createAction(), runnerClass({ caches: [shared] }));
     expect(pod.spec?.volumes).toContainEqual({
       name: 'cache-deps',
@@ -306,17 +313,30 @@ describe('buildRunnerPod caches', () => {
       mountPath: '/caches/deps',
       readOnly: false,
     });
-    expect(envOf(pod)).toMatchObject({
+    const env = envOf(pod);
+    expect(env).toMatchObject({
       npm_config_cache: '/caches/deps/npm',
       PIP_CACHE_DIR: '/caches/deps/pip',
+      GOMODCACHE: '/caches/deps/go/mod',
+      GRADLE_RO_DEP_CACHE: '/caches/deps/gradle/caches',
+    });
+    // What later builds would execute stays out of a shared claim unless the class asks for it.
+    expect(env).not.toHaveProperty('GOCACHE');
+    expect(env).not.toHaveProperty('GRADLE_USER_HOME');
+  });
+
+  it('points build caches into a shared claim only when the class asks for them', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass({ caches: [{ ...shared, buildCaches: true }] }));
+    expect(envOf(pod)).toMatchObject({
       GOMODCACHE: '/caches/deps/go/mod',
       GOCACHE: '/caches/deps/go/build',
       GRADLE_USER_HOME: '/caches/deps/gradle',
     });
+    expect(envOf(pod)).not.toHaveProperty('GRADLE_RO_DEP_CACHE');
   });
 
-  it('mounts a shared cache read-only for the untrusted class, with only read-only-capable tools', () => {
-    const pod = buildRunnerPod(createAction(), runnerClass({ untrusted: true, caches: [shared] }));
+  it('mounts an untrusted class’s own claim read-only by default, with only read-only-capable tools', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass({ ...sandboxed, caches: [shared] }));
     expect(pod.spec?.volumes).toContainEqual({
       name: 'cache-deps',
       persistentVolumeClaim: { claimName: 'ci-deps', readOnly: true },
@@ -340,13 +360,34 @@ describe('buildRunnerPod caches', () => {
     ]) {
       expect(env).not.toHaveProperty(writable);
     }
+    const writable = buildRunnerPod(
+      createAction(),
+      runnerClass({ ...sandboxed, caches: [{ ...shared, readOnly: false }] }),
+    );
+    expect(writable.spec?.volumes).toContainEqual({
+      name: 'cache-deps',
+      persistentVolumeClaim: { claimName: 'ci-deps', readOnly: false },
+    });
+  });
+
+  it('mounts a sub-path per repository for a repo-scoped class that asks for it', () => {
+    const pod = buildRunnerPod(
+      createAction({ repo: 'Acme/App' }),
+      runnerClass({ scope: 'repo', caches: [{ ...shared, perRepository: true }] }),
+    );
+    expect(runnerContainer(pod).volumeMounts).toContainEqual({
+      name: 'cache-deps',
+      mountPath: '/caches/deps',
+      readOnly: false,
+      subPath: 'acme/app',
+    });
   });
 
   it('gives each runner its own writable ephemeral volume of the configured size', () => {
     const pod = buildRunnerPod(
       createAction(),
       runnerClass({
-        untrusted: true,
+        ...sandboxed,
         caches: [
           {
             type: 'ephemeral',

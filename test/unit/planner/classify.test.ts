@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { classesSchema } from '../../../src/config/classes.ts';
+import type { JobOrigin } from '../../../src/model/job.ts';
 import type { ClassifiableJob } from '../../../src/model/ledger-snapshot.ts';
-import { buildClassifier, classifyJob } from '../../../src/planner/classify.ts';
+import { buildClassifier, buildRunnerTrustCheck, classifyJob } from '../../../src/planner/classify.ts';
 
 const classes = classesSchema.parse({
   small: { match: { github: { labels: ['self-hosted', 'linux'] } } },
@@ -10,7 +11,13 @@ const classes = classesSchema.parse({
   // Same size as lint-arm, to show the alphabetical tie-break.
   'lint-big': { match: { github: { labels: ['self-hosted', 'linux', 'lint', 'large'] } } },
   release: { trustedOnly: true, match: { github: { labels: ['self-hosted', 'linux', 'release'] } } },
-  forks: { untrusted: true, match: { github: { labels: ['self-hosted', 'linux', 'lint', 'x64'] } } },
+  forks: {
+    untrusted: true,
+    namespace: 'sandbox',
+    runnerGroup: 'sandbox',
+    runtimeClassName: 'gvisor',
+    match: { github: { labels: ['self-hosted', 'linux', 'lint', 'x64'] } },
+  },
   pipelines: {
     match: { tekton: { matchExpressions: [{ key: 'team', operator: 'Exists' }] } },
   },
@@ -90,6 +97,104 @@ describe('classifying GitHub jobs', () => {
       matched: false,
       reason: 'untrusted-no-class',
     });
+  });
+});
+
+describe('trusted-only classes and where a run comes from', () => {
+  const policy = { trustedOnlyDeniedEvents: ['pull_request_target', 'workflow_run', 'issue_comment'] };
+  const config = classesSchema.parse({
+    ci: { match: { github: { labels: ['self-hosted', 'linux'] } } },
+    release: {
+      trustedOnly: true,
+      allowedEvents: ['push', 'release'],
+      allowedRefs: ['refs/heads/main', 'refs/tags/v*'],
+      match: { github: { labels: ['self-hosted', 'linux', 'release'] } },
+    },
+    deploy: { trustedOnly: true, match: { github: { labels: ['self-hosted', 'deploy'] } } },
+  });
+  const classify = buildClassifier(config, policy);
+  const job = (labels: string[], origin: JobOrigin): ClassifiableJob => ({
+    source: 'github',
+    labels,
+    untrusted: false,
+    origin,
+  });
+  const release = (event: string, headBranch: string | null) => job(['release'], { event, headBranch });
+
+  it('admits only the events and refs the class allows', () => {
+    expect(classify(release('push', 'main'))).toEqual({ matched: true, className: 'release' });
+    expect(classify(release('push', 'v1.4.2'))).toEqual({ matched: true, className: 'release' });
+    expect(classify(release('release', 'v1.4.2'))).toEqual({ matched: true, className: 'release' });
+    for (const refused of [
+      release('push', 'feature'),
+      release('workflow_dispatch', 'main'),
+      // A pull request's merge ref is no branch or tag of the list, whatever its head branch is called.
+      job(['release'], { event: 'pull_request', headBranch: 'main' }),
+      release('push', null),
+    ]) {
+      expect(classify(refused)).toEqual({ matched: false, reason: 'not-allowed-on-trusted-only' });
+    }
+  });
+
+  it('keeps runs of the denied events off trusted-only classes that list no events of their own', () => {
+    const deploy = (event: string) => job(['deploy'], { event, headBranch: 'main' });
+    expect(classify(deploy('push'))).toEqual({ matched: true, className: 'deploy' });
+    expect(classify(deploy('workflow_run'))).toEqual({
+      matched: false,
+      reason: 'not-allowed-on-trusted-only',
+    });
+    expect(classify(deploy('issue_comment'))).toEqual({
+      matched: false,
+      reason: 'not-allowed-on-trusted-only',
+    });
+  });
+
+  it('sends a job a trusted-only class refuses to a plain class that matches', () => {
+    expect(classify(job(['linux'], { event: 'workflow_run', headBranch: 'main' }))).toEqual({
+      matched: true,
+      className: 'ci',
+    });
+  });
+});
+
+describe('checking the runner GitHub gave a job', () => {
+  const config = classesSchema.parse({
+    lint: { match: { github: { labels: ['lint'] } } },
+    release: { trustedOnly: true, allowedEvents: ['release'], match: { github: { labels: ['release'] } } },
+    oss: {
+      sandboxed: true,
+      namespace: 'oss',
+      runnerGroup: 'oss',
+      runtimeClassName: 'gvisor',
+      match: { github: { labels: ['oss'] } },
+    },
+    forks: {
+      untrusted: true,
+      namespace: 'sandbox',
+      runnerGroup: 'sandbox',
+      runtimeClassName: 'gvisor',
+      match: { github: { labels: ['lint'] } },
+    },
+  });
+  const check = buildRunnerTrustCheck(config, { trustedOnlyDeniedEvents: [] });
+  const job = (untrusted: boolean, event = 'push'): ClassifiableJob => ({
+    source: 'github',
+    labels: ['lint'],
+    untrusted,
+    origin: { event, headBranch: 'main', ...(untrusted ? { untrustedBecause: 'fork' as const } : {}) },
+  });
+
+  it('stops an untrusted job on a trusted runner, and a job a trusted-only class refuses', () => {
+    expect(check(job(true), 'lint')).toEqual({ ok: false, kind: 'untrusted-job', contain: true });
+    expect(check(job(false, 'push'), 'release')).toEqual({ ok: false, kind: 'not-allowed', contain: true });
+    expect(check(job(false, 'release'), 'release')).toEqual({ ok: true });
+  });
+
+  it('only counts an untrusted job on a sandboxed class and a trusted job on an untrusted one', () => {
+    expect(check(job(true), 'oss')).toEqual({ ok: false, kind: 'untrusted-job', contain: false });
+    expect(check(job(false), 'forks')).toEqual({ ok: false, kind: 'trusted-job', contain: false });
+    expect(check(job(true), 'forks')).toEqual({ ok: true });
+    expect(check(job(false), 'lint')).toEqual({ ok: true });
   });
 });
 
