@@ -206,6 +206,7 @@ async function main(): Promise<void> {
   fake.runInRealTime(100);
 
   const port = await freePort();
+  const webhookPort = await freePort();
   const keyPath = join(cluster.workDir, 'github-app.pem');
   await writeFile(keyPath, keys.privateKeyPem, { mode: 0o600 });
   const configPath = join(cluster.workDir, 'gantry.yaml');
@@ -214,6 +215,7 @@ async function main(): Promise<void> {
     installationId: fake.installationId,
     keyPath,
     port,
+    webhookPort,
     namespace,
     sandboxNamespace,
   });
@@ -225,7 +227,7 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${port}`;
   await waitForReady(url, gantry.process);
   checkpoint();
-  fake.setWebhookTarget(`${url}/webhooks/github`, WEBHOOK_SECRET);
+  fake.setWebhookTarget(`http://127.0.0.1:${webhookPort}/webhooks/github`, WEBHOOK_SECRET);
 
   const simulator = startRunnerSimulator(kc, fake, [namespace, sandboxNamespace]);
   cleanups.push({ what: 'the runner simulator', run: () => simulator.stop() });
@@ -303,6 +305,8 @@ interface DemoConfigInput {
   installationId: number;
   keyPath: string;
   port: number;
+  /** GitHub's webhook listener, apart from the status page and metrics. */
+  webhookPort: number;
   namespace: string;
   sandboxNamespace: string;
 }
@@ -312,7 +316,15 @@ interface DemoConfigInput {
  * a small class for fork pull requests (they may only go to an untrusted class), and trusted-only
  * release runners in a protected runner group. Cost rates are typical on-demand cloud prices.
  */
-function demoConfig({ apiUrl, installationId, keyPath, port, namespace, sandboxNamespace }: DemoConfigInput) {
+function demoConfig({
+  apiUrl,
+  installationId,
+  keyPath,
+  port,
+  webhookPort,
+  namespace,
+  sandboxNamespace,
+}: DemoConfigInput) {
   const common = {
     namespace,
     nodeSelector: { type: 'kwok' },
@@ -326,7 +338,7 @@ function demoConfig({ apiUrl, installationId, keyPath, port, namespace, sandboxN
       enabled: true,
       apiUrl,
       auth: { kind: 'app', appId: APP_ID, installationId, privateKeyPath: keyPath },
-      webhook: { secret: WEBHOOK_SECRET },
+      webhook: { secret: WEBHOOK_SECRET, address: '127.0.0.1', port: webhookPort },
       runners: { org: 'acme' },
     },
     classes: {

@@ -1,24 +1,29 @@
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { createGithubRegistrar } from './controller/github-registrar.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
 import { advertisedUrl } from './election/advertise.ts';
 import { createElector, type Elector, electionIdentity } from './election/elector.ts';
-import { createHttpServer } from './http/server.ts';
+import { createHttpServer, createWebhookServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
+import { createLogger } from './log/logger.ts';
 import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
+import { buildServableCheck } from './planner/classify.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
 import { createTektonSource, type TektonSource } from './sources/tekton/source.ts';
 import { startTektonWebhook, type TektonWebhook } from './sources/tekton/webhook.ts';
 
 export interface App {
   logger: Logger;
+  /** Health, readiness, metrics and status. */
   http: FastifyInstance;
+  /** GitHub's webhook listener; absent when the GitHub source is off. */
+  webhooks: FastifyInstance | undefined;
   metrics: Registry;
   /** Queue-time, pool and cost metrics and the status report, observed from the ledger. */
   observers: GantryMetrics;
@@ -29,7 +34,8 @@ export interface App {
   elector: Elector | undefined;
   /** Whether this replica plans and acts now. */
   isLeader(): boolean;
-  start(): Promise<{ url: string }>;
+  /** Starts every part; `webhookUrl` is the webhook listener's base URL, when it listens. */
+  start(): Promise<{ url: string; webhookUrl?: string }>;
   /**
    * Stops taking work (readiness, HTTP), lets the work in flight finish, stops acting and releases
    * the lease. Bounding it in time is the caller's choice (see main.ts).
@@ -47,7 +53,7 @@ export interface AppDeps {
 
 /** Composition root: builds and wires the parts; holds no policy of its own. */
 export function createApp(config: Config, deps: AppDeps = {}): App {
-  const logger = deps.logger ?? pino({ level: config.log.level });
+  const logger = deps.logger ?? createLogger(config.log.level);
   const metrics = createMetricsRegistry();
   let ready = false;
   let runners: RunnerController | undefined;
@@ -58,6 +64,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     ...(deps.costSettleMs !== undefined ? { costSettleMs: deps.costSettleMs } : {}),
   });
   const http = createHttpServer({ logger, metrics, isReady: () => ready, status: () => observers.status() });
+  let webhooks: FastifyInstance | undefined;
 
   const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
   let github: GithubSource | undefined;
@@ -79,11 +86,14 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   leaderGauge.set(0);
 
   if (config.github.enabled) {
+    webhooks = createWebhookServer(logger);
     github = createGithubSource({
       config: config.github,
       logger,
       metrics,
-      http,
+      webhooks,
+      isServable: buildServableCheck(config.classes),
+      runnerScopes: new Set(githubClasses.map((c) => c.scope)),
       // Every replica applies the deliveries it receives to its own ledger; only the leader acts.
       onEvent: (event) => runners?.applyJobEvent(event),
       sharedWebhooks: config.election.enabled,
@@ -204,6 +214,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   return {
     logger,
     http,
+    webhooks,
     metrics,
     observers,
     runners,
@@ -213,7 +224,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     async start() {
       await registrar?.checkPlacements();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
-      advertised = advertisedUrl(config.http.address, url);
+      let webhookUrl: string | undefined;
+      if (webhooks && github?.webhooksEnabled) {
+        const { address, port } = config.github.webhook;
+        webhookUrl = await webhooks.listen({ host: address, port });
+        // Followers pass deliveries on to the leader's webhook listener.
+        advertised = advertisedUrl(address, webhookUrl);
+      }
       // Runners first: the ledger must know the pods that exist before demand is planned against it,
       // and a follower keeps it warm so that taking over needs no relist.
       await runners?.start();
@@ -224,16 +241,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       else startLeading();
       ready = true;
       logger.info(
-        { url, classes: Object.keys(config.classes), election: elector?.identity },
+        { url, webhookUrl, classes: Object.keys(config.classes), election: elector?.identity },
         'gantry started',
       );
-      return { url };
+      return { url, ...(webhookUrl ? { webhookUrl } : {}) };
     },
     async stop() {
       // No new work: out of the Service, no new webhooks; deliveries already accepted are applied.
       stopping = true;
       ready = false;
-      await http.close();
+      await Promise.all([http.close(), webhooks?.close()]);
       await stopLeading();
       await github?.stop();
       await webhook?.stop();

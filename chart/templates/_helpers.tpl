@@ -37,6 +37,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+Whether Gantry listens for GitHub's webhook: the GitHub source is on and a webhook secret is mounted.
+*/}}
+{{- define "gantry.githubWebhookEnabled" -}}
+{{- if and (dig "github" "enabled" false (.Values.config | default dict)) .Values.secrets.webhook.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+GitHub's webhook listener port: config.github.webhook.port (Gantry's default 8081), apart from the
+HTTP port of health, metrics and the status page.
+*/}}
+{{- define "gantry.githubWebhookPort" -}}
+{{- $port := dig "github" "webhook" "port" 8081 (.Values.config | default dict) | int -}}
+{{- if eq $port 0 -}}
+{{- fail "config.github.webhook.port: expected a fixed port (1-65535); the Service needs it" -}}
+{{- end -}}
+{{- if eq $port (include "gantry.httpPort" . | int) -}}
+{{- fail (printf "config.github.webhook.port: %d is config.http.port too; the webhook listener needs a port of its own" $port) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
 {{/* Gantry's HTTP port: config.http.port, whose default (8080) is Gantry's. */}}
 {{- define "gantry.httpPort" -}}
 {{- $port := dig "http" "port" 8080 (.Values.config | default dict) | int -}}

@@ -106,7 +106,7 @@ async function runGantry(
     }),
     logger: pino({ level: 'silent' }),
     metrics: new Registry(),
-    http,
+    webhooks: http,
     onEvent: (event) => {
       if (event.kind === 'queued') queued.push(event);
     },

@@ -285,8 +285,8 @@ async function main(): Promise<void> {
     : pino({ level: 'silent' });
   const app = createApp(config, { kubeConfig: kc, logger });
   cleanups.push({ what: 'Gantry', run: () => app.stop() });
-  const { url } = await app.start();
-  fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+  const { webhookUrl } = await app.start();
+  fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, SECRET);
   const simulator = startRunnerSimulator(plainKc, fake, [NAMESPACE]);
   cleanups.push({ what: 'the runner simulator', run: () => simulator.stop() });
 

@@ -263,6 +263,28 @@ export const chartValuesSchema = z.strictObject({
       annotations: stringMap.optional(),
     })
     .optional(),
+  webhookService: z
+    .strictObject({
+      type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).optional(),
+      port: z.int().min(1).max(65535).optional(),
+      annotations: stringMap.optional(),
+    })
+    .optional()
+    .describe('The Service of GitHub’s webhook listener alone, the one to publish.'),
+  networkPolicy: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      httpFrom: z
+        .array(kubeObject)
+        .optional()
+        .describe('NetworkPolicy peers that may reach health, metrics and the status page; empty: anyone.'),
+      webhookFrom: z
+        .array(kubeObject)
+        .optional()
+        .describe('NetworkPolicy peers that may reach GitHub’s webhook listener; empty: anyone.'),
+    })
+    .optional()
+    .describe('A NetworkPolicy for Gantry’s own pods.'),
   podDisruptionBudget: z
     .strictObject({
       enabled: z.boolean().optional(),

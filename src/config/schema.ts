@@ -51,7 +51,14 @@ export const configSchema = z
     http: z
       .strictObject({
         address: z.string().min(1).default('0.0.0.0').describe('Address the HTTP server listens on.'),
-        port: z.int().min(0).max(65535).default(8080).describe('Port for webhooks, metrics and health.'),
+        port: z
+          .int()
+          .min(0)
+          .max(65535)
+          .default(8080)
+          .describe(
+            'Port for health, readiness, metrics and the status page (not GitHub’s webhook: github.webhook.port).',
+          ),
       })
       .prefault({}),
     election: z
@@ -120,6 +127,17 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine((config, ctx) => {
+    const webhookPort = config.github.webhook.port;
+    if (
+      webhookPort !== 0 &&
+      (webhookPort === config.http.port || webhookPort === config.tekton.webhook.port)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['github', 'webhook', 'port'],
+        message: `${webhookPort} is taken by ${webhookPort === config.http.port ? 'http.port' : 'tekton.webhook.port'}: the webhook listener needs a port of its own`,
+      });
+    }
     if (config.github.trust.publicRepositories === 'trusted') {
       for (const [name, runnerClass] of Object.entries(config.classes)) {
         if (runnerClass.match.github && runnerClass.scope === 'repo' && !isSandboxTier(runnerClass)) {

@@ -117,6 +117,20 @@ export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENT
   };
 }
 
+/**
+ * Whether some class, of either trust, could take a GitHub job asking for these labels: the labels
+ * alone decide that, before the job's origin is known.
+ */
+export function buildServableCheck(classes: RunnerClasses): (labels: readonly string[]) => boolean {
+  const sets = Object.values(classes).flatMap((runnerClass) =>
+    runnerClass.match.github ? [new Set(runnerClass.match.github.labels.map((l) => l.toLowerCase()))] : [],
+  );
+  return (labels) => {
+    const wanted = labels.map((label) => label.toLowerCase());
+    return wanted.length > 0 && sets.some((set) => wanted.every((label) => set.has(label)));
+  };
+}
+
 /** One-off classification; prefer `buildClassifier` for many jobs. */
 export function classifyJob(
   job: ClassifiableJob,

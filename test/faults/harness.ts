@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -10,6 +8,7 @@ import { inject } from 'vitest';
 import { type RunningWatch, startWatch } from '../../src/kube/watch.ts';
 import { reviveComponents } from '../support/control-plane/process-control.ts';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
+import { spawnGantry } from '../support/gantry-process.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 import { ensureSandboxRuntimeClass } from '../support/runtime-class.ts';
 import { until } from '../support/until.ts';
@@ -33,7 +32,6 @@ export const HEAP_MIB = 128;
  */
 export const RSS_LIMIT_MIB = 300;
 const MANAGED = 'app.kubernetes.io/managed-by=gantry';
-const main = new URL('../../src/main.ts', import.meta.url).pathname;
 
 /**
  * The classes every scenario runs: two for the jobs, so that each class's own maxRunners is what
@@ -69,6 +67,8 @@ export interface LogEntry {
 export interface GantryProcess {
   name: string;
   url: string;
+  /** GitHub's webhook listener. */
+  webhookUrl: string;
   pid: number;
   /** Exit code; null when ended by a signal. */
   exited: Promise<number | null>;
@@ -94,10 +94,12 @@ function readRssKiB(pid: number): number {
   }
 }
 
-async function spawnGantry(name: string, configPath: string, logPath: string): Promise<GantryProcess> {
-  const child: ChildProcess = spawn(process.execPath, [main, '--config', configPath], {
+async function startGantryProcess(name: string, configPath: string, logPath: string): Promise<GantryProcess> {
+  const file = createWriteStream(logPath, { flags: 'a' });
+  const logs: LogEntry[] = [];
+  const gantry = spawnGantry({
+    configPath,
     env: {
-      ...process.env,
       KUBECONFIG: inject('faultsKubeconfig'),
       HOSTNAME: name,
       // Replicas reach each other at the loopback address they listen on (see election/advertise.ts).
@@ -105,19 +107,19 @@ async function spawnGantry(name: string, configPath: string, logPath: string): P
       // As the chart runs it, with less old space.
       NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB} --max-semi-space-size=8`,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stderr: 'pipe',
+    onLine: (line, entry) => {
+      file.write(`${line}\n`);
+      if (process.env.GANTRY_TEST_LOG) process.stderr.write(`[${name}] ${line}\n`);
+      if (entry) logs.push({ at: Date.now(), level: Number(entry.level ?? 0), msg: String(entry.msg ?? '') });
+    },
   });
-  const pid = child.pid ?? 0;
+  const { child, pid, exited } = gantry;
   let running = true;
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      running = false;
-      resolve(code);
-    }),
-  );
-  const file = createWriteStream(logPath, { flags: 'a' });
+  void exited.then(() => {
+    running = false;
+  });
   child.stderr?.pipe(file, { end: false });
-  const logs: LogEntry[] = [];
   let peak = 0;
   let last = 0;
   const sampler = setInterval(() => {
@@ -128,20 +130,8 @@ async function spawnGantry(name: string, configPath: string, logPath: string): P
   void exited.then(() => clearInterval(sampler));
   // 'close' comes once its output has been read to the end: nothing is written to the file after it.
   child.on('close', () => file.end());
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      file.write(`${line}\n`);
-      if (process.env.GANTRY_TEST_LOG) process.stderr.write(`[${name}] ${line}\n`);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string; level?: number };
-        logs.push({ at: Date.now(), level: entry.level ?? 0, msg: entry.msg ?? '' });
-        if (entry.msg === 'gantry started' && entry.url) resolve(entry.url);
-      } catch {}
-    });
-    void exited.then((code) =>
-      reject(new Error(`${name} exited with ${code} before it started (${logPath})`)),
-    );
+  const { url, webhookUrl } = await gantry.started.catch((err: Error) => {
+    throw new Error(`${name}: ${err.message} (${logPath})`);
   });
   const samples = async (metricName: string) => {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
@@ -162,6 +152,7 @@ async function spawnGantry(name: string, configPath: string, logPath: string): P
   return {
     name,
     url,
+    webhookUrl: webhookUrl ?? '',
     pid,
     exited,
     running: () => running,
@@ -475,7 +466,7 @@ export class Scenario {
   /** Starts one more Gantry process; webhooks go to the first one unless pointed elsewhere. */
   async startReplica(): Promise<GantryProcess> {
     const name = `gantry-${String.fromCharCode(97 + this.#replicaCount++)}`;
-    const replica = await spawnGantry(
+    const replica = await startGantryProcess(
       name,
       this.#configPath,
       join(this.#logDir, `${this.options.name}.${name}.log`),
@@ -491,7 +482,7 @@ export class Scenario {
   }
 
   pointWebhooksAt(replica: GantryProcess): void {
-    this.fake.setWebhookTarget(`${replica.url}/webhooks/github`, SECRET);
+    this.fake.setWebhookTarget(`${replica.webhookUrl}/webhooks/github`, SECRET);
   }
 
   async leaderOf(candidates = this.live()): Promise<{ leader: GantryProcess; followers: GantryProcess[] }> {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { inject } from 'vitest';
@@ -100,7 +101,7 @@ export async function floodWebhooks(
       }
       let status: number | string;
       try {
-        const res = await fetch(`${replica.url}/webhooks/github`, {
+        const res = await fetch(`${replica.webhookUrl}/webhooks/github`, {
           method: 'POST',
           headers,
           body,
@@ -124,4 +125,112 @@ export function describeCodes(codes: Map<string, number>): string {
     .sort()
     .map(([k, v]) => `${v} ${k}`)
     .join(', ');
+}
+
+export interface HostileLoad {
+  /** Ends every attacking connection; what the listener answered, by kind of attack and status line. */
+  stop(): Promise<Map<string, number>>;
+}
+
+/**
+ * Unauthenticated clients against a webhook listener, each reconnecting as soon as it is cut off:
+ * `largeBodies` posting 25 MB bodies with a bad signature (half declare their length, half stream it
+ * chunked), and `slowClients` sending a byte a second (half still in their headers, half in a body).
+ */
+export function startHostileLoad(
+  webhookUrl: string,
+  { largeBodies, slowClients }: { largeBodies: number; slowClients: number },
+): HostileLoad {
+  const { hostname, port } = new URL(webhookUrl);
+  const answers = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  let stopped = false;
+  const count = (key: string) => answers.set(key, (answers.get(key) ?? 0) + 1);
+  const large = 25 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x7b);
+  const head = (extra: string) =>
+    'POST /webhooks/github HTTP/1.1\r\nhost: gantry\r\ncontent-type: application/json\r\n' +
+    `x-github-event: workflow_job\r\nx-github-delivery: ${randomUUID()}\r\n` +
+    `x-hub-signature-256: sha256=${'0'.repeat(64)}\r\n${extra}\r\n`;
+
+  /** One attacker: connects, does `attack`, and starts over once the listener closes on it. */
+  const attacker = async (kind: string, attack: (socket: Socket) => void) => {
+    while (!stopped) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(Number(port), hostname, () => attack(socket));
+        sockets.add(socket);
+        let first = '';
+        socket.on('data', (data) => {
+          if (!first) {
+            first = data.toString().split('\r\n')[0] ?? '';
+            count(`${kind}: ${first}`);
+          }
+        });
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          sockets.delete(socket);
+          if (!first) count(`${kind}: closed without an answer`);
+          resolve();
+        });
+      });
+      if (!stopped) await sleep(50);
+    }
+  };
+
+  const writeFor = (socket: Socket, bytes: number, framed: boolean) => {
+    let left = bytes;
+    const pump = () => {
+      while (left > 0 && !socket.destroyed) {
+        const part = framed ? `${chunk.length.toString(16)}\r\n${chunk.toString()}\r\n` : chunk;
+        left -= chunk.length;
+        if (!socket.write(part)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      if (framed && !socket.destroyed) socket.write('0\r\n\r\n');
+    };
+    pump();
+  };
+  const trickle = (socket: Socket, text: string) => {
+    let i = 0;
+    const timer = setInterval(() => {
+      if (socket.destroyed || i >= text.length) return clearInterval(timer);
+      socket.write(text[i++] ?? '');
+    }, 1_000);
+    socket.on('close', () => clearInterval(timer));
+  };
+
+  const attackers: Promise<void>[] = [];
+  for (let i = 0; i < largeBodies; i++) {
+    attackers.push(
+      i % 2 === 0
+        ? attacker('25 MB, length declared', (socket) => {
+            socket.write(head(`content-length: ${large}\r\n`));
+            writeFor(socket, large, false);
+          })
+        : attacker('25 MB, chunked', (socket) => {
+            socket.write(head('transfer-encoding: chunked\r\n'));
+            writeFor(socket, large, true);
+          }),
+    );
+  }
+  for (let i = 0; i < slowClients; i++) {
+    attackers.push(
+      i % 2 === 0
+        ? attacker('slow headers', (socket) => trickle(socket, head('content-length: 2\r\n')))
+        : attacker('slow body', (socket) => {
+            socket.write(head('content-length: 1000\r\n'));
+            trickle(socket, 'x'.repeat(1_000));
+          }),
+    );
+  }
+  return {
+    async stop() {
+      stopped = true;
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(attackers);
+      return answers;
+    },
+  };
 }

@@ -299,9 +299,9 @@ describe('the chart’s monitoring against a running Gantry', () => {
       },
     });
     app = createApp(config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
-    const { url } = await app.start();
+    const { url, webhookUrl } = await app.start();
     // An unsigned delivery, so the series the signature alert reads has a sample.
-    const refused = await fetch(`${url}/webhooks/github`, {
+    const refused = await fetch(`${webhookUrl}/webhooks/github`, {
       method: 'POST',
       headers: { 'x-github-event': 'workflow_job', 'x-github-delivery': 'monitoring-1' },
       body: '{}',

@@ -191,12 +191,17 @@ describe('the chart’s RBAC, used by Gantry', () => {
     // The rendered config, with the mounted files the pod would have written here instead.
     const [configMap] = objectsOfKind(objects, 'ConfigMap');
     const raw = parseYaml((configMap?.data as Record<string, string> | undefined)?.['config.yaml'] ?? '') as {
-      github: { auth: { privateKeyPath: string }; webhook: { secretPath: string } };
+      github: {
+        auth: { privateKeyPath: string };
+        webhook: { secretPath: string; address?: string; port?: number };
+      };
       http?: unknown;
     };
     expect(raw.github.auth.privateKeyPath).toBe('/etc/gantry/secrets/github-auth/private-key.pem');
     raw.github.auth.privateKeyPath = writeFile(appKeys().privateKeyPem);
     raw.github.webhook.secretPath = writeFile(WEBHOOK_SECRET);
+    raw.github.webhook.address = '127.0.0.1';
+    raw.github.webhook.port = 0;
     raw.http = { address: '127.0.0.1', port: 0 };
     const config = parseConfig(raw, 'rendered ConfigMap');
 
@@ -204,8 +209,8 @@ describe('the chart’s RBAC, used by Gantry', () => {
       kubeConfig: asGantry,
       logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
     });
-    const { url } = await app.start();
-    fake.setWebhookTarget(`${url}/webhooks/github`, WEBHOOK_SECRET);
+    const { webhookUrl } = await app.start();
+    fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, WEBHOOK_SECRET);
     simulator = startRunnerSimulator(kc, fake, [lintNamespace, releaseClassNamespace]);
   });
 

@@ -11,6 +11,7 @@ import {
   KUBE_VERSION,
   manifests,
   objectsOfKind,
+  readValues,
   render,
   tryRender,
   VALUES_FILES,
@@ -80,12 +81,18 @@ describe('helm template', () => {
     expect(kinds('Role')).toEqual(runnerNamespaces);
     expect(kinds('RoleBinding')).toEqual(runnerNamespaces);
     expect(kinds('ResourceQuota')).toEqual(runnerNamespaces);
-    expect(kinds('NetworkPolicy')).toEqual(runnerNamespaces);
+    // One per runner namespace, and Gantry's own.
+    expect(kinds('NetworkPolicy')).toEqual([...runnerNamespaces, 'gantry-system'].sort());
     // ci-release turns its LimitRange off.
     expect(kinds('LimitRange')).toEqual(['ci-runners', 'ci-untrusted']);
-    for (const kind of ['Deployment', 'ServiceAccount', 'Service', 'ConfigMap', 'PodDisruptionBudget']) {
+    for (const kind of ['Deployment', 'ServiceAccount', 'ConfigMap', 'PodDisruptionBudget']) {
       expect(kinds(kind), kind).toEqual(['gantry-system']);
     }
+    // The main Service, and the webhook listener's.
+    expect(objectsOfKind(objects, 'Service').map((o) => o.metadata.name)).toEqual([
+      'gantry',
+      'gantry-webhook',
+    ]);
     expect(objectsOfKind(objects, 'ClusterRole')).toEqual([]);
     expect(objectsOfKind(objects, 'Secret')).toEqual([]);
   });
@@ -134,7 +141,9 @@ describe('helm template', () => {
   });
 
   it('denies runner pods the cluster ranges and the metadata endpoint, and allows the internet', () => {
-    const [policy] = objectsOfKind(renderFile('github'), 'NetworkPolicy');
+    const policy = objectsOfKind(renderFile('github'), 'NetworkPolicy').find(
+      (o) => o.metadata.namespace !== 'gantry-system',
+    );
     const spec = policy?.spec as {
       podSelector: unknown;
       policyTypes: string[];
@@ -154,6 +163,40 @@ describe('helm template', () => {
       expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16']),
     );
     expect(blocks.find((block) => block.cidr === '::/0')?.except).toEqual(['fc00::/7', 'fe80::/10']);
+  });
+
+  it('opens Gantry’s own pods port by port, to what the values name', () => {
+    const own = (objects: ChartObject[]) =>
+      objectsOfKind(objects, 'NetworkPolicy').find((o) => o.metadata.namespace === 'gantry-system') as
+        | (ChartObject & { spec: { policyTypes: string[]; ingress: unknown[] } })
+        | undefined;
+    const full = own(renderFile('full'));
+    expect(full?.spec.policyTypes).toEqual(['Ingress']);
+    expect(full?.spec.ingress).toEqual([
+      { ports: [{ port: 'http', protocol: 'TCP' }], from: [{ namespaceSelector: {} }] },
+      { ports: [{ port: 'github-webhook', protocol: 'TCP' }] },
+    ]);
+    const narrowed = own(
+      manifests(
+        render({
+          values: {
+            ...readValues('full'),
+            networkPolicy: {
+              webhookFrom: [
+                { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress' } } },
+              ],
+            },
+          },
+        }),
+      ),
+    );
+    expect(narrowed?.spec.ingress[1]).toEqual({
+      ports: [{ port: 'github-webhook', protocol: 'TCP' }],
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress' } } }],
+    });
+    expect(
+      own(manifests(render({ values: { ...readValues('full'), networkPolicy: { enabled: false } } }))),
+    ).toBeUndefined();
   });
 
   it('gives every pod template requests, limits and the restricted security settings', () => {
@@ -232,7 +275,10 @@ describe('the rendered ConfigMap', () => {
     expect(config.github.webhook.secretPath).toBe(mountedFile('webhook').path);
     expect(mountedFile('webhook')).toMatchObject({ secret: 'gantry-github-webhook', key: 'secret' });
 
-    expect(container?.ports).toEqual([{ name: 'http', containerPort: config.http.port, protocol: 'TCP' }]);
+    expect(container?.ports).toEqual([
+      { name: 'http', containerPort: config.http.port, protocol: 'TCP' },
+      { name: 'github-webhook', containerPort: config.github.webhook.port, protocol: 'TCP' },
+    ]);
     expect(container?.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(container?.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(container?.args).toEqual(['--config', '/etc/gantry/config/config.yaml']);
@@ -414,6 +460,7 @@ describe('the Tekton queue', () => {
       expect(objectsOfKind(objects, 'ClusterRole'), name).toEqual([]);
       expect(JSON.stringify(objects), name).not.toContain('tekton.dev');
       const { service, container } = portsOf(objects);
+      const webhook = name === 'full' ? ['github-webhook'] : [];
       expect(
         service.map((p) => p.name),
         name,
@@ -421,7 +468,7 @@ describe('the Tekton queue', () => {
       expect(
         container.map((p) => p.name),
         name,
-      ).toEqual(['http']);
+      ).toEqual(['http', ...webhook]);
     }
   });
 

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
+import { spawnGantry } from '../support/gantry-process.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -18,11 +18,11 @@ const SECRET = 'election-webhook-secret';
 const APP_ID = 778;
 const LEASE_SECONDS = 3;
 const RETRY_SECONDS = 0.5;
-const main = new URL('../../src/main.ts', import.meta.url).pathname;
 
 interface Replica {
   name: string;
   url: string;
+  webhookUrl: string;
   process: ChildProcess;
   exited: Promise<number | null>;
 }
@@ -34,23 +34,15 @@ let configPath: string;
 const replicas: Replica[] = [];
 
 async function startReplica(name: string, config = configPath): Promise<Replica> {
-  const child = spawn(process.execPath, [main, '--config', config], {
-    env: { ...process.env, KUBECONFIG: inject('kubeconfig'), HOSTNAME: name },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
+  const gantry = spawnGantry({
+    configPath: config,
+    env: { KUBECONFIG: inject('kubeconfig'), HOSTNAME: name },
+    onLine: (line) => {
       if (process.env.GANTRY_TEST_LOG) process.stderr.write(`[${name}] ${line}\n`);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'gantry started' && entry.url) resolve(entry.url);
-      } catch {}
-    });
-    void exited.then((code) => reject(new Error(`${name} exited with ${code} before it started`)));
+    },
   });
-  const replica = { name, url, process: child, exited };
+  const { url, webhookUrl } = await gantry.started;
+  const replica = { name, url, webhookUrl: webhookUrl ?? '', process: gantry.child, exited: gantry.exited };
   replicas.push(replica);
   return replica;
 }
@@ -149,7 +141,7 @@ describe('leader election between replicas', { timeout: 150_000 }, () => {
     leader = elected.leader;
     follower = elected.followers[0] as Replica;
     // Deliveries go to the follower, which passes them on to the leader.
-    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    fake.setWebhookTarget(`${follower.webhookUrl}/webhooks/github`, SECRET);
     await completed(queue(3));
     expect(await podCreates(follower)).toBe(0);
     expect(await podCreates(leader)).toBeGreaterThanOrEqual(3);
@@ -167,7 +159,7 @@ describe('leader election between replicas', { timeout: 150_000 }, () => {
     const takeoverMs = performance.now() - killedAt;
     process.stderr.write(`[election] takeover after the leader was killed: ${Math.round(takeoverMs)} ms\n`);
     expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 2 * RETRY_SECONDS) * 1000 + 500);
-    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    fake.setWebhookTarget(`${follower.webhookUrl}/webhooks/github`, SECRET);
     await completed(queue(2));
     leader = follower;
   });
@@ -187,7 +179,7 @@ describe('leader election between replicas', { timeout: 150_000 }, () => {
     expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000);
     const lease = await coordination.readNamespacedLease({ name: 'gantry-leader', namespace });
     expect(lease.spec?.holderIdentity).toMatch(/^gantry-c_/);
-    fake.setWebhookTarget(`${standby.url}/webhooks/github`, SECRET);
+    fake.setWebhookTarget(`${standby.webhookUrl}/webhooks/github`, SECRET);
     await completed(queue(2));
   });
 });
@@ -237,11 +229,12 @@ describe('webhooks received by a follower', { timeout: 90_000 }, () => {
 
   it('publishes the leader URL on the Lease', async () => {
     const lease = await coordination.readNamespacedLease({ name: 'gantry-forwarding', namespace });
-    expect(lease.metadata?.annotations?.['gantry.dev/leader-url']).toBe(leader.url);
+    // Followers forward deliveries to the leader's webhook listener.
+    expect(lease.metadata?.annotations?.['gantry.dev/leader-url']).toBe(leader.webhookUrl);
   });
 
   it('forwards a delivery to the leader, which launches its runner long before its next poll', async () => {
-    fake.setWebhookTarget(`${follower.url}/webhooks/github`, SECRET);
+    fake.setWebhookTarget(`${follower.webhookUrl}/webhooks/github`, SECRET);
     const queuedAt = performance.now();
     const [job] = queue(1);
     await until('the leader created a runner pod', async () => (await podCreates(leader)) >= 1, 20_000, 50);

@@ -124,8 +124,9 @@ describe('metrics and the status page under a scripted load', () => {
       classes: { lint: runnerClass('lint'), build: runnerClass('build') },
     });
     app = createApp(config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
-    ({ url } = await app.start());
-    fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+    const started = await app.start();
+    url = started.url;
+    fake.setWebhookTarget(`${started.webhookUrl}/webhooks/github`, SECRET);
     simulator = startRunnerSimulator(kc, fake, [namespace]);
 
     // The script: jobs of known durations in two classes, queued at once.

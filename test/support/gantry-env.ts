@@ -78,8 +78,8 @@ export async function startGantryEnv(kc: KubeConfig, options: GantryEnvOptions):
       kubeConfig: kc,
       logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
     });
-    const { url } = await app.start();
-    fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+    const { webhookUrl } = await app.start();
+    fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, SECRET);
     return app;
   };
   let app: App;

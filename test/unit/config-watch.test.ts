@@ -47,12 +47,12 @@ describe('watchConfigFile', () => {
 
   it('reports a valid edit once, however many events it makes', async () => {
     const w = await start('http:\n  port: 8080\n');
-    await writeFile(w.path, 'http:\n  port: 8081\n');
-    await writeFile(w.path, 'http:\n  port: 8081\n');
+    await writeFile(w.path, 'http:\n  port: 8090\n');
+    await writeFile(w.path, 'http:\n  port: 8090\n');
     await until(() => w.valid.length > 0);
     await sleep(DEBOUNCE_MS * 4);
     expect(w.valid).toHaveLength(1);
-    expect(w.valid[0]?.http.port).toBe(8081);
+    expect(w.valid[0]?.http.port).toBe(8090);
     expect(w.invalid).toHaveLength(0);
   });
 
@@ -97,7 +97,7 @@ describe('watchConfigFile', () => {
   it('reports nothing once stopped', async () => {
     const w = await start('http:\n  port: 8080\n');
     stop();
-    await writeFile(w.path, 'http:\n  port: 8081\n');
+    await writeFile(w.path, 'http:\n  port: 8090\n');
     await sleep(DEBOUNCE_MS * 6);
     expect(w.valid).toHaveLength(0);
     expect(w.invalid).toHaveLength(0);

@@ -1,7 +1,7 @@
 /**
  * What the end-to-end benchmarks (decision-latency, throughput) share: a local control plane with
  * room for many pods, Gantry in-process against it and the fake GitHub, the moments that matter per
- * job taken where they happen (webhook received by Gantry's HTTP server, pod create request sent by
+ * job taken where they happen (webhook received by Gantry's webhook listener, pod create request sent by
  * its Kubernetes client, pod Running seen by a watch), and the bare client that measures the floor:
  * the same pods created by a loop with nothing in between.
  *
@@ -236,14 +236,15 @@ export async function startGantry(
   if (!runnerClass) throw new Error('the bench class is missing from the parsed configuration');
   const app = createApp(config, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
   const received = new Map<string, number>();
-  app.http.addHook('onRequest', (request, _reply, done) => {
+  if (!app.webhooks) throw new Error('the bench config has no GitHub webhook listener');
+  app.webhooks.addHook('onRequest', (request, _reply, done) => {
     const delivery = request.headers['x-github-delivery'];
     if (typeof delivery === 'string' && !received.has(delivery)) received.set(delivery, now());
     done();
   });
   cleanups.push('Gantry', () => app.stop());
-  const { url } = await app.start();
-  fake.setWebhookTarget(`${url}/webhooks/github`, SECRET);
+  const { webhookUrl } = await app.start();
+  fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, SECRET);
 
   const queuedDelivery = new Map<string, string>();
   return {

@@ -13,6 +13,15 @@ export function splitRepo(fullName: string): RepoRef {
   return { owner, repo };
 }
 
+/** What an installation token is limited to: App permissions by level, and repository names. */
+export interface InstallationTokenScope {
+  permissions: Partial<
+    Record<'actions' | 'administration' | 'organization_self_hosted_runners' | 'metadata', 'read' | 'write'>
+  >;
+  /** Names without the owner; absent: every repository of the installation. */
+  repositories?: readonly string[];
+}
+
 /** Where runners are registered: an organisation, or one repository. */
 export type RunnerScope = { kind: 'org'; org: string } | { kind: 'repo'; repo: string };
 
@@ -31,7 +40,12 @@ export function createGithubApi(client: GithubClient, perPage: number) {
   });
 
   return {
-    async createInstallationToken(jwt: string, installationId: number): Promise<InstallationToken> {
+    /** `scope`: the permissions and repositories the token may use; the App's all when absent. */
+    async createInstallationToken(
+      jwt: string,
+      installationId: number,
+      scope?: InstallationTokenScope,
+    ): Promise<InstallationToken> {
       const { data } = await client.call(
         {
           operation: 'create_installation_token',
@@ -42,6 +56,8 @@ export function createGithubApi(client: GithubClient, perPage: number) {
         (extras) =>
           octokit.request('POST /app/installations/{installation_id}/access_tokens', {
             installation_id: installationId,
+            ...(scope ? { permissions: scope.permissions } : {}),
+            ...(scope?.repositories ? { repositories: [...scope.repositories] } : {}),
             ...extras,
           }),
       );

@@ -57,7 +57,8 @@ export interface InstallationToken {
 
 export interface AppAuthOptions {
   appId: string | number;
-  privateKey: KeyObject;
+  /** The App's key as of now: asked for each JWT, so a rotated key is used from its next token on. */
+  privateKey: () => KeyObject;
   installationId: number;
   /** Performs POST /app/installations/{id}/access_tokens with the given JWT. */
   exchange: (jwt: string, installationId: number) => Promise<InstallationToken>;
@@ -75,7 +76,7 @@ export function createAppAuth(options: AppAuthOptions): GithubAuth {
   let pending: Promise<string> | null = null;
 
   const refresh = async (): Promise<string> => {
-    const jwt = signAppJwt(options.appId, options.privateKey, options.clock.now());
+    const jwt = signAppJwt(options.appId, options.privateKey(), options.clock.now());
     const { token, expiresAt } = await options.exchange(jwt, options.installationId);
     const expiresAtMs = Date.parse(expiresAt);
     if (!token || Number.isNaN(expiresAtMs)) {

@@ -62,6 +62,8 @@ export interface GithubClientOptions {
   timeoutMs: number;
   maxRetries: number;
   etagCacheSize?: number;
+  /** Bound of the ETag cache in bytes (bodies as JSON text): a page of 100 runs is about 1 MB. */
+  etagCacheBytes?: number;
   userAgent?: string;
 }
 
@@ -92,6 +94,8 @@ interface CachedBody {
   data: unknown;
   /** A 304 has no Link header, so the next-page URL is kept with the body it came with. */
   nextUrl: string | null;
+  /** Roughly what it holds in memory: its JSON text's length. */
+  bytes: number;
 }
 
 function nextLink(headers: Headers): string | null {
@@ -138,7 +142,12 @@ export function createGithubClient(options: GithubClientOptions): GithubClient {
       error: (message: string) => log.error({ source: 'octokit' }, message),
     },
   });
-  const etags = new LRUCache<string, CachedBody>({ max: options.etagCacheSize ?? 5_000 });
+  const apiOrigin = new URL(options.baseUrl).origin;
+  const etags = new LRUCache<string, CachedBody>({
+    max: options.etagCacheSize ?? 5_000,
+    maxSize: options.etagCacheBytes ?? 32 * 1024 * 1024,
+    sizeCalculation: (body) => Math.max(1, body.bytes),
+  });
   let state: RateLimitState = initialRateLimitState;
 
   const publish = (previous: RateLimitState) => {
@@ -202,7 +211,8 @@ export function createGithubClient(options: GithubClientOptions): GithubClient {
         const etag = response.headers.etag;
         const nextUrl = nextLink(response.headers);
         if (spec.conditionalKey && typeof etag === 'string') {
-          etags.set(spec.conditionalKey, { etag, data: response.data, nextUrl });
+          const bytes = JSON.stringify(response.data ?? null).length + etag.length;
+          etags.set(spec.conditionalKey, { etag, data: response.data, nextUrl, bytes });
         }
         return {
           data: response.data,
@@ -272,6 +282,14 @@ export function createGithubClient(options: GithubClientOptions): GithubClient {
       const nextUrl = result.nextUrl;
       // GitHub caps filtered lists at 1,000 results; the page bound only guards against a looping server.
       if (!nextUrl || pages >= 100) break;
+      // The request carries the installation token: it never goes to a host other than the API's.
+      if (new URL(nextUrl, apiOrigin).origin !== apiOrigin) {
+        throw new GithubApiError(
+          spec.operation,
+          0,
+          `next page ${nextUrl} is not on ${apiOrigin}; not followed`,
+        );
+      }
       result = await call(
         { ...spec, conditionalKey: nextUrl },
         (extras) => octokit.request({ method: 'GET', url: nextUrl, ...extras }) as Promise<GithubResponse<P>>,

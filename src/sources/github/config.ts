@@ -2,6 +2,13 @@ import { z } from 'zod';
 
 const repoFullName = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'expected owner/name');
 
+/** Tokens travel with every request: plain http only where nothing leaves the machine. */
+function isHttpsOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'https:') return true;
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 const eventName = z
   .string()
   .regex(/^[a-z][a-z_]*$/, 'expected a GitHub event name such as push or pull_request_target');
@@ -102,6 +109,9 @@ export const githubConfigSchema = z
     enabled: z.boolean().default(false).describe('Take demand from GitHub Actions.'),
     apiUrl: z
       .url({ protocol: /^https?$/ })
+      .refine(isHttpsOrLoopback, {
+        error: 'expected an https URL (plain http only for a loopback address): requests carry the token',
+      })
       .default('https://api.github.com')
       .describe(
         'REST API base URL: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.',
@@ -118,6 +128,54 @@ export const githubConfigSchema = z
       .strictObject({
         secret: z.string().min(1).optional().describe('Webhook secret (prefer secretPath).'),
         secretPath: z.string().min(1).optional().describe('File holding the webhook secret.'),
+        address: z
+          .string()
+          .min(1)
+          .default('0.0.0.0')
+          .describe('Address the webhook listener binds, apart from the status and metrics one.'),
+        port: z
+          .int()
+          .min(0)
+          .max(65535)
+          .default(8081)
+          .describe(
+            'Port of the webhook listener: the only one to publish to GitHub (POST /webhooks/github).',
+          ),
+        maxBodyBytes: z
+          .int()
+          .min(64 * 1024)
+          .max(25 * 1024 * 1024)
+          .default(1024 * 1024)
+          .describe(
+            'Largest delivery read; larger ones get 413 by their Content-Length, before anything is read ' +
+              '(workflow_job payloads are a few KiB).',
+          ),
+        maxConcurrentDeliveries: z
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Deliveries being read or handled at once; beyond, 503 before the body is read.'),
+        maxConcurrentLargeDeliveries: z
+          .int()
+          .min(1)
+          .default(4)
+          .describe(
+            'Of those, deliveries declaring more than 64 KiB at once: a workflow_job is a few KiB, so ' +
+              'large bodies are rare and costly to read.',
+          ),
+        maxBufferedBytes: z
+          .int()
+          .min(1024 * 1024)
+          .default(16 * 1024 * 1024)
+          .describe('Body bytes held at once across all deliveries being read; beyond, 503.'),
+        maxQueuedAgeHours: z
+          .number()
+          .positive()
+          .default(25)
+          .describe(
+            'A queued delivery for a job created longer ago is ignored as stale or replayed (GitHub cancels ' +
+              'a job queued for 24 hours).',
+          ),
         deliveryCacheSize: z
           .int()
           .min(100)
@@ -134,7 +192,11 @@ export const githubConfigSchema = z
         message: 'set at most one of secret or secretPath',
         path: ['secretPath'],
       })
-      .describe('POST /webhooks/github; without a secret the route is off and only the poller runs.'),
+      .describe(
+        'POST /webhooks/github on a listener of its own; without a secret the listener is off and only the ' +
+          'poller runs. Deliveries for another installation of the App or a repository outside the ' +
+          'configuration are answered 202 and ignored.',
+      ),
     poll: z
       .strictObject({
         intervalSeconds: z

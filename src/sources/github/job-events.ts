@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import {
   type JobEvent,
@@ -51,6 +52,8 @@ export function createJobApplier(options: {
   metrics: GithubMetrics;
   /** Jobs held at most; beyond, the oldest is dropped (the poller finds it again: it was never tracked). */
   maxHeld?: number;
+  /** Whether some class could take a job with these labels; one none could is dropped before its look-up. */
+  isServable?: (labels: readonly string[]) => boolean;
 }): JobApplier {
   const { tracker, metrics, origins } = options;
   const log = options.logger.child({ component: 'github-jobs' });
@@ -60,6 +63,8 @@ export function createJobApplier(options: {
   /** One retry loop per run, so the held jobs of a run share each look-up. */
   const retrying = new Map<number, Promise<void>>();
   const stopping = new AbortController();
+  /** Jobs dropped for want of a class, so each is counted once however often it is seen. */
+  const ignored = new LRUCache<string, true>({ max: 10_000 });
 
   const deliver = (event: JobEvent) => {
     metrics.events.inc({ kind: event.kind, via: event.via });
@@ -167,6 +172,15 @@ export function createJobApplier(options: {
     async apply(job, repo, phase, via) {
       const key = jobKey('github', job.id);
       if (!tracker.isAdvance(key, phase)) return null;
+      // A job no class could take costs no look-up and no memory. (One such job that started on a
+      // runner of Gantry's would be one some class takes: runners carry their class's labels.)
+      if (options.isServable && !tracker.get(key) && !options.isServable(job.labels)) {
+        if (!ignored.has(key)) {
+          ignored.set(key, true);
+          metrics.jobsIgnored.inc({ reason: 'no-class' });
+        }
+        return null;
+      }
       if (phase === 'waiting') {
         tracker.advance(key, { phase, identity: null, repo, runId: job.run_id, createdAt: null });
         return null;

@@ -16,6 +16,8 @@ export interface GithubMetrics {
   pollSweeps: Counter<'result'>;
   /** Jobs held back because their workflow run could not be looked up (origin unknown). */
   jobsAwaitingOrigin: Gauge;
+  /** Jobs dropped before any look-up, once each: `reason` no-class (no class takes their labels). */
+  jobsIgnored: Counter<'reason'>;
   runnersCreated: Counter;
   runnersDeleted: Counter<'reason'>;
 }
@@ -67,6 +69,12 @@ export function createGithubMetrics(registry: Registry): GithubMetrics {
       name: 'gantry_github_job_events_total',
       help: 'Job events emitted by the GitHub source, by kind and by how they were observed.',
       labelNames: ['kind', 'via'] as const,
+      registers,
+    }),
+    jobsIgnored: new Counter({
+      name: 'gantry_github_jobs_ignored_total',
+      help: 'Jobs dropped before any look-up and not kept, once each, by reason (no-class: no class takes their labels).',
+      labelNames: ['reason'] as const,
       registers,
     }),
     jobsFoundByPoll: new Counter({

@@ -1,14 +1,16 @@
-import { readFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ConfigError } from '../../config/error.ts';
 import type { JobEvent } from '../../model/job.ts';
-import { createGithubApi, type WorkflowRun } from './api.ts';
+import { createGithubApi, type InstallationTokenScope } from './api.ts';
 import { createAppAuth, createTokenAuth, type GithubAuth, parseAppPrivateKey } from './auth.ts';
 import { createGithubClient, type RateLimitSnapshot } from './client.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { GithubConfig } from './config.ts';
+import { type DeliveryScope, screenDelivery } from './delivery-scope.ts';
 import { createJitRunnerService, type JitRunnerService } from './jit-runners.ts';
 import { createJobApplier } from './job-events.ts';
 import { JobTracker } from './job-tracker.ts';
@@ -24,8 +26,13 @@ export interface GithubSourceDeps {
   config: GithubConfig;
   logger: Logger;
   metrics: Registry;
-  /** The shared HTTP server; the webhook route is registered on it when a webhook secret is configured. */
-  http: FastifyInstance;
+  /** The webhook listener; the webhook route is registered on it when a webhook secret is configured. */
+  webhooks: FastifyInstance;
+  /**
+   * Whether some class could take a job asking for these labels (of either trust). A job none could
+   * take is dropped before its run is looked up, and is not kept.
+   */
+  isServable?: (labels: readonly string[]) => boolean;
   /** Receives every job event, once per transition. */
   onEvent: (event: JobEvent) => void;
   /**
@@ -40,6 +47,12 @@ export interface GithubSourceDeps {
   forwardTo?: ForwardTarget;
   /** This replica's name in the election, sent with forwarded deliveries. */
   identity?: string;
+  /**
+   * Where the classes register runners. The installation token then asks for exactly the
+   * permissions that takes (and, with github.repositories, those repositories only); absent, for all
+   * of the App's.
+   */
+  runnerScopes?: ReadonlySet<'org' | 'repo'>;
   clock?: Clock;
 }
 
@@ -64,6 +77,9 @@ export interface GithubSource {
   readonly runners: JitRunnerService;
   readonly webhooksEnabled: boolean;
 }
+
+/** Shorter webhook secrets can be brute-forced offline from one signed delivery. */
+const MIN_WEBHOOK_SECRET_BYTES = 32;
 
 /** A configuration value that cannot be used; the message names the key. */
 export class GithubConfigError extends ConfigError {
@@ -111,18 +127,16 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
   const api = createGithubApi(client, config.poll.perPage);
 
   if (authConfig.kind === 'app') {
-    const pem = readSecret('auth.privateKeyPath', authConfig.privateKey, authConfig.privateKeyPath);
-    let privateKey: ReturnType<typeof parseAppPrivateKey>;
-    try {
-      privateKey = parseAppPrivateKey(pem ?? '');
-    } catch (err) {
-      throw new GithubConfigError(`github.auth.privateKey: ${(err as Error).message}`);
-    }
+    const privateKey =
+      authConfig.privateKeyPath !== undefined
+        ? keyFileReader(authConfig.privateKeyPath, logger)
+        : constantKey(authConfig.privateKey ?? '');
     auth = createAppAuth({
       appId: authConfig.appId,
       installationId: authConfig.installationId,
       privateKey,
-      exchange: (jwt, installationId) => api.createInstallationToken(jwt, installationId),
+      exchange: (jwt, installationId) =>
+        api.createInstallationToken(jwt, installationId, tokenScopeOf(config, deps.runnerScopes)),
       clock,
       refreshMarginMs: authConfig.tokenRefreshMarginSeconds * 1000,
     });
@@ -139,36 +153,36 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
   };
 
   const tracker = new JobTracker();
-  // A new run is normally still queued when its first job's webhook arrives: one conditional list of the
-  // repository's queued runs answers for every run queued there (a push often starts several workflows),
-  // shares its ETag with the poller, and falls back to reading the single run.
-  const queuedListings = new Map<string, Promise<WorkflowRun[]>>();
-  const listQueuedRuns = (repo: string): Promise<WorkflowRun[]> => {
-    let listing = queuedListings.get(repo);
-    if (!listing) {
-      listing = api
-        .listWorkflowRuns(repo, 'queued')
-        .then(({ items }) => {
-          for (const run of items) origins.remember(run);
-          return items;
-        })
-        .finally(() => queuedListings.delete(repo));
-      queuedListings.set(repo, listing);
-    }
-    return listing;
-  };
+  // One conditional GET of the run: a cache miss never lists a repository's runs (up to 100 pages).
   const origins = createRunOrigins({
-    fetchRun: async (repo, runId) => {
-      const queued = await listQueuedRuns(repo);
-      return queued.find((run) => Number(run.id) === runId) ?? api.getRun(repo, runId);
-    },
+    fetchRun: (repo, runId) => api.getRun(repo, runId),
     policy: config.trust,
     cacheSize: config.runCacheSize,
     logger,
   });
-  const applier = createJobApplier({ tracker, origins, emit: deps.onEvent, clock, logger, metrics });
+  const applier = createJobApplier({
+    tracker,
+    origins,
+    emit: deps.onEvent,
+    clock,
+    logger,
+    metrics,
+    ...(deps.isServable ? { isServable: deps.isServable } : {}),
+  });
 
   const webhookSecret = readSecret('webhook.secretPath', config.webhook.secret, config.webhook.secretPath);
+  if (webhookSecret !== undefined && Buffer.byteLength(webhookSecret) < MIN_WEBHOOK_SECRET_BYTES) {
+    logger.warn(
+      { bytes: Buffer.byteLength(webhookSecret) },
+      `github.webhook secret is shorter than ${MIN_WEBHOOK_SECRET_BYTES} bytes: one signed delivery is enough to guess it offline; use a long random one`,
+    );
+  }
+  const scope: DeliveryScope = {
+    ...(authConfig.kind === 'app' ? { installationId: authConfig.installationId } : {}),
+    repositories: config.repositories,
+    ...(config.runners.org !== undefined ? { org: config.runners.org } : {}),
+    maxQueuedAgeMs: config.webhook.maxQueuedAgeHours * 3_600_000,
+  };
   let lastWebhookAt: number | null = null;
   const deliveries = new KeyedWorkQueue<WorkflowJobPayload>({
     capacity: config.webhook.queueSize,
@@ -196,9 +210,14 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     });
   }
   if (webhookSecret) {
-    registerGithubWebhookRoute(deps.http, {
+    registerGithubWebhookRoute(deps.webhooks, {
       secret: webhookSecret,
       deliveryCacheSize: config.webhook.deliveryCacheSize,
+      maxBodyBytes: config.webhook.maxBodyBytes,
+      maxConcurrent: config.webhook.maxConcurrentDeliveries,
+      maxConcurrentLarge: config.webhook.maxConcurrentLargeDeliveries,
+      maxBufferedBytes: config.webhook.maxBufferedBytes,
+      screen: (payload) => screenDelivery(payload, scope, clock.now()),
       logger,
       metrics,
       accept: (payload) => {
@@ -254,5 +273,79 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     rateLimit: () => client.rateLimit(),
     runners,
     webhooksEnabled: webhookSecret !== undefined,
+  };
+}
+
+/**
+ * The least an installation token needs: reading runs and jobs, and registering runners where the
+ * classes do (organisation runners, or repository administration), for the configured repositories
+ * when they are listed. GitHub's token would otherwise carry every permission of the installation.
+ */
+export function tokenScopeOf(
+  config: GithubConfig,
+  runnerScopes: ReadonlySet<'org' | 'repo'> | undefined,
+): InstallationTokenScope | undefined {
+  if (!runnerScopes) return undefined;
+  return {
+    permissions: {
+      actions: 'read',
+      metadata: 'read',
+      ...(runnerScopes.has('org') ? { organization_self_hosted_runners: 'write' } : {}),
+      ...(runnerScopes.has('repo') ? { administration: 'write' } : {}),
+    },
+    ...(config.repositories.length > 0
+      ? { repositories: config.repositories.map((fullName) => fullName.slice(fullName.indexOf('/') + 1)) }
+      : {}),
+  };
+}
+
+function parseKey(pem: string, key: string): KeyObject {
+  try {
+    return parseAppPrivateKey(pem);
+  } catch (err) {
+    throw new GithubConfigError(`github.auth.${key}: ${(err as Error).message}`);
+  }
+}
+
+function constantKey(pem: string): () => KeyObject {
+  const key = parseKey(pem, 'privateKey');
+  return () => key;
+}
+
+/**
+ * The App key from its file (a mounted Secret), read now, so a bad file fails the start naming the
+ * key, and again whenever the file changes, so a rotated key needs no restart. A change that does
+ * not parse keeps the key in use, with a warning.
+ */
+function keyFileReader(path: string, logger: Logger): () => KeyObject {
+  const stampOf = () => {
+    const stat = statSync(path);
+    return `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
+  };
+  // Stamped before it is read: a change in between is seen (and read) at the next look.
+  const read = () => {
+    let stamp = '';
+    try {
+      stamp = stampOf();
+    } catch {
+      // readSecret below names the problem.
+    }
+    const pem = readSecret('auth.privateKeyPath', undefined, path) ?? '';
+    return { key: parseKey(pem, 'privateKeyPath'), stamp };
+  };
+  let current = read();
+  return () => {
+    try {
+      if (stampOf() !== current.stamp) {
+        current = read();
+        logger.info({ path }, 'GitHub App key file changed: using the new key');
+      }
+    } catch (err) {
+      logger.warn(
+        { path, err: (err as Error).message },
+        'GitHub App key file cannot be read again; the key in use stays',
+      );
+    }
+    return current.key;
   };
 }

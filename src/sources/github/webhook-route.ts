@@ -13,14 +13,33 @@ import {
 } from './workflow-job.ts';
 
 export const GITHUB_WEBHOOK_PATH = '/webhooks/github';
-/** GitHub caps webhook payloads at 25 MB and does not deliver larger ones; nothing larger is read. */
-export const MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024;
+/** The events Gantry acts on; every other is answered 202 before its body is read. */
+const USED_EVENTS = new Set(['workflow_job']);
+/** A body declared larger than this is large: see maxConcurrentLarge. */
+const LARGE_BODY_BYTES = 64 * 1024;
 
 export interface WebhookRouteOptions {
   secret: string;
   deliveryCacheSize: number;
+  /** Bodies larger than this are refused (413), by their Content-Length before anything is read. */
+  maxBodyBytes: number;
+  /** Deliveries being read or handled at once; beyond, 503 before the body is read. */
+  maxConcurrent: number;
+  /**
+   * Of those, large ones (declaring more than LARGE_BODY_BYTES) at once. A workflow_job is a few
+   * KiB: large bodies are rare and cost the most to read, so a few at a time keep them from
+   * crowding out the rest.
+   */
+  maxConcurrentLarge: number;
+  /** Body bytes held at once across all deliveries being read; beyond, 503. */
+  maxBufferedBytes: number;
   logger: Logger;
   metrics: GithubMetrics;
+  /**
+   * Why a verified, well-formed delivery is not Gantry's to act on (another installation of the App,
+   * a repository outside the configuration, a job created long ago), or undefined when it is.
+   */
+  screen: (payload: WorkflowJobPayload) => string | undefined;
   /** Hands a verified workflow_job delivery over for processing; false when the queue is full. */
   accept: (payload: WorkflowJobPayload, deliveryId: string) => boolean;
   /**
@@ -30,22 +49,42 @@ export interface WebhookRouteOptions {
   forward?: (delivery: RawDelivery) => void;
 }
 
-type Outcome = 'accepted' | 'duplicate' | 'ignored' | 'unauthorized' | 'bad_request' | 'overloaded';
+type Outcome =
+  | 'accepted'
+  | 'duplicate'
+  | 'ignored'
+  | 'unauthorized'
+  | 'bad_request'
+  | 'too_large'
+  | 'overloaded';
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** An error the body parser ends a request with, answered with its status. */
+function refusal(statusCode: number, message: string): Error {
+  return Object.assign(new Error(message), { statusCode });
+}
+
 /**
- * POST /webhooks/github. The handler only verifies and queues, so it answers in milliseconds; the work
- * (run look-ups, events) happens after. Nothing changes unless the signature is right, the body is
- * well-formed JSON of a workflow_job event, and the delivery id is new.
+ * POST /webhooks/github, on the webhook listener. What is cheap to judge is judged before the body is
+ * read: the event (202 for events Gantry does not use), the declared size (411 without one, 413 above
+ * the cap) and the deliveries in flight (503). The body is then read within a size cap and a byte budget shared by every delivery
+ * being read, so neither large nor many bodies can exhaust memory. The handler only verifies and
+ * queues, so it answers in milliseconds; the work (run look-ups, events) happens after. Nothing
+ * changes unless the signature is right, the body is well-formed JSON of a workflow_job event for
+ * Gantry's installation and repositories, and the delivery id is new.
  */
 export function registerGithubWebhookRoute(http: FastifyInstance, options: WebhookRouteOptions): void {
   const { metrics } = options;
   const log = options.logger.child({ component: 'github-webhook' });
   const seenDeliveries = new LRUCache<string, true>({ max: options.deliveryCacheSize });
+  let inFlight = 0;
+  let largeInFlight = 0;
+  let buffered = 0;
+  const held = new WeakMap<FastifyRequest, number>();
 
   const answer = (
     reply: FastifyReply,
@@ -56,80 +95,154 @@ export function registerGithubWebhookRoute(http: FastifyInstance, options: Webho
     metrics.webhookDeliveries.inc({ result: outcome });
     return reply.code(code).send({ status: outcome, ...detail });
   };
+  /** An answer before the body is read: the connection closes, so the unread body goes with it. */
+  const answerEarly = (reply: FastifyReply, code: number, outcome: Outcome, detail: Record<string, string>) =>
+    answer(reply.header('connection', 'close'), code, outcome, detail);
 
   http.register(async (scope) => {
     // The signature covers the exact bytes, so this route keeps the body raw and parses JSON itself.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      '*',
-      { parseAs: 'buffer', bodyLimit: MAX_WEBHOOK_BODY_BYTES },
-      (_req, body, done) => {
-        done(null, body);
+    scope.addContentTypeParser('*', (request, payload, done) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let ended = false;
+      const fail = (code: number, outcome: Outcome, message: string) => {
+        if (ended) return;
+        ended = true;
+        metrics.webhookDeliveries.inc({ result: outcome });
+        done(refusal(code, message), undefined);
+      };
+      payload.on('data', (chunk: Buffer) => {
+        if (ended) return;
+        size += chunk.length;
+        if (size > options.maxBodyBytes) {
+          fail(413, 'too_large', `body larger than ${options.maxBodyBytes} bytes`);
+        } else if (buffered + chunk.length > options.maxBufferedBytes) {
+          fail(503, 'overloaded', 'busy, try again');
+        } else {
+          buffered += chunk.length;
+          held.set(request, (held.get(request) ?? 0) + chunk.length);
+          chunks.push(chunk);
+        }
+      });
+      payload.on('end', () => {
+        if (ended) return;
+        ended = true;
+        done(null, Buffer.concat(chunks, size));
+      });
+      payload.on('error', (err: Error) => fail(400, 'bad_request', err.message));
+    });
+    // A refused body is not read to its end: close the connection rather than drain it.
+    scope.addHook('onSend', async (_request, reply) => {
+      if (reply.statusCode === 413 || reply.statusCode === 503) reply.header('connection', 'close');
+    });
+
+    const onRequest = (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      const event = header(request, 'x-github-event');
+      if (!event) {
+        answerEarly(reply, 400, 'bad_request', { error: 'the X-GitHub-Event header is required' });
+        return;
+      }
+      if (!USED_EVENTS.has(event)) {
+        answerEarly(reply, 202, 'ignored', { reason: `event ${event} is not used` });
+        return;
+      }
+      // GitHub declares the length of what it sends; a body of unknown length is not GitHub's.
+      const length = header(request, 'content-length');
+      if (length === undefined) {
+        answerEarly(reply, 411, 'bad_request', { error: 'a Content-Length header is required' });
+        return;
+      }
+      const declared = Number(length);
+      if (declared > options.maxBodyBytes) {
+        answerEarly(reply, 413, 'too_large', { error: `body larger than ${options.maxBodyBytes} bytes` });
+        return;
+      }
+      const large = declared > LARGE_BODY_BYTES;
+      if (inFlight >= options.maxConcurrent || (large && largeInFlight >= options.maxConcurrentLarge)) {
+        log.debug({ inFlight, largeInFlight }, 'webhook deliveries at their bound; delivery refused');
+        answerEarly(reply, 503, 'overloaded', { error: 'busy, try again' });
+        return;
+      }
+      inFlight++;
+      if (large) largeInFlight++;
+      // 'close' comes once the answer is sent or the client went away, whichever happens.
+      reply.raw.once('close', () => {
+        inFlight--;
+        if (large) largeInFlight--;
+        buffered -= held.get(request) ?? 0;
+        held.delete(request);
+      });
+      done();
+    };
+
+    scope.post(
+      GITHUB_WEBHOOK_PATH,
+      { onRequest, bodyLimit: options.maxBodyBytes },
+      async (request, reply) => {
+        const deliveryId = header(request, 'x-github-delivery');
+        const event = header(request, 'x-github-event');
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const fields = { delivery: deliveryId ?? '', event: event ?? '' };
+
+        if (!verifyWebhookSignature(options.secret, body, header(request, 'x-hub-signature-256'))) {
+          log.debug(fields, 'webhook delivery refused: missing or wrong X-Hub-Signature-256');
+          return answer(reply, 401, 'unauthorized', { error: 'missing or invalid X-Hub-Signature-256' });
+        }
+        const contentType = header(request, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+        if (contentType !== 'application/json') {
+          return answer(reply, 400, 'bad_request', {
+            error: `content-type must be application/json (set it in the webhook settings), got ${contentType ?? 'none'}`,
+          });
+        }
+        if (!deliveryId) {
+          return answer(reply, 400, 'bad_request', { error: 'the X-GitHub-Delivery header is required' });
+        }
+        if (seenDeliveries.has(deliveryId)) return answer(reply, 200, 'duplicate');
+
+        const text = body.toString('utf8');
+        if (jsonTooDeep(text)) return answer(reply, 400, 'bad_request', { error: jsonDepthMessage() });
+        let raw: unknown;
+        try {
+          raw = JSON.parse(text);
+        } catch (err) {
+          return answer(reply, 400, 'bad_request', {
+            error: `body is not valid JSON: ${(err as Error).message}`,
+          });
+        }
+        const parsed = workflowJobPayloadSchema.safeParse(raw);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          const where = issue?.path.length ? issue.path.join('.') : '(body)';
+          return answer(reply, 400, 'bad_request', {
+            error: `invalid workflow_job payload: ${where}: ${issue?.message}`,
+          });
+        }
+        const payload = parsed.data;
+        const outside = options.screen(payload);
+        if (outside) {
+          log.debug({ ...fields, repo: payload.repository.full_name, reason: outside }, 'delivery ignored');
+          return answer(reply, 202, 'ignored', { reason: outside });
+        }
+        const phase = phaseOfAction(payload.action, payload.workflow_job.status);
+        if (phase === null) {
+          log.info({ ...fields, action: payload.action }, 'workflow_job action not used; ignored');
+          return answer(reply, 202, 'ignored', { reason: `action ${payload.action} is not used` });
+        }
+        const fieldError = checkJobFields(payload.workflow_job, phase);
+        if (fieldError) return answer(reply, 400, 'bad_request', { error: fieldError });
+
+        if (!options.accept(payload, deliveryId)) {
+          // Not remembered as seen: GitHub's redelivery (or the poller) can still bring it in.
+          log.warn(fields, 'webhook queue full; delivery refused');
+          return answer(reply, 503, 'overloaded', { error: 'busy, try again' });
+        }
+        seenDeliveries.set(deliveryId, true);
+        if (options.forward && header(request, FORWARDED_BY_HEADER) === undefined) {
+          options.forward({ deliveryId, body, headers: request.headers });
+        }
+        return answer(reply, 202, 'accepted');
       },
     );
-
-    scope.post(GITHUB_WEBHOOK_PATH, { bodyLimit: MAX_WEBHOOK_BODY_BYTES }, async (request, reply) => {
-      const deliveryId = header(request, 'x-github-delivery');
-      const event = header(request, 'x-github-event');
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const fields = { delivery: deliveryId ?? '', event: event ?? '' };
-
-      if (!verifyWebhookSignature(options.secret, body, header(request, 'x-hub-signature-256'))) {
-        log.warn(fields, 'webhook delivery refused: missing or wrong X-Hub-Signature-256');
-        return answer(reply, 401, 'unauthorized', { error: 'missing or invalid X-Hub-Signature-256' });
-      }
-      const contentType = header(request, 'content-type')?.split(';')[0]?.trim().toLowerCase();
-      if (contentType !== 'application/json') {
-        return answer(reply, 400, 'bad_request', {
-          error: `content-type must be application/json (set it in the webhook settings), got ${contentType ?? 'none'}`,
-        });
-      }
-      if (!deliveryId || !event) {
-        return answer(reply, 400, 'bad_request', {
-          error: 'X-GitHub-Delivery and X-GitHub-Event headers are required',
-        });
-      }
-      if (event !== 'workflow_job')
-        return answer(reply, 202, 'ignored', { reason: `event ${event} is not used` });
-      if (seenDeliveries.has(deliveryId)) return answer(reply, 200, 'duplicate');
-
-      const text = body.toString('utf8');
-      if (jsonTooDeep(text)) return answer(reply, 400, 'bad_request', { error: jsonDepthMessage() });
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch (err) {
-        return answer(reply, 400, 'bad_request', {
-          error: `body is not valid JSON: ${(err as Error).message}`,
-        });
-      }
-      const parsed = workflowJobPayloadSchema.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const where = issue?.path.length ? issue.path.join('.') : '(body)';
-        return answer(reply, 400, 'bad_request', {
-          error: `invalid workflow_job payload: ${where}: ${issue?.message}`,
-        });
-      }
-      const payload = parsed.data;
-      const phase = phaseOfAction(payload.action, payload.workflow_job.status);
-      if (phase === null) {
-        log.info({ ...fields, action: payload.action }, 'workflow_job action not used; ignored');
-        return answer(reply, 202, 'ignored', { reason: `action ${payload.action} is not used` });
-      }
-      const fieldError = checkJobFields(payload.workflow_job, phase);
-      if (fieldError) return answer(reply, 400, 'bad_request', { error: fieldError });
-
-      if (!options.accept(payload, deliveryId)) {
-        // Not remembered as seen: GitHub's redelivery (or the poller) can still bring it in.
-        log.warn(fields, 'webhook queue full; delivery refused');
-        return answer(reply, 503, 'overloaded', { error: 'busy, try again' });
-      }
-      seenDeliveries.set(deliveryId, true);
-      if (options.forward && header(request, FORWARDED_BY_HEADER) === undefined) {
-        options.forward({ deliveryId, body, headers: request.headers });
-      }
-      return answer(reply, 202, 'accepted');
-    });
   });
 }

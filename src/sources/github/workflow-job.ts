@@ -19,7 +19,7 @@ const workflowJobFields = z.object({
   name: z.string(),
   status: z.string().min(1),
   conclusion: z.string().nullable().optional(),
-  labels: z.array(z.string()),
+  labels: z.array(z.string().max(256)).max(100, 'expected at most 100 labels'),
   created_at: z.string().optional(),
   started_at: z.string().nullable().optional(),
   completed_at: z.string().nullable().optional(),
@@ -28,10 +28,16 @@ const workflowJobFields = z.object({
 
 export type WorkflowJobFields = z.output<typeof workflowJobFields>;
 
+/** GitHub's owner and repository names: letters, digits, `-`, `_` and `.`, never `.` or `..` alone. */
+const repoFullName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/, 'expected owner/name')
+  .refine((name) => !name.split('/').some((part) => part === '.' || part === '..'), 'expected owner/name');
+
 export const workflowJobPayloadSchema = z.object({
   action: z.string().min(1),
   workflow_job: workflowJobFields,
-  repository: z.object({ full_name: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'expected owner/name') }),
+  repository: z.object({ full_name: repoFullName, private: z.boolean().optional() }),
   installation: z.object({ id: z.int() }).optional(),
 });
 

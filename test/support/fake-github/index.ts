@@ -47,7 +47,8 @@ export function fakeGithubConfig(fake: FakeGithub, appId: number, webhookSecret:
     enabled: true,
     apiUrl: fake.apiUrl,
     auth: fakeAppAuth(fake, appId),
-    webhook: { secret: webhookSecret },
+    // Loopback, on a port of its own: the webhook listener apart from status and metrics.
+    webhook: { secret: webhookSecret, address: '127.0.0.1', port: 0 },
     runners: { org: fake.org },
     poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
   };

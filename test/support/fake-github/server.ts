@@ -87,6 +87,8 @@ export interface DeliveryRecord {
   result: number | 'dropped' | 'error';
   /** When it was sent (the fake's clock). */
   at: number;
+  /** How long the receiver took to answer (real time), once it did. */
+  answeredInMs?: number;
   body: string;
   headers: Record<string, string>;
 }
@@ -130,7 +132,7 @@ interface Reply {
 }
 
 type Auth =
-  | { kind: 'installation'; principal: string; token: string }
+  | { kind: 'installation'; principal: string; token: string; scope: IssuedToken }
   | { kind: 'pat'; principal: string; token: string };
 
 interface Context {
@@ -141,13 +143,50 @@ interface Context {
   auth: Auth | null;
 }
 
+/** An App permission and the level a route needs of it ('write' covers 'read'). */
+type Permission = readonly [name: string, level: 'read' | 'write'];
+
 interface Route {
   method: string;
   template: string;
   pattern: RegExp;
   names: string[];
   auth: 'jwt' | 'token' | 'none';
+  /** What an installation token must be allowed to reach this route. */
+  permission?: Permission;
   handler: (ctx: Context) => Reply;
+}
+
+/** What the fake's App may do; a token asks for some of it, or gets all of it. */
+const APP_PERMISSIONS: Record<string, 'read' | 'write'> = {
+  actions: 'read',
+  administration: 'write',
+  organization_self_hosted_runners: 'write',
+  metadata: 'read',
+};
+
+/** The App permission each installation route needs, as GitHub's REST reference lists them. */
+const ROUTE_PERMISSIONS: Record<string, Permission> = {
+  'GET /installation/repositories': ['metadata', 'read'],
+  'GET /repos/{owner}/{repo}/actions/runs': ['actions', 'read'],
+  'GET /repos/{owner}/{repo}/actions/runs/{run_id}': ['actions', 'read'],
+  'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs': ['actions', 'read'],
+  'GET /repos/{owner}/{repo}/actions/jobs/{job_id}': ['actions', 'read'],
+  'GET /orgs/{org}/actions/runner-groups': ['organization_self_hosted_runners', 'read'],
+  'POST /orgs/{org}/actions/runners/generate-jitconfig': ['organization_self_hosted_runners', 'write'],
+  'GET /orgs/{org}/actions/runners': ['organization_self_hosted_runners', 'read'],
+  'DELETE /orgs/{org}/actions/runners/{runner_id}': ['organization_self_hosted_runners', 'write'],
+  'POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig': ['administration', 'write'],
+  'GET /repos/{owner}/{repo}/actions/runners': ['administration', 'read'],
+  'DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}': ['administration', 'write'],
+};
+
+interface IssuedToken {
+  installationId: number;
+  expiresAt: number;
+  permissions: Record<string, 'read' | 'write'>;
+  /** Repository names (without owner) it is limited to; undefined: every repository of the installation. */
+  repositories?: string[];
 }
 
 const DOCS = 'https://docs.github.com/rest';
@@ -190,7 +229,11 @@ export class FakeGithub {
   readonly #jobs = new Map<number, FakeJob>();
   readonly #runners = new Map<number, FakeRunner>();
   readonly #groups: FakeRunnerGroup[];
-  readonly #tokens = new Map<string, { installationId: number; expiresAt: number }>();
+  readonly #tokens = new Map<string, IssuedToken>();
+  /** What each installation token was issued for, in the order issued (for tests). */
+  readonly issuedTokens: Omit<IssuedToken, 'expiresAt' | 'installationId'>[] = [];
+  /** Every credential the fake handed out (installation tokens, JIT configs), to look for in logs. */
+  readonly credentialsIssued: string[] = [];
   readonly #quotas = new Map<string, Quota>();
   readonly #routes: Route[] = [];
   readonly #inflight = new Set<Promise<void>>();
@@ -201,6 +244,8 @@ export class FakeGithub {
   #nextRunnerId = 100;
   #runNumber = 0;
   #webhook: { url: string; secret: string } | null;
+  /** The App's public key after a rotation (GitHub then refuses JWTs signed with the old key). */
+  #appKey: KeyObject | undefined;
 
   constructor(options: FakeGithubOptions = {}) {
     this.#options = options;
@@ -488,6 +533,11 @@ export class FakeGithub {
     return { limit: this.#limit, remaining: Math.max(0, this.#limit - q.used), resetAt: q.resetAt };
   }
 
+  /** The App's key was rotated: only JWTs signed with the new key's private half are accepted. */
+  rotateAppKey(publicKey: KeyObject): void {
+    this.#appKey = publicKey;
+  }
+
   /** Revokes every installation token issued so far (a 401 for the next request that uses one). */
   revokeInstallationTokens(): void {
     this.#tokens.clear();
@@ -630,9 +680,11 @@ export class FakeGithub {
     if (!target) return;
     const entry = redelivery ? { ...record, at: this.clock.now() } : record;
     if (redelivery) this.deliveries.push(entry);
+    const sent = performance.now();
     const p = fetch(target.url, { method: 'POST', headers: record.headers, body: record.body })
       .then(async (res) => {
         entry.result = res.status;
+        entry.answeredInMs = performance.now() - sent;
         await res.arrayBuffer();
       })
       .catch(() => {
@@ -670,12 +722,21 @@ export class FakeGithub {
   }
 
   #route(method: string, template: string, auth: Route['auth'], handler: Route['handler']): void {
+    const permission = ROUTE_PERMISSIONS[`${method} ${template}`];
     const names: string[] = [];
     const source = template.replace(/\{(\w+)\}/g, (_m, name: string) => {
       names.push(name);
       return '([^/]+)';
     });
-    this.#routes.push({ method, template, pattern: new RegExp(`^${source}$`), names, auth, handler });
+    this.#routes.push({
+      method,
+      template,
+      pattern: new RegExp(`^${source}$`),
+      names,
+      auth,
+      handler,
+      ...(permission ? { permission } : {}),
+    });
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -748,7 +809,7 @@ export class FakeGithub {
       const issuers = app ? [String(app.appId), ...(app.clientId ? [app.clientId] : [])] : [];
       const check =
         app && scheme.toLowerCase() === 'bearer'
-          ? verifyAppJwt(credential, app.publicKey, issuers, this.clock.now())
+          ? verifyAppJwt(credential, this.#appKey ?? app.publicKey, issuers, this.clock.now())
           : ({ ok: false, message: 'A JSON web token could not be decoded' } as const);
       if (!check.ok) {
         send(
@@ -778,6 +839,7 @@ export class FakeGithub {
           kind: 'installation',
           principal: `installation:${installation.installationId}`,
           token: credential,
+          scope: installation,
         };
       } else if (this.#options.pats?.includes(credential)) {
         auth = {
@@ -799,6 +861,38 @@ export class FakeGithub {
     }
 
     if (principal) Object.assign(headers, this.#rateHeaders(principal));
+
+    // A down-scoped installation token reaches only its permissions and repositories.
+    if (auth?.kind === 'installation') {
+      const { permissions, repositories } = auth.scope;
+      const needed = route.permission;
+      const granted = needed ? permissions[needed[0]] : undefined;
+      if (needed && (!granted || (needed[1] === 'write' && granted !== 'write'))) {
+        send(
+          403,
+          {
+            message: 'Resource not accessible by integration',
+            documentation_url: DOCS,
+            status: '403',
+          },
+          route.template,
+          principal,
+          1,
+        );
+        return;
+      }
+      const repo = match.params.repo;
+      if (repositories && repo !== undefined && !repositories.includes(repo)) {
+        send(
+          404,
+          { message: 'Not Found', documentation_url: DOCS, status: '404' },
+          route.template,
+          principal,
+          1,
+        );
+        return;
+      }
+    }
 
     if (this.faults.secondaryLimit.count > 0 && route.auth !== 'none') {
       this.faults.secondaryLimit.count--;
@@ -937,21 +1031,46 @@ export class FakeGithub {
 
     this.#route('POST', '/app/installations/{installation_id}/access_tokens', 'jwt', (ctx) => {
       if (Number(ctx.params.installation_id) !== this.installationId) return error(404, 'Not Found');
+      // The body may narrow the token to some of the App's permissions and some repositories.
+      const request = (ctx.body ?? {}) as { permissions?: Record<string, string>; repositories?: string[] };
+      const permissions: Record<string, 'read' | 'write'> = { ...APP_PERMISSIONS };
+      if (request.permissions) {
+        for (const key of Object.keys(permissions)) delete permissions[key];
+        for (const [name, level] of Object.entries(request.permissions)) {
+          const allowed = APP_PERMISSIONS[name];
+          if (
+            !allowed ||
+            (level !== 'read' && level !== 'write') ||
+            (level === 'write' && allowed !== 'write')
+          ) {
+            return error(422, `The permissions requested are not granted to this installation: ${name}`);
+          }
+          permissions[name] = level;
+        }
+        permissions.metadata = 'read';
+      }
+      const repositories = request.repositories;
+      if (repositories?.some((name) => !this.#repos.has(`${this.org}/${name}`))) {
+        return error(422, 'There is at least one repository that does not exist or is not accessible');
+      }
       const token = `ghs_${randomBytes(27).toString('base64url')}`;
       const expiresAt = this.clock.now() + (this.#options.tokenTtlMs ?? 3_600_000);
-      this.#tokens.set(token, { installationId: this.installationId, expiresAt });
+      const issued: IssuedToken = {
+        installationId: this.installationId,
+        expiresAt,
+        permissions,
+        ...(repositories ? { repositories: [...repositories] } : {}),
+      };
+      this.#tokens.set(token, issued);
+      this.credentialsIssued.push(token);
+      this.issuedTokens.push({ permissions, ...(repositories ? { repositories: [...repositories] } : {}) });
       return {
         status: 201,
         body: {
           token,
           expires_at: iso(expiresAt),
-          permissions: {
-            actions: 'read',
-            administration: 'write',
-            organization_self_hosted_runners: 'write',
-            metadata: 'read',
-          },
-          repository_selection: 'all',
+          permissions,
+          repository_selection: repositories ? 'selected' : 'all',
         },
       };
     });
@@ -971,8 +1090,9 @@ export class FakeGithub {
     this.#route('GET', '/installation/repositories', 'token', (ctx) => {
       if (ctx.auth?.kind !== 'installation')
         return error(403, 'This endpoint requires an installation token');
+      const only = ctx.auth.scope.repositories;
       const items = [...this.#repos.values()]
-        .filter((r) => r.owner === this.org)
+        .filter((r) => r.owner === this.org && (!only || only.includes(r.name)))
         .map((r) => fullRepository(web(), api(), r, Date.parse('2024-01-01T00:00:00Z')));
       return { status: 200, page: { key: 'repositories', items, extra: { repository_selection: 'all' } } };
     });
@@ -1071,13 +1191,9 @@ export class FakeGithub {
         '.credentials': Buffer.from(JSON.stringify({ Scheme: 'OAuth' })).toString('base64'),
         '.credentials_rsaparams': randomBytes(32).toString('base64'),
       };
-      return {
-        status: 201,
-        body: {
-          runner: restRunner(runner),
-          encoded_jit_config: Buffer.from(JSON.stringify(files)).toString('base64'),
-        },
-      };
+      const encoded = Buffer.from(JSON.stringify(files)).toString('base64');
+      this.credentialsIssued.push(encoded);
+      return { status: 201, body: { runner: restRunner(runner), encoded_jit_config: encoded } };
     };
     this.#route('POST', '/orgs/{org}/actions/runners/generate-jitconfig', 'token', generateJitconfig);
     this.#route(

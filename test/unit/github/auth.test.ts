@@ -1,4 +1,7 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -60,6 +63,54 @@ describe('GitHub App auth', () => {
     expect(h.fake.requests.filter((r) => r.route === TOKEN_ROUTE && r.status === 201)).toHaveLength(2);
   });
 
+  it('asks for a token of only the permissions and repositories Gantry uses', async () => {
+    h = await startHarness({ webhooks: false, runnerScopes: ['org'], configuredRepos: ['acme/app'] });
+    await h.source.pollOnce();
+    expect(h.fake.issuedTokens).toEqual([
+      {
+        permissions: { actions: 'read', metadata: 'read', organization_self_hosted_runners: 'write' },
+        repositories: ['app'],
+      },
+    ]);
+    // Enough to register an organisation runner; not enough for a repository's runners.
+    const org = await h.source.runners.create({
+      name: 'gantry-lint-0000000001',
+      labels: ['self-hosted'],
+      placement: { scope: 'org', group: 'default' },
+    });
+    expect(org.name).toBe('gantry-lint-0000000001');
+    await expect(
+      h.source.runners.create({
+        name: 'gantry-lint-0000000002',
+        labels: ['self-hosted'],
+        placement: { scope: 'repo', repo: 'acme/app' },
+      }),
+    ).rejects.toThrow(/403: Resource not accessible by integration/);
+  });
+
+  it('signs with the new App key once its file changes, without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gantry-key-'));
+    const keyPath = join(dir, 'app.pem');
+    writeFileSync(keyPath, appKeys().privateKeyPem);
+    h = await startHarness({
+      webhooks: false,
+      github: {
+        auth: { kind: 'app', appId: APP_ID, installationId: 4242, privateKeyPath: keyPath },
+      },
+    });
+    await h.source.pollOnce();
+    const rotated = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    h.fake.rotateAppKey(rotated.publicKey);
+    // As a mounted Secret changes: a new file swapped in.
+    writeFileSync(`${keyPath}.new`, rotated.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
+    renameSync(`${keyPath}.new`, keyPath);
+    h.fake.revokeInstallationTokens();
+    const report = await h.source.pollOnce();
+    expect(report.result).toBe('ok');
+    const exchanges = h.fake.requests.filter((r) => r.route === TOKEN_ROUTE).map((r) => r.status);
+    expect(exchanges).toEqual([201, 201]);
+  });
+
   it('works with a personal access token against a GitHub Enterprise Server base URL', async () => {
     h = await startHarness({ webhooks: false, auth: 'token', fake: { apiPrefix: '/api/v3' } });
     expect(h.fake.apiUrl).toMatch(/\/api\/v3$/);
@@ -96,7 +147,7 @@ describe('GitHub App auth', () => {
         config,
         logger: pino({ level: 'silent' }),
         metrics: new Registry(),
-        http: Fastify(),
+        webhooks: Fastify(),
         onEvent: () => {},
       });
     expect(build).toThrow(GithubConfigError);
@@ -131,5 +182,14 @@ describe('github configuration', () => {
       /^runners\.namePrefix: expected a lowercase DNS label/,
     );
     expect(issues({ apiUrl: 'ftp://github.example' })[0]).toMatch(/^apiUrl:/);
+  });
+
+  it('sends tokens over https only, or to a loopback address', () => {
+    expect(issues({ apiUrl: 'http://github.example/api/v3' })).toEqual([
+      'apiUrl: expected an https URL (plain http only for a loopback address): requests carry the token',
+    ]);
+    expect(issues({ apiUrl: 'https://github.example/api/v3' })).toEqual([]);
+    expect(issues({ apiUrl: 'http://127.0.0.1:3000/api/v3' })).toEqual([]);
+    expect(issues({ apiUrl: 'http://localhost:3000' })).toEqual([]);
   });
 });

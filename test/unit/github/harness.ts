@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { createWebhookServer, type ListenerLimits } from '../../../src/http/server.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
 import { githubConfigSchema } from '../../../src/sources/github/config.ts';
 import { createGithubSource, type GithubSource } from '../../../src/sources/github/source.ts';
@@ -23,6 +24,10 @@ export interface HarnessOptions {
   github?: Record<string, unknown>;
   /** Sleeps wait for the test to move the clock (default: a sleep moves the clock itself). */
   manualClock?: boolean;
+  /** Tighter deadlines for the webhook listener than Gantry's own. */
+  listenerLimits?: Partial<ListenerLimits>;
+  /** Where the classes register runners: the installation token is narrowed to what that takes. */
+  runnerScopes?: ('org' | 'repo')[];
 }
 
 export interface Harness {
@@ -30,6 +35,8 @@ export interface Harness {
   fake: FakeGithub;
   source: GithubSource;
   http: FastifyInstance;
+  /** Base URL of the webhook listener (empty without webhooks). */
+  webhookUrl: string;
   events: JobEvent[];
   logs: Record<string, unknown>[];
   metrics: Registry;
@@ -57,7 +64,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const apiUrl = await fake.start();
   const { logs, logger } = capturingLogger();
   const metrics = new Registry();
-  const http = Fastify();
+  const http = createWebhookServer(logger, options.listenerLimits);
   const events: JobEvent[] = [];
   const auth =
     options.auth === 'token'
@@ -76,10 +83,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     runners: { org: 'acme' },
     ...options.github,
   });
-  const source = createGithubSource({ config, logger, metrics, http, onEvent: (e) => events.push(e), clock });
+  const source = createGithubSource({
+    config,
+    logger,
+    metrics,
+    webhooks: http,
+    onEvent: (e) => events.push(e),
+    clock,
+    ...(options.runnerScopes ? { runnerScopes: new Set(options.runnerScopes) } : {}),
+  });
+  let webhookUrl = '';
   if (webhooks) {
-    const url = await http.listen({ host: '127.0.0.1', port: 0 });
-    fake.setWebhookTarget(`${url}/webhooks/github`, WEBHOOK_SECRET);
+    webhookUrl = await http.listen({ host: '127.0.0.1', port: 0 });
+    fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, WEBHOOK_SECRET);
   } else {
     await http.ready();
   }
@@ -92,6 +108,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     fake,
     source,
     http,
+    webhookUrl,
     events,
     logs,
     metrics,

@@ -21,6 +21,7 @@ function setup(
     fork?: boolean;
     maxHeld?: number;
     fetchRun?: (repo: string, runId: number) => Promise<RunFacts>;
+    isServable?: (labels: readonly string[]) => boolean;
   } = {},
 ) {
   const clock = new ManualClock();
@@ -56,6 +57,7 @@ function setup(
     logger,
     metrics,
     ...(options.maxHeld !== undefined ? { maxHeld: options.maxHeld } : {}),
+    ...(options.isServable ? { isServable: options.isServable } : {}),
   });
   const job = (id: number, runId: number, status = 'queued'): WorkflowJobFields => ({
     id,
@@ -79,7 +81,11 @@ function setup(
   const gauge = async () =>
     (await registry.getSingleMetric('gantry_github_jobs_awaiting_origin')?.get())?.values[0]?.value;
   const heldLogs = () => logs.filter((l) => l.msg === HELD_MSG);
-  return { clock, state, tracker, events, applier, apply, advance, gauge, logs, heldLogs };
+  const ignored = async () =>
+    (await registry.getSingleMetric('gantry_github_jobs_ignored_total')?.get())?.values.find(
+      (v) => v.labels.reason === 'no-class',
+    )?.value ?? 0;
+  return { clock, state, tracker, events, applier, apply, advance, gauge, logs, heldLogs, ignored };
 }
 
 describe('jobs whose workflow run cannot be looked up', () => {
@@ -230,5 +236,17 @@ describe('jobs whose workflow run cannot be looked up', () => {
     answer({ id: 10, event: 'push', repository: { full_name: REPO }, head_repository: { full_name: REPO } });
     await stopped;
     expect(t.events).toEqual([]);
+  });
+});
+
+describe('jobs no class could take', () => {
+  it('are dropped before their run is looked up, kept nowhere and counted once', async () => {
+    const t = setup({ isServable: (labels) => labels.includes('lint') });
+    expect(await t.apply(1, 10)).toBeNull();
+    expect(await t.apply(1, 10, 'completed')).toBeNull();
+    expect(t.state.lookups).toEqual([]);
+    expect(t.tracker.get('github:1')).toBeUndefined();
+    expect(t.events).toEqual([]);
+    expect(await t.ignored()).toBe(1);
   });
 });

@@ -25,8 +25,9 @@ describe('run origins', () => {
       ids.map((id) => h.events.find((e) => e.job.key === `github:${id}`)?.job.untrusted);
     expect(untrusted(fork.jobIds)).toEqual([true, true, true]);
     expect(untrusted(own.jobIds)).toEqual([false, false]);
-    // Both runs were queued: one list of the repository's queued runs answered for both.
-    expect(h.fake.requests.filter((r) => r.route === LIST_ROUTE || r.route === RUN_ROUTE)).toHaveLength(1);
+    // One GET of each run (never a listing of the repository's runs), shared by the run's jobs.
+    expect(h.fake.requests.filter((r) => r.route === LIST_ROUTE)).toHaveLength(0);
+    expect(h.fake.requests.filter((r) => r.route === RUN_ROUTE)).toHaveLength(2);
   });
 
   it('reads the run itself when it is no longer queued', async () => {

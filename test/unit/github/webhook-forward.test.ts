@@ -150,6 +150,11 @@ describe('webhook forwarding to the leader', () => {
     registerGithubWebhookRoute(http, {
       secret: 's',
       deliveryCacheSize: 100,
+      maxBodyBytes: 1024 * 1024,
+      maxConcurrent: 16,
+      maxConcurrentLarge: 4,
+      maxBufferedBytes: 16 * 1024 * 1024,
+      screen: () => undefined,
       logger: silent,
       metrics: createGithubMetrics(new Registry()),
       accept: () => true,

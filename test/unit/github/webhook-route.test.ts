@@ -1,7 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../../src/http/body-limits.ts';
-import { MAX_WEBHOOK_BODY_BYTES } from '../../../src/sources/github/webhook-route.ts';
 import { signWebhookBody, verifyWebhookSignature } from '../../../src/sources/github/webhook-signature.ts';
 import { loadOpenApiValidators, workflowJobExamples } from '../../support/fake-github/index.ts';
 import type { WebhookExample } from '../../support/fake-github/webhooks.ts';
@@ -26,9 +25,14 @@ async function deliver(h: Harness, d: Delivery) {
   return h.http.inject({ method: 'POST', url: '/webhooks/github', headers, payload: d.body });
 }
 
+/** The harness's default github.webhook.maxBodyBytes. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
 /**
- * Points a payload at a run the fake knows: the source holds a job back until it could look its run up
- * (fork or not), and the examples' own runs do not exist in the fake.
+ * Points a payload at a run the fake knows, in Gantry's installation and organisation: the source
+ * holds a job back until it could look its run up (fork or not), the examples' own runs do not exist
+ * in the fake, and deliveries of other installations and repositories are ignored. A queued example
+ * is dated now: the examples' dates are years old, and a queued delivery that old is stale.
  */
 function atKnownRun(h: Harness, payload: WebhookExample): WebhookExample {
   h.fake.faults.dropWebhooks = true;
@@ -36,6 +40,12 @@ function atKnownRun(h: Harness, payload: WebhookExample): WebhookExample {
   h.fake.faults.dropWebhooks = false;
   payload.repository.full_name = 'acme/app';
   payload.workflow_job.run_id = runIds[0];
+  if (payload.installation) payload.installation.id = h.fake.installationId;
+  if (payload.action === 'queued' || payload.action === 'waiting') {
+    const now = new Date(h.clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+    payload.workflow_job.created_at = now;
+    payload.workflow_job.started_at = now;
+  }
   return payload;
 }
 
@@ -181,7 +191,7 @@ describe('POST /webhooks/github', () => {
       payload.workflow_job.id = 990100;
       return JSON.stringify(payload);
     };
-    const large = () => Buffer.alloc(MAX_WEBHOOK_BODY_BYTES + 1024, 0x20);
+    const large = () => Buffer.alloc(MAX_BODY_BYTES + 1024, 0x20);
     const deep = () =>
       body().replace('{', `{"nested":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)},`);
     const cases: { name: string; status: number; delivery: () => Delivery }[] = [
@@ -227,6 +237,21 @@ describe('POST /webhooks/github', () => {
         delivery: () => ({ body: body().replace(/"created_at":"[^"]+"/, '"created_at":"yesterday"') }),
       },
       { name: 'oversize body', status: 413, delivery: () => ({ body: large(), signature: null }) },
+      {
+        name: 'more than 100 labels',
+        status: 400,
+        delivery: () => ({
+          body: body().replace(
+            '"labels":[',
+            `"labels":[${Array.from({ length: 101 }, () => '"x"').join(',')},`,
+          ),
+        }),
+      },
+      {
+        name: 'a repository name that is a path',
+        status: 400,
+        delivery: () => ({ body: body().replaceAll('"full_name":"acme/app"', '"full_name":"../.."') }),
+      },
       { name: 'signed but nested too deep', status: 400, delivery: () => ({ body: deep() }) },
     ];
 
@@ -257,6 +282,39 @@ describe('POST /webhooks/github', () => {
         `{"nested":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)},`,
       );
       expect((await deliver(h, { body: within.replace('990100', '990300') })).statusCode).toBe(202);
+    });
+
+    it('ignores signed deliveries of another installation or repository, or of a job queued long ago', async () => {
+      const ignored = [
+        body().replace(/"installation":\{"id":\d+/, '"installation":{"id":999'),
+        body().replaceAll('"full_name":"acme/app"', '"full_name":"evil/app"'),
+        body().replace(/"created_at":"[^"]+"/, '"created_at":"2020-01-01T00:00:00Z"'),
+      ];
+      await h.settle();
+      const before = h.events.length;
+      const reasons: string[] = [];
+      for (const delivery of ignored) {
+        const response = await deliver(h, { body: delivery });
+        expect(response.statusCode).toBe(202);
+        expect(response.json().status).toBe('ignored');
+        reasons.push(response.json().reason);
+      }
+      await h.settle();
+      expect(h.events.length).toBe(before);
+      expect(reasons).toEqual([
+        'installation 999 is not the one configured',
+        'repository evil/app is not in organisation acme',
+        'job queued at 2020-01-01T00:00:00Z, too long ago: a stale or replayed delivery',
+      ]);
+    });
+
+    it('answers an unused event and an oversize body before reading it, and closes the connection', async () => {
+      const event = await deliver(h, { body: large(), event: 'push', signature: null });
+      expect(event.statusCode).toBe(202);
+      expect(event.headers.connection).toBe('close');
+      const oversize = await deliver(h, { body: large(), signature: null });
+      expect(oversize.statusCode).toBe(413);
+      expect(oversize.headers.connection).toBe('close');
     });
 
     it('names the field that is wrong', async () => {
