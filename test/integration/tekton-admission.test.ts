@@ -394,6 +394,34 @@ describe.skipIf(skipReason || inject('clusterKind') === 'existing')(
       expect(await get('own-settings').catch(statusOf)).toBe(404);
     });
 
+    it('keeps Tekton from copying a referenced Pipeline’s gantry.dev/ annotations onto a run, which still runs', async () => {
+      // Tekton copies a referenced Pipeline's labels and annotations onto the run (those the run lacks),
+      // with an update the queue policy refuses when a gantry.dev/ annotation is among them.
+      const { spec } = pipelineRun('unused', {});
+      await objects.createNamespacedCustomObject({
+        group,
+        version,
+        namespace: tekton.namespace,
+        plural: 'pipelines',
+        body: {
+          apiVersion: `${group}/${version}`,
+          kind: 'Pipeline',
+          metadata: {
+            name: 'forging',
+            annotations: { 'gantry.dev/cancel-reason': 'forged', 'example.com/team': 'web' },
+          },
+          spec: spec.pipelineSpec,
+        },
+      });
+      const run = pipelineRun('by-reference', { kind: 'sandbox' });
+      await create({ ...run, spec: { pipelineRef: { name: 'forging' } } } as unknown as typeof run);
+      const done = await finished('by-reference');
+      expect(succeeded(done)).toMatchObject({ status: 'True', reason: 'Succeeded' });
+      expect(done.metadata.annotations?.['gantry.dev/cancel-reason']).toBeUndefined();
+      expect(done.metadata.annotations?.['example.com/team']).toBeUndefined();
+      expect(await tekton.controller.logTail(400)).toContain(queuePolicy);
+    });
+
     it('refuses a run nested deeper than Gantry reads, under failurePolicy Ignore, and nothing starts', async () => {
       let nested: unknown = 'deep';
       for (let i = 0; i < MAX_REVIEW_DEPTH; i++) nested = { level: nested };
