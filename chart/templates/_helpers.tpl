@@ -243,9 +243,40 @@ the Service's alike.
 {{- dig "tekton" "webhook" "tls" "secretName" (printf "%s-webhook-tls" (include "gantry.fullname" .)) (.Values.config | default dict) -}}
 {{- end -}}
 
-{{/* Whether cert-manager issues the webhook's certificate (tekton.webhook.certManager.enabled). */}}
+{{/* Whether cert-manager issues the webhook's certificate (tekton.webhook.certManager.enabled, default true). */}}
 {{- define "gantry.certManagerEnabled" -}}
-{{- if dig "webhook" "certManager" "enabled" false (.Values.tekton | default dict) -}}true{{- end -}}
+{{- if dig "webhook" "certManager" "enabled" true (.Values.tekton | default dict) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The namespaces whose PipelineRuns Gantry queues, as a namespaceSelector: config.tekton.namespaces, or
+every namespace but kube-system and the release's. The webhook and the queue's admission policy share it.
+*/}}
+{{- define "gantry.tektonNamespaceSelector" -}}
+{{- $namespaces := include "gantry.tektonNamespaces" . | fromJsonArray -}}
+matchExpressions:
+  {{- if $namespaces }}
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values:
+      {{- toYaml $namespaces | nindent 6 }}
+  {{- else }}
+  # Every namespace but the system's and Gantry's own.
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- toYaml (list "kube-system" .Release.Namespace | uniq | sortAlpha) | nindent 6 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The user name Gantry's ServiceAccount authenticates as, for admission policies. */}}
+{{- define "gantry.serviceAccountUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "gantry.serviceAccountName" . }}
+{{- end -}}
+
+{{/* The Lease of leader election: config.election.leaseName, Gantry's default gantry-leader. */}}
+{{- define "gantry.leaseName" -}}
+{{- dig "election" "leaseName" "gantry-leader" (.Values.config | default dict) -}}
 {{- end -}}
 
 {{/* Whether cert-manager's certificate is mounted into the pod: Tekton on, certManager on. */}}

@@ -91,12 +91,31 @@ const namespaceSettings = z
         deniedCIDRs: z
           .array(cidr)
           .optional()
-          .describe('Carved out of allowedCIDRs of the same family: cluster ranges, cloud metadata.'),
+          .describe(
+            'Carved out of allowedCIDRs of the same family: private, link-local and special ranges, NAT64.',
+          ),
+        clusterCIDRs: z
+          .array(cidr)
+          .optional()
+          .describe(
+            'The cluster’s pod and service ranges deniedCIDRs do not cover (IPv6 global unicast, public ' +
+              'IPv4 used privately); denied alike.',
+          ),
         dns: z
           .strictObject({
             enabled: z.boolean().optional(),
             namespace: dnsLabel.optional().describe('Namespace of the cluster DNS pods.'),
             podLabels: labels.optional().describe('Labels of the cluster DNS pods.'),
+            nodeLocal: z
+              .strictObject({
+                enabled: z.boolean().optional(),
+                address: z
+                  .union([z.ipv4(), z.ipv6()])
+                  .optional()
+                  .describe('Where NodeLocal DNSCache listens on every node (169.254.20.10).'),
+              })
+              .optional()
+              .describe('Egress to NodeLocal DNSCache on port 53.'),
           })
           .optional()
           .describe('Egress to the cluster DNS on port 53 (it lives in a denied range).'),
@@ -204,7 +223,9 @@ const tektonSettings = z
             enabled: z
               .boolean()
               .optional()
-              .describe('cert-manager issues the serving certificate; false: Gantry makes its own.'),
+              .describe(
+                'cert-manager issues the serving certificate (the default); false: Gantry makes its own.',
+              ),
           })
           .optional(),
       })
@@ -307,6 +328,13 @@ export const chartValuesSchema = z.strictObject({
         .boolean()
         .optional()
         .describe('Create the class namespaces, labelled Pod Security restricted; false: they exist.'),
+      podSecurityConfirmed: z
+        .boolean()
+        .optional()
+        .describe(
+          'With create false: you labelled every runner namespace Pod Security restricted (enforce); ' +
+            'rendering fails without it.',
+        ),
       defaults: namespaceSettings.describe('Settings of every runner namespace.'),
       overrides: z
         .record(dnsLabel, namespaceSettings.unwrap())

@@ -221,8 +221,26 @@ const tektonSelector = z
       .array(matchExpression)
       .default([])
       .describe('Set-based requirements, as in a Deployment.'),
+    namespaces: z
+      .array(dnsLabel)
+      .default([])
+      .describe(
+        'Namespaces whose PipelineRuns the class takes; empty: any. A run of another namespace is not ' +
+          'selected, and one that names the class (label gantry.dev/class) is refused at creation.',
+      ),
   })
   .superRefine((selector, ctx) => {
+    const seen = new Set<string>();
+    selector.namespaces.forEach((namespace, index) => {
+      if (seen.has(namespace)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['namespaces', index],
+          message: `${namespace} is listed twice`,
+        });
+      }
+      seen.add(namespace);
+    });
     selector.matchExpressions.forEach((expression, index) => {
       const needsValues = expression.operator === 'In' || expression.operator === 'NotIn';
       if (needsValues !== expression.values.length > 0) {
@@ -387,6 +405,24 @@ export const runnerClassSchema = z
       .positive({ error: 'expected a number > 0' })
       .default(6 * 3600)
       .describe('Job timeout: the pod is stopped this many seconds after it starts.'),
+    enforce: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Tekton: refuse, at creation, a PipelineRun whose pod templates (taskRunTemplate and taskRunSpecs) ' +
+          'contradict the class’s pod settings or Gantry’s floor (runAsNonRoot, seccomp RuntimeDefault, no ' +
+          'service-account token), set a toleration the class lacks, use the host’s network, PID or IPC ' +
+          'namespace or a hostPath volume, or whose embedded Task specs run a step or sidecar privileged, ' +
+          'with added capabilities or as root. Referenced Tasks and Pipelines are not visible at creation: ' +
+          'Pod Security on the namespace must refuse their pods. Off: the class’s settings are defaults the ' +
+          'author may override (with a warning).',
+      ),
+    serviceAccountName: dnsSubdomain
+      .optional()
+      .describe(
+        'Tekton: the service account of the run’s TaskRuns (taskRunTemplate.serviceAccountName), set when ' +
+          'the author names none; with enforce, a run or task naming another is refused.',
+      ),
     maxQueueAge: duration
       .optional()
       .describe(
@@ -479,6 +515,13 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
   }
   if (runnerClass.allowDefaultRuntime && !isSandboxTier(runnerClass)) {
     issue(['allowDefaultRuntime'], 'only for an untrusted or sandboxed class');
+  }
+  if (!runnerClass.match.tekton) {
+    for (const key of ['enforce', 'serviceAccountName'] as const) {
+      if (runnerClass[key] !== undefined && runnerClass[key] !== false) {
+        issue([key], 'only for a class with match.tekton: it judges and sets PipelineRuns');
+      }
+    }
   }
   if (!runnerClass.match.github && runnerClass.minIdle > 0) {
     issue(['minIdle'], 'expected 0 for a class without match.github: Tekton runs bring their own pods');
@@ -700,12 +743,13 @@ export function canonicalLabelSet(labels: readonly string[]): string[] {
   return [...new Set(labels.map((label) => label.toLowerCase()))].sort();
 }
 
+/** Two classes with the same labels but apart in namespaces select different runs. */
 function canonicalSelector(selector: TektonSelector): string {
   const labels = Object.entries(selector.matchLabels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const expressions = selector.matchExpressions
     .map((e) => `${e.key} ${e.operator} ${[...new Set(e.values)].sort().join(',')}`)
     .sort();
-  return JSON.stringify([labels, expressions]);
+  return JSON.stringify([labels, expressions, [...selector.namespaces].sort()]);
 }
 
 /** Where a cache is mounted in the runner container. */

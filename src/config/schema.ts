@@ -151,6 +151,19 @@ export const configSchema = z
         }
       }
     }
+    // The webhook sees runs of tekton.namespaces only: a class bound elsewhere would never get one.
+    if (config.tekton.namespaces.length > 0) {
+      for (const [name, runnerClass] of Object.entries(config.classes)) {
+        (runnerClass.match.tekton?.namespaces ?? []).forEach((namespace, index) => {
+          if (config.tekton.namespaces.includes(namespace)) return;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['classes', name, 'match', 'tekton', 'namespaces', index],
+            message: `${namespace} is not among tekton.namespaces (${config.tekton.namespaces.join(', ')}): its runs never reach Gantry`,
+          });
+        });
+      }
+    }
     if (!config.github.enabled || config.github.runners.org) return;
     for (const [name, runnerClass] of Object.entries(config.classes)) {
       if (runnerClass.scope === 'org' && runnerClass.match.github) {

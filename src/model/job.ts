@@ -46,6 +46,8 @@ export interface JobIdentity {
   name: string;
   /** Tekton: the PipelineRun's labels, matched against the classes' selectors. */
   tektonLabels?: Readonly<Record<string, string>>;
+  /** Tekton: the PipelineRun's namespace, for classes bound to namespaces. */
+  tektonNamespace?: string;
   /** Tekton: the class the run names (label gantry.dev/class) or was queued in; it wins over selectors. */
   requestedClass?: string;
 }

@@ -8,7 +8,7 @@ import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
 /** What the classifier needs to know about a job; a subset of the job identity every source reports. */
 export type ClassifiableJob = Pick<
   JobIdentity,
-  'source' | 'labels' | 'untrusted' | 'origin' | 'tektonLabels' | 'requestedClass'
+  'source' | 'labels' | 'untrusted' | 'origin' | 'tektonLabels' | 'tektonNamespace' | 'requestedClass'
 >;
 
 /** A job (GitHub) or PipelineRun (Tekton) classified into a class and not yet assigned a runner. */

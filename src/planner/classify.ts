@@ -15,8 +15,9 @@ import type { ClassifiableJob } from '../model/ledger-snapshot.ts';
  * job did not ask for; ties go to the first name in alphabetical order.
  *
  * Tekton: a class matches when its selector selects the PipelineRun's labels. Of several matches the
- * one with the most requirements wins; ties go to the first name. A run that names its class
- * (`requestedClass`) gets that class when the class serves Tekton, and no class otherwise.
+ * one with the most requirements wins; ties go to the first name. A class bound to namespaces
+ * selects only runs of those. A run that names its class (`requestedClass`) gets that class when the
+ * class serves Tekton in the run's namespace, and no class otherwise.
  *
  * Trust: an untrusted job (see the GitHub trust policy) may only go to a class marked `untrusted`, and
  * only if that class matches it like any other job; trusted jobs never go to those classes. So an
@@ -37,6 +38,8 @@ export type UnmatchedReason =
   | 'untrusted-no-class'
   /** The job names a class that does not exist or does not serve its source. */
   | 'unknown-class'
+  /** A PipelineRun names a Tekton class bound to namespaces other than the run's. */
+  | 'namespace-not-allowed'
   /** A trusted job whose labels match only trusted-only classes whose events or refs exclude it. */
   | 'not-allowed-on-trusted-only';
 
@@ -65,6 +68,12 @@ interface Candidate {
   tektonRequirements: number;
 }
 
+/** Whether a Tekton class takes runs of the job's namespace (a class bound to none takes any). */
+function takesNamespace(selector: TektonSelector, job: ClassifiableJob): boolean {
+  if (selector.namespaces.length === 0) return true;
+  return job.tektonNamespace !== undefined && selector.namespaces.includes(job.tektonNamespace);
+}
+
 /** Prepares the classes once, so classifying many jobs does not redo the label work. */
 export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENTS): Classifier {
   const candidates: Candidate[] = Object.keys(classes)
@@ -81,8 +90,11 @@ export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENT
           admits: trustedOnlyAdmission(runnerClass, policy),
           ...(github ? { githubLabels: new Set(github.labels.map((label) => label.toLowerCase())) } : {}),
           ...(tekton ? { tekton } : {}),
+          // Being bound to namespaces makes a class more specific, like one more requirement.
           tektonRequirements: tekton
-            ? Object.keys(tekton.matchLabels).length + tekton.matchExpressions.length
+            ? Object.keys(tekton.matchLabels).length +
+              tekton.matchExpressions.length +
+              (tekton.namespaces.length > 0 ? 1 : 0)
             : 0,
         },
       ];
@@ -92,9 +104,11 @@ export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENT
     if (job.requestedClass !== undefined) {
       const named = candidates.find((c) => c.name === job.requestedClass);
       const serves = job.source === 'github' ? named?.githubLabels : named?.tekton;
-      return serves
-        ? { matched: true, className: job.requestedClass }
-        : { matched: false, reason: 'unknown-class' };
+      if (!serves) return { matched: false, reason: 'unknown-class' };
+      if (job.source === 'tekton' && named?.tekton && !takesNamespace(named.tekton, job)) {
+        return { matched: false, reason: 'namespace-not-allowed' };
+      }
+      return { matched: true, className: job.requestedClass };
     }
     const matches = matchingClasses(candidates, job);
     const best = (pool: Candidate[]) => mostSpecific(pool, job);
@@ -226,7 +240,7 @@ function matchingClasses(candidates: Candidate[], job: ClassifiableJob): Candida
     return candidates.filter((c) => c.githubLabels && wanted.every((label) => c.githubLabels?.has(label)));
   }
   const labels = job.tektonLabels ?? {};
-  return candidates.filter((c) => c.tekton && selects(c.tekton, labels));
+  return candidates.filter((c) => c.tekton && takesNamespace(c.tekton, job) && selects(c.tekton, labels));
 }
 
 function mostSpecific(pool: Candidate[], job: ClassifiableJob): Candidate | undefined {

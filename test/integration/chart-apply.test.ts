@@ -27,6 +27,7 @@ import {
   messageOf,
   statusOf,
   testKubeConfig,
+  until,
 } from '../support/kube.ts';
 
 // Every object the chart renders, created for real in the control plane with server-side apply
@@ -68,30 +69,43 @@ async function renderInstall(name: (typeof VALUES_FILES)[number]) {
   const objects = manifests(render({ release: `gantry-${suffix}`, namespace: release, values }));
   for (const namespace of objectsOfKind(objects, 'Namespace')) namespaces.push(namespace.metadata.name);
   clusterObjects.push(...clusterScoped(objects));
-  return { release, values, objects: confineWebhooks(objects, release) };
+  return { release, values, objects: confineAdmission(objects, release) };
+}
+
+interface NamespaceSelector {
+  matchExpressions: { operator: string }[];
 }
 
 /**
- * The cluster is shared by every test file, and a webhook the apiserver calls would have it dial the
- * Service's cluster IP, which leads nowhere here. So a webhook configuration that selects every
- * namespace is narrowed to the release namespace, where no PipelineRun is ever created (with
- * configured namespaces it selects only this run's own). chart-render checks the selector as rendered.
+ * The cluster is shared by every test file. A webhook the apiserver calls would have it dial the
+ * Service's cluster IP, which leads nowhere here, and the queue's admission policy would refuse other
+ * files' Gantry (not this release's account) its patches. So a webhook configuration or policy binding
+ * that selects every namespace is narrowed to the release namespace, where no PipelineRun is ever
+ * created (with configured namespaces it selects only this run's own). chart-render checks the
+ * selectors as rendered.
  */
-function confineWebhooks(objects: ChartObject[], release: string): ChartObject[] {
+function confineAdmission(objects: ChartObject[], release: string): ChartObject[] {
+  const confined = (selector: NamespaceSelector) =>
+    selector.matchExpressions.every((expression) => expression.operator === 'In')
+      ? selector
+      : { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [release] }] };
   return objects.map((object) => {
+    if (object.kind === 'ValidatingAdmissionPolicyBinding') {
+      const spec = object.spec as { matchResources?: { namespaceSelector: NamespaceSelector } };
+      if (!spec.matchResources) return object;
+      return {
+        ...object,
+        spec: {
+          ...spec,
+          matchResources: { namespaceSelector: confined(spec.matchResources.namespaceSelector) },
+        },
+      };
+    }
     if (object.kind !== 'MutatingWebhookConfiguration') return object;
-    const webhooks = (
-      object.webhooks as { namespaceSelector: { matchExpressions: { operator: string }[] } }[]
-    ).map((webhook) =>
-      webhook.namespaceSelector.matchExpressions.every((expression) => expression.operator === 'In')
-        ? webhook
-        : {
-            ...webhook,
-            namespaceSelector: {
-              matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [release] }],
-            },
-          },
-    );
+    const webhooks = (object.webhooks as { namespaceSelector: NamespaceSelector }[]).map((webhook) => ({
+      ...webhook,
+      namespaceSelector: confined(webhook.namespaceSelector),
+    }));
     return { ...object, webhooks };
   });
 }
@@ -100,7 +114,10 @@ const isCertManager = (object: ChartObject) => object.apiVersion?.startsWith('ce
 
 /**
  * What this test's field manager owns of each live object, and since when: unchanged by an apply
- * that changes nothing (status updates by controllers do not touch it).
+ * that changes nothing (status updates by controllers do not touch it). A ValidatingAdmissionPolicy
+ * is the exception for "since when": the apiserver's policy controller records each type check
+ * (again whenever the cluster's APIs change, cert-manager's CRDs for instance) with an Apply to the
+ * status, and the next apply of ours re-sorts the field managers, a write that moves only our time.
  */
 async function appliedState(objects: ChartObject[]): Promise<string[]> {
   return Promise.all(
@@ -110,11 +127,25 @@ async function appliedState(objects: ChartObject[]): Promise<string[]> {
         kind: object.kind,
         metadata: { name: object.metadata.name, namespace: object.metadata.namespace ?? '' },
       });
-      const owned = live.metadata?.managedFields?.find((entry) => entry.manager === FIELD_MANAGER);
+      const entry = live.metadata?.managedFields?.find((e) => e.manager === FIELD_MANAGER);
+      const owned = object.kind === 'ValidatingAdmissionPolicy' ? { ...entry, time: undefined } : entry;
       const where = `${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
       return `${where} generation ${live.metadata?.generation} ${JSON.stringify(owned)}`;
     }),
   );
+}
+
+/** Waits until the apiserver has type-checked every ValidatingAdmissionPolicy of `objects`; false when there are none. */
+async function policiesTypeChecked(objects: ChartObject[]): Promise<boolean> {
+  const names = objectsOfKind(objects, 'ValidatingAdmissionPolicy').map((policy) => policy.metadata.name);
+  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  for (const name of names) {
+    await until(`${name} type-checked`, async () => {
+      const live = await api.readValidatingAdmissionPolicy({ name });
+      return live.status?.observedGeneration === live.metadata?.generation && live.status?.typeChecking;
+    });
+  }
+  return names.length > 0;
 }
 
 describe('the rendered chart in a real cluster', () => {
@@ -154,6 +185,19 @@ describe('the rendered chart in a real cluster', () => {
       timeoutSeconds: 5,
       clientConfig: { service: { path: '/admit/pipelineruns', port: 8443 } },
     });
+  });
+
+  it('creates the admission policies, which the apiserver type-checks against the APIs without a warning', async () => {
+    const { objects } = await renderInstall('tekton-only');
+    applyAll(kubeconfig, objects, FIELD_MANAGER);
+    const policies = objectsOfKind(objects, 'ValidatingAdmissionPolicy').map((p) => p.metadata.name);
+    expect(policies).toHaveLength(2);
+    expect(await policiesTypeChecked(objects)).toBe(true);
+    const api = kc.makeApiClient(AdmissionregistrationV1Api);
+    for (const name of policies) {
+      const live = await api.readValidatingAdmissionPolicy({ name });
+      expect(live.status?.typeChecking?.expressionWarnings ?? [], name).toEqual([]);
+    }
   });
 
   it('creates the cert-manager Issuer and Certificate under cert-manager’s own CRDs', async (ctx) => {

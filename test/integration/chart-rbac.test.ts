@@ -5,11 +5,14 @@ import { join } from 'node:path';
 import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   setHeaderOptions,
+  type V1MutatingWebhook,
   Watch,
 } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -89,6 +92,7 @@ describe('the chart’s RBAC, used by Gantry', () => {
   let releaseClassNamespace: string;
   let serviceAccount: string;
   let gantryCore: CoreV1Api;
+  let gantryCoordination: CoordinationV1Api;
   let fake: FakeGithub;
   let app: App;
   let simulator: ReturnType<typeof startRunnerSimulator>;
@@ -187,6 +191,7 @@ describe('the chart’s RBAC, used by Gantry', () => {
     if (!token) throw new Error('the TokenRequest returned no token');
     const asGantry = kubeConfigWithToken(token);
     gantryCore = asGantry.makeApiClient(CoreV1Api);
+    gantryCoordination = asGantry.makeApiClient(CoordinationV1Api);
 
     // The rendered config, with the mounted files the pod would have written here instead.
     const [configMap] = objectsOfKind(objects, 'ConfigMap');
@@ -218,6 +223,25 @@ describe('the chart’s RBAC, used by Gantry', () => {
     await simulator?.stop();
     await app?.stop();
     await fake?.stop();
+  });
+
+  it('elects its leader with the one Lease its Role names', async () => {
+    // Two replicas by default, so election is on: Gantry created the Lease and renews it as leader.
+    const admin = kc.makeApiClient(CoordinationV1Api);
+    const renewals = new Set<string>();
+    await until(
+      'the leader Lease renewed',
+      async () => {
+        const lease = await admin
+          .readNamespacedLease({ name: 'gantry-leader', namespace: release })
+          .catch(() => undefined);
+        const renewed = lease?.spec?.renewTime;
+        if (renewed) renewals.add(String(renewed));
+        return renewals.size >= 2;
+      },
+      30_000,
+      250,
+    );
   });
 
   it('launches runners for queued jobs and cleans them up', async () => {
@@ -306,6 +330,21 @@ describe('the chart’s RBAC, used by Gantry', () => {
           }),
         'cannot create resource "namespaces"',
       ],
+      [
+        'read a Lease other than its own',
+        () => gantryCoordination.readNamespacedLease({ name: 'other-leader', namespace: release }),
+        `cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "${release}"`,
+      ],
+      [
+        'renew a Lease other than its own',
+        () =>
+          gantryCoordination.replaceNamespacedLease({
+            name: 'other-leader',
+            namespace: release,
+            body: { metadata: { name: 'other-leader' }, spec: { holderIdentity: 'gantry' } },
+          }),
+        'cannot update resource "leases"',
+      ],
     ];
     for (const [what, request, message] of cases) {
       const { status, message: said } = await refusal(request());
@@ -362,6 +401,7 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
   let gantryObjects: CustomObjectsApi;
   let gantryCore: CoreV1Api;
   let gantryAdmission: AdmissionregistrationV1Api;
+  let authorObjects: CustomObjectsApi;
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);
   const customObjects = kc.makeApiClient(CustomObjectsApi);
 
@@ -371,7 +411,7 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
     metadata: {
       name,
       labels: { 'gantry.dev/class': 'pipelines' },
-      annotations: { 'example.com/owner': 'ci' },
+      annotations: { 'example.com/owner': 'ci' } as Record<string, string>,
     },
     spec: {
       status: 'PipelineRunPending',
@@ -414,6 +454,19 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
           body: pipelineRun('held'),
         });
       }
+      // What Gantry's webhook makes of new runs: two held in its queue, one its author holds.
+      const [namespace = ''] = tektonNs;
+      for (const name of ['queued', 'queued-2']) {
+        const run = pipelineRun(name);
+        run.metadata.annotations = {
+          'gantry.dev/class': 'pipelines',
+          'gantry.dev/queued-at': '2026-01-01T00:00:00.000Z',
+        };
+        await customObjects.createNamespacedCustomObject({ group, version, namespace, plural, body: run });
+      }
+      const own = pipelineRun('authors-own');
+      own.metadata.annotations = { 'gantry.dev/class': 'pipelines', 'gantry.dev/held': 'user' };
+      await customObjects.createNamespacedCustomObject({ group, version, namespace, plural, body: own });
     }
 
     // Cluster-scoped objects are named after the release: unique to this run.
@@ -458,6 +511,35 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
     gantryObjects = asGantry.makeApiClient(CustomObjectsApi);
     gantryCore = asGantry.makeApiClient(CoreV1Api);
     gantryAdmission = asGantry.makeApiClient(AdmissionregistrationV1Api);
+
+    // An author: another account of a Tekton namespace, which RBAC lets change PipelineRuns there.
+    const [authorNamespace = ''] = tektonNs;
+    await core.createNamespacedServiceAccount({
+      namespace: authorNamespace,
+      body: { metadata: { name: 'author' } },
+    });
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace: authorNamespace,
+      body: {
+        metadata: { name: 'author' },
+        rules: [{ apiGroups: [group], resources: [plural], verbs: ['get', 'patch', 'update'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: authorNamespace,
+      body: {
+        metadata: { name: 'author' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'author' },
+        subjects: [{ kind: 'ServiceAccount', name: 'author', namespace: authorNamespace }],
+      },
+    });
+    const authorToken = await core.createNamespacedServiceAccountToken({
+      name: 'author',
+      namespace: authorNamespace,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    authorObjects = kubeConfigWithToken(authorToken.status?.token ?? '').makeApiClient(CustomObjectsApi);
   });
 
   afterAll(async () => {
@@ -487,11 +569,12 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
       })) as {
         items: { metadata: { name: string } }[];
       };
-      expect(list.items.map((run) => run.metadata.name)).toEqual(['held']);
+      // Other runs of the first namespace are the next test's.
+      expect(list.items.map((run) => run.metadata.name)).toContain('held');
       await gantryObjects.getNamespacedCustomObject({ group, version, namespace, plural, name: 'held' });
       expect(
         await firstWatchEvent(asGantry, `/apis/${group}/${version}/namespaces/${namespace}/${plural}`),
-      ).toBe('ADDED held');
+      ).toMatch(/^ADDED (held|authors-own|queued|queued-2)$/);
       // What Gantry does to start a held run: a JSON patch of spec.status and its annotations.
       await gantryObjects.patchNamespacedCustomObject(
         {
@@ -522,6 +605,89 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
       expect(patched.spec.status).toBeUndefined();
       expect(patched.metadata.annotations['gantry.dev/admitted-at']).toBe('2026-01-01T00:00:00.000Z');
     }
+  });
+
+  it('lets only Gantry move a run in its queue: others may cancel it, not start it or touch its gantry.dev/ annotations', async (ctx) => {
+    if (!hasTekton) return ctx.skip('the cluster serves no tekton.dev PipelineRuns');
+    const [namespace = ''] = tektonNs;
+    const patch = (api: CustomObjectsApi, name: string, body: object[]) =>
+      api.patchNamespacedCustomObject(
+        { group, version, namespace, plural, name, body },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    const denied = `ValidatingAdmissionPolicy '${webhookConfiguration}-tekton-queue' with binding '${webhookConfiguration}-tekton-queue' denied request: `;
+    const annotations = `${denied}only Gantry may change the gantry.dev/ annotations of a PipelineRun`;
+    const start = `${denied}Gantry starts the runs it queued`;
+    const key = (name: string) => `/metadata/annotations/gantry.dev~1${name}`;
+
+    // The apiserver loads a new policy a moment after it is created.
+    // A new value each time: an unchanged annotation is no change, which the policy lets through.
+    let attempt = 0;
+    const jump = () =>
+      patch(authorObjects, 'queued', [
+        { op: 'replace', path: key('queued-at'), value: new Date(++attempt).toISOString() },
+      ]);
+
+    const first = await until('the queue policy in force', async () => {
+      const { status, message } = await refusal(jump()).catch(() => ({ status: 0, message: '' }));
+      return status === 403 && message;
+    });
+    expect(first).toContain(annotations);
+    const cases: [string, CustomObjectsApi, object[], string][] = [
+      [
+        'move it to another class',
+        authorObjects,
+        [{ op: 'replace', path: key('class'), value: 'fast' }],
+        annotations,
+      ],
+      [
+        'mark it admitted',
+        authorObjects,
+        [{ op: 'add', path: key('admitted-at'), value: 'now' }],
+        annotations,
+      ],
+      ['drop its queue time', authorObjects, [{ op: 'remove', path: key('queued-at') }], annotations],
+      ['start it', authorObjects, [{ op: 'remove', path: '/spec/status' }], start],
+      [
+        'start it with an empty status',
+        authorObjects,
+        [{ op: 'replace', path: '/spec/status', value: '' }],
+        start,
+      ],
+      // A cluster admin is not Gantry either.
+      ['start it as the cluster admin', customObjects, [{ op: 'remove', path: '/spec/status' }], start],
+    ];
+    for (const [what, api, body, message] of cases) {
+      const refused = await refusal(patch(api, 'queued', body));
+      expect(refused.status, what).toBe(403);
+      expect(refused.message, what).toContain(message);
+    }
+
+    // What an author may still do: its own annotations, its own held run, and cancelling.
+    await patch(authorObjects, 'queued', [
+      { op: 'add', path: '/metadata/annotations/example.com~1note', value: 'x' },
+    ]);
+    await patch(authorObjects, 'authors-own', [{ op: 'remove', path: '/spec/status' }]);
+    await patch(authorObjects, 'queued-2', [{ op: 'replace', path: '/spec/status', value: 'Cancelled' }]);
+    // And what Gantry does to start a run it queued.
+    await patch(gantryObjects, 'queued', [
+      { op: 'test', path: '/spec/status', value: 'PipelineRunPending' },
+      { op: 'remove', path: '/spec/status' },
+      { op: 'add', path: key('admitted-at'), value: '2026-01-01T00:00:01.000Z' },
+    ]);
+    const get = async (name: string) =>
+      (await customObjects.getNamespacedCustomObject({ group, version, namespace, plural, name })) as {
+        metadata: { annotations: Record<string, string> };
+        spec: { status?: string };
+      };
+    const started = await get('queued');
+    expect(started.spec.status).toBeUndefined();
+    expect(started.metadata.annotations).toMatchObject({
+      'gantry.dev/admitted-at': '2026-01-01T00:00:01.000Z',
+      'example.com/note': 'x',
+    });
+    expect((await get('queued-2')).spec.status).toBe('Cancelled');
+    expect((await get('authors-own')).spec.status).toBeUndefined();
   });
 
   it('is refused PipelineRuns outside its namespaces, and every other verb on them', async (ctx) => {
@@ -641,24 +807,66 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
     ]);
   });
 
-  it('writes a CA into its own MutatingWebhookConfiguration, and no other', async () => {
+  it('writes a CA into its own MutatingWebhookConfiguration, and nothing else into it or any other', async () => {
     const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nnot checked by the apiserver\n').toString(
       'base64',
     );
+    // What Gantry does: read the configuration and replace it with the caBundle changed.
     const own = await gantryAdmission.readMutatingWebhookConfiguration({ name: webhookConfiguration });
     const [webhook] = own.webhooks ?? [];
     if (!webhook) throw new Error('the webhook configuration has no webhook');
     webhook.clientConfig.caBundle = caBundle;
     await gantryAdmission.replaceMutatingWebhookConfiguration({ name: webhookConfiguration, body: own });
-    await gantryAdmission.patchMutatingWebhookConfiguration(
-      {
-        name: webhookConfiguration,
-        body: [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }],
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-    );
     const live = await admission.readMutatingWebhookConfiguration({ name: webhookConfiguration });
     expect(live.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+
+    // Anything else in it, with or without the caBundle, the chart's admission policy refuses. The
+    // apiserver loads a new policy a moment after it is created, hence the first wait.
+    const policy = `ValidatingAdmissionPolicy '${webhookConfiguration}-webhook-cabundle-only' with binding '${webhookConfiguration}-webhook-cabundle-only' denied request: Gantry may change only the caBundle of its MutatingWebhookConfiguration`;
+    const changed = (change: (webhook: V1MutatingWebhook) => void) => async () => {
+      const current = await gantryAdmission.readMutatingWebhookConfiguration({ name: webhookConfiguration });
+      const [first] = current.webhooks ?? [];
+      if (!first) throw new Error('the webhook configuration has no webhook');
+      first.clientConfig.caBundle = Buffer.from('another CA').toString('base64');
+      change(first);
+      return gantryAdmission.replaceMutatingWebhookConfiguration({
+        name: webhookConfiguration,
+        body: current,
+      });
+    };
+    const intercepting = changed((w) => {
+      w.rules = [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }];
+    });
+    const firstRefusal = await until('the caBundle-only policy in force', async () => {
+      const { status, message } = await refusal(intercepting()).catch(() => ({ status: 0, message: '' }));
+      return status === 403 && message;
+    });
+    expect(firstRefusal).toContain(policy);
+    for (const [what, change] of [
+      [
+        'point it elsewhere',
+        (w: V1MutatingWebhook) =>
+          (w.clientConfig.service = { ...w.clientConfig.service, name: 'evil', namespace: release }),
+      ],
+      ['select every namespace', (w: V1MutatingWebhook) => (w.namespaceSelector = {})],
+      ['fail closed', (w: V1MutatingWebhook) => (w.failurePolicy = 'Fail')],
+    ] as const) {
+      const { status, message } = await refusal(changed(change)());
+      expect(status, what).toBe(403);
+      expect(message, what).toContain(policy);
+    }
+    const labelled = await refusal(
+      gantryAdmission.readMutatingWebhookConfiguration({ name: webhookConfiguration }).then((current) =>
+        gantryAdmission.replaceMutatingWebhookConfiguration({
+          name: webhookConfiguration,
+          body: { ...current, metadata: { ...current.metadata, labels: { mine: 'now' } } },
+        }),
+      ),
+    );
+    expect(labelled.message).toContain(policy);
+    expect(
+      (await admission.readMutatingWebhookConfiguration({ name: webhookConfiguration })).webhooks?.[0]?.rules,
+    ).toEqual(live.webhooks?.[0]?.rules);
 
     await expectRefused([
       [
@@ -679,6 +887,15 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
         'list webhook configurations',
         () => gantryAdmission.listMutatingWebhookConfiguration(),
         'cannot list resource "mutatingwebhookconfigurations"',
+      ],
+      [
+        'patch its own webhook configuration (it replaces it)',
+        () =>
+          gantryAdmission.patchMutatingWebhookConfiguration(
+            { name: webhookConfiguration, body: [] },
+            setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+          ),
+        'cannot patch resource "mutatingwebhookconfigurations"',
       ],
       [
         'delete its own webhook configuration',

@@ -159,10 +159,79 @@ describe('helm template', () => {
       rule.to.flatMap((peer) => (peer.ipBlock ? [peer.ipBlock] : [])),
     );
     const v4 = blocks.find((block) => block.cidr === '0.0.0.0/0');
-    expect(v4?.except).toEqual(
-      expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16']),
+    expect(v4?.except).toEqual([
+      '10.0.0.0/8',
+      '172.16.0.0/12',
+      '192.168.0.0/16',
+      '100.64.0.0/10',
+      '169.254.0.0/16',
+      '127.0.0.0/8',
+      '0.0.0.0/8',
+      '192.0.0.0/24',
+      '198.18.0.0/15',
+      '240.0.0.0/4',
+    ]);
+    // Unique local (with the clouds' IPv6 metadata addresses), link-local, and NAT64, which reaches IPv4.
+    expect(blocks.find((block) => block.cidr === '::/0')?.except).toEqual([
+      'fc00::/7',
+      'fe80::/10',
+      '64:ff9b::/96',
+      '64:ff9b:1::/48',
+    ]);
+    // Only the cluster DNS is reachable inside, and no NodeLocal DNS unless configured.
+    expect(blocks.map((block) => block.cidr)).toEqual(['0.0.0.0/0', '::/0']);
+  });
+
+  it('denies the cluster’s own ranges given in values, each in its family, and allows NodeLocal DNS when configured', () => {
+    const objects = manifests(
+      render({
+        files: [valuesFile('github')],
+        values: {
+          runnerNamespaces: {
+            defaults: {
+              networkPolicy: {
+                clusterCIDRs: ['2600:1f14:abc::/56', '34.118.224.0/20'],
+                dns: { nodeLocal: { enabled: true } },
+              },
+            },
+            overrides: {
+              'gantry-runners': { networkPolicy: { dns: { nodeLocal: { address: 'fd00::a' } } } },
+            },
+          },
+        },
+      }),
     );
-    expect(blocks.find((block) => block.cidr === '::/0')?.except).toEqual(['fc00::/7', 'fe80::/10']);
+    const [policy] = objectsOfKind(objects, 'NetworkPolicy');
+    if (!policy) throw new Error('no NetworkPolicy rendered');
+    const { egress } = policy.spec as {
+      egress: { to: { ipBlock?: { cidr: string; except?: string[] } }[]; ports?: unknown }[];
+    };
+    const blocks = egress.flatMap((rule) => rule.to.flatMap((peer) => (peer.ipBlock ? [peer.ipBlock] : [])));
+    expect(blocks.find((block) => block.cidr === '0.0.0.0/0')?.except?.at(-1)).toBe('34.118.224.0/20');
+    expect(blocks.find((block) => block.cidr === '::/0')?.except?.at(-1)).toBe('2600:1f14:abc::/56');
+    expect(egress.at(-1)).toEqual({
+      to: [{ ipBlock: { cidr: 'fd00::a/128' } }],
+      ports: [
+        { port: 53, protocol: 'UDP' },
+        { port: 53, protocol: 'TCP' },
+      ],
+    });
+    const defaultAddress = manifests(
+      render({
+        files: [valuesFile('github')],
+        values: {
+          runnerNamespaces: { defaults: { networkPolicy: { dns: { nodeLocal: { enabled: true } } } } },
+        },
+      }),
+    );
+    expect(JSON.stringify(objectsOfKind(defaultAddress, 'NetworkPolicy'))).toContain(
+      '"cidr":"169.254.20.10/32"',
+    );
+    const bad = tryRender({
+      values: { runnerNamespaces: { defaults: { networkPolicy: { clusterCIDRs: ['fd00::/200'] } } } },
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('/runnerNamespaces/defaults/networkPolicy/clusterCIDRs/0');
   });
 
   it('opens Gantry’s own pods port by port, to what the values name', () => {
@@ -382,9 +451,20 @@ describe('bad values', () => {
       role.metadata.name.endsWith('-leader-election'),
     );
     expect(leases?.metadata.namespace).toBe('gantry-system');
+    // create cannot be limited by name; reading and renewing can.
     expect(leases?.rules).toEqual([
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: ['gantry-leader'],
+        verbs: ['get', 'update'],
+      },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
     ]);
+    const renamed = manifests(render({ values: { config: { election: { leaseName: 'ci-leader' } } } }));
+    expect(
+      objectsOfKind(renamed, 'Role').find((role) => role.metadata.name.endsWith('-leader-election'))?.rules,
+    ).toContainEqual(expect.objectContaining({ resourceNames: ['ci-leader'] }));
 
     const single = manifests(render({ values: { replicaCount: 1 } }));
     expect(deploymentOf(single).spec?.strategy?.type).toBe('Recreate');
@@ -406,6 +486,23 @@ describe('bad values', () => {
     expect(refused({ config: { github: { webhook: { secret: 's3cret' } } } })).toContain(
       'config.github.webhook.secret would be stored in a ConfigMap',
     );
+  });
+
+  it('refuses to leave runner namespaces it does not create without Pod Security, until told they have it', () => {
+    const existing = { ...oneClass({ namespace: 'ci-runners' }), runnerNamespaces: { create: false } };
+    const message = refused(existing);
+    expect(message).toContain(
+      'runnerNamespaces.create is false, so the chart cannot label the runner namespaces (ci-runners) for Pod Security "restricted"',
+    );
+    expect(message).toContain('kubectl label namespace NAME pod-security.kubernetes.io/enforce=restricted');
+    expect(message).toContain('runnerNamespaces.podSecurityConfirmed: true');
+    const confirmed = manifests(
+      render({ values: { ...existing, runnerNamespaces: { create: false, podSecurityConfirmed: true } } }),
+    );
+    expect(objectsOfKind(confirmed, 'Namespace')).toEqual([]);
+    expect(objectsOfKind(confirmed, 'Role').map((role) => role.metadata.namespace)).toContain('ci-runners');
+    // No class, no runner namespace: nothing to label.
+    expect(tryRender({ values: { runnerNamespaces: { create: false } } }).code).toBe(0);
   });
 
   it('refuses runner pods in the release namespace and overrides for no class', () => {
@@ -558,7 +655,7 @@ describe('the Tekton queue', () => {
             apiGroups: ['admissionregistration.k8s.io'],
             resources: ['mutatingwebhookconfigurations'],
             resourceNames: ['gantry'],
-            verbs: ['get', 'update', 'patch'],
+            verbs: ['get', 'update'],
           },
         ],
       }),
@@ -574,6 +671,83 @@ describe('the Tekton queue', () => {
     expect(objectsOfKind(objects, 'ClusterRoleBinding').map((b) => b.metadata.name)).toEqual([
       'gantry-webhook-ca',
     ]);
+  });
+
+  it('keeps the queue Gantry’s with an admission policy over the same namespaces as the webhook', () => {
+    for (const name of ['tekton-only', 'tekton-cert-manager'] as const) {
+      const objects = renderFile(name);
+      const [policy] = named(objects, 'ValidatingAdmissionPolicy', 'gantry-tekton-queue') as (ChartObject & {
+        spec: {
+          failurePolicy: string;
+          matchConstraints: { matchPolicy: string; resourceRules: unknown[] };
+          matchConditions: { expression: string }[];
+          validations: { expression: string; reason: string; message: string }[];
+        };
+      })[];
+      expect(policy?.spec.failurePolicy, name).toBe('Fail');
+      expect(policy?.spec.matchConstraints).toEqual({
+        matchPolicy: 'Equivalent',
+        resourceRules: [
+          {
+            apiGroups: ['tekton.dev'],
+            apiVersions: ['v1'],
+            resources: ['pipelineruns'],
+            operations: ['UPDATE'],
+          },
+        ],
+      });
+      // Everyone but Gantry's own account; the status subresource (Tekton's writes) is not matched.
+      expect(policy?.spec.matchConditions.map((c) => c.expression)).toEqual([
+        'request.userInfo.username != "system:serviceaccount:gantry-system:gantry"',
+      ]);
+      expect(policy?.spec.validations.map((v) => v.reason)).toEqual(['Forbidden', 'Forbidden']);
+      const [binding] = named(objects, 'ValidatingAdmissionPolicyBinding', 'gantry-tekton-queue');
+      expect(binding?.spec).toEqual({
+        policyName: 'gantry-tekton-queue',
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: webhooksOf(objects).webhooks[0]?.namespaceSelector },
+      });
+    }
+    expect(objectsOfKind(renderFile('github'), 'ValidatingAdmissionPolicy')).toEqual([]);
+  });
+
+  it('self-managed: lets Gantry change only the caBundle of its webhook configuration, by an admission policy', () => {
+    const objects = renderFile('tekton-only');
+    const [policy] = named(
+      objects,
+      'ValidatingAdmissionPolicy',
+      'gantry-webhook-cabundle-only',
+    ) as (ChartObject & {
+      spec: {
+        matchConstraints: { resourceRules: { resourceNames: string[]; operations: string[] }[] };
+        matchConditions: { expression: string }[];
+        validations: { message: string }[];
+      };
+    })[];
+    expect(policy?.spec.matchConstraints.resourceRules).toEqual([
+      expect.objectContaining({ resourceNames: [webhooksOf(objects).metadata.name], operations: ['UPDATE'] }),
+    ]);
+    expect(policy?.spec.matchConditions.map((c) => c.expression)).toEqual([
+      'request.userInfo.username == "system:serviceaccount:gantry-system:gantry"',
+    ]);
+    expect(named(objects, 'ValidatingAdmissionPolicyBinding', 'gantry-webhook-cabundle-only')).toHaveLength(
+      1,
+    );
+    // With cert-manager Gantry has no right on the configuration, so nothing to confine.
+    const certManager = renderFile('tekton-cert-manager');
+    expect(named(certManager, 'ValidatingAdmissionPolicy', 'gantry-webhook-cabundle-only')).toEqual([]);
+  });
+
+  it('takes the webhook certificate from cert-manager unless told otherwise', () => {
+    const objects = manifests(render({ values: { config: { tekton: { enabled: true } } } }));
+    expect(objectsOfKind(objects, 'Certificate').map((c) => c.metadata.name)).toEqual(['gantry-webhook']);
+    expect(parseConfig(configOf(objects)).tekton.webhook.tls.certFile).toBe(
+      '/etc/gantry/secrets/webhook-tls/tls.crt',
+    );
+    expect(JSON.stringify(objectsOfKind(objects, 'ClusterRole'))).not.toContain(
+      'mutatingwebhookconfigurations',
+    );
+    expect(named(objects, 'Role', 'gantry-webhook-tls')).toEqual([]);
   });
 
   it('grants PipelineRuns cluster-wide when no namespace is listed, and nothing on Secrets or webhooks with cert-manager', () => {
@@ -747,7 +921,12 @@ describe('the Tekton queue', () => {
         'config.tekton.webhook.tls.webhookConfigurationName: leave it out',
       );
       expect(
-        refused(tektonOn({ webhook: { tls: { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' } } })),
+        refused(
+          tektonOn(
+            { webhook: { tls: { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' } } },
+            { tekton: { webhook: { certManager: { enabled: false } } } },
+          ),
+        ),
       ).toContain('config.tekton.webhook.tls.certFile: the chart mounts no certificate files');
       expect(
         refused(

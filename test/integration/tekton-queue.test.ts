@@ -341,7 +341,7 @@ describe.skipIf(!withTekton)('Tekton queue', () => {
     });
   });
 
-  it('answers a malformed AdmissionReview with a clear error and keeps serving', async () => {
+  it('answers a malformed AdmissionReview with a denial at HTTP 200, naming the problem, and keeps serving', async () => {
     const secret = await core.readNamespacedSecret({
       name: 'gantry-webhook-tls',
       namespace: gantryNamespace,
@@ -352,14 +352,28 @@ describe.skipIf(!withTekton)('Tekton queue', () => {
       ca,
       '{"kind":"Nope"}',
     );
-    expect(answer.status).toBe(400);
-    expect(answer.body).toMatch(/apiVersion|kind/);
+    // A denial is honoured whatever the failurePolicy; an HTTP error would be the policy's to judge.
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: {
+        uid: '',
+        allowed: false,
+        status: { code: 400, message: 'apiVersion: expected "admission.k8s.io/v1", got nothing' },
+      },
+    });
     const broken = await postWithCa(
       `https://127.0.0.1:${webhookPort}/admit/pipelineruns`,
       ca,
-      '{"apiVersion":',
+      '{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u-1","object":{',
     );
-    expect(broken.status).toBe(400);
+    expect(broken.status).toBe(200);
+    expect(JSON.parse(broken.body).response).toEqual({
+      uid: 'u-1',
+      allowed: false,
+      status: { code: 400, message: 'the request body is not valid JSON; an AdmissionReview was expected' },
+    });
     const run = await create(teamA, pipelineRun('after-garbage', { kind: 'integration' }));
     expect(annotation(run, 'class')).toBe('integration');
     await drain(['integration'], 1);

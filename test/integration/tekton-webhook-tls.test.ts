@@ -38,9 +38,10 @@ const logger = pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' });
 const MARK = 'gantry.dev/webhook-tls-test';
 
 /** Stands in for the real decision: marks every PipelineRun with an annotation, by JSON patch. */
-function markingReview(body: unknown) {
-  const request = (body as { request?: { uid?: string; object?: { metadata?: { annotations?: object } } } })
-    .request;
+function markingReview(text: string) {
+  const request = (
+    JSON.parse(text) as { request?: { uid?: string; object?: { metadata?: { annotations?: object } } } }
+  ).request;
   const patch = request?.object?.metadata?.annotations
     ? [{ op: 'add', path: `/metadata/annotations/${MARK.replace('/', '~1')}`, value: 'mutated' }]
     : [{ op: 'add', path: '/metadata/annotations', value: { [MARK]: 'mutated' } }];
@@ -261,7 +262,7 @@ describe.skipIf(inject('clusterKind') === 'existing')(
     it('keeps the apiserver served through serving-certificate and CA rotations', {
       timeout: 90_000,
     }, async () => {
-      // 9 s certificates are due after 6 s; their 27 s CA after 18 s. Checked twice a second.
+      // 9 s certificates (each with a CA of its own) are due after 6 s. Checked twice a second.
       const scenario = await setUp('webhook-rotation', { validityDays: 9 / 86_400, checkIntervalMs: 500 });
       const tls = scenario.tls[0];
       if (!tls) throw new Error('no replica started');

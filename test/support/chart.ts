@@ -120,19 +120,25 @@ export function objectsOfKind(objects: ChartObject[], kind: string): ChartObject
 }
 
 /**
- * The values of a values file with every runner namespace and Tekton namespace renamed
- * `<name>-<suffix>`, so tests that create them for real do not collide in the shared cluster.
+ * The values of a values file with every runner namespace and Tekton namespace (the queue's and the
+ * classes' bindings) renamed `<name>-<suffix>`, so tests that create them for real do not collide in
+ * the shared cluster.
  */
 export function withNamespaceSuffix(
   values: Record<string, unknown>,
   suffix: string,
 ): Record<string, unknown> {
   const copy = structuredClone(values) as {
-    config?: { classes?: Record<string, { namespace?: string }>; tekton?: { namespaces?: string[] } };
+    config?: {
+      classes?: Record<string, { namespace?: string; match?: { tekton?: { namespaces?: string[] } } }>;
+      tekton?: { namespaces?: string[] };
+    };
     runnerNamespaces?: { overrides?: Record<string, unknown> };
   };
   for (const runnerClass of Object.values(copy.config?.classes ?? {})) {
     runnerClass.namespace = `${runnerClass.namespace ?? 'gantry-runners'}-${suffix}`;
+    const selector = runnerClass.match?.tekton;
+    if (selector?.namespaces) selector.namespaces = selector.namespaces.map((name) => `${name}-${suffix}`);
   }
   const tekton = copy.config?.tekton;
   if (tekton?.namespaces) tekton.namespaces = tekton.namespaces.map((name) => `${name}-${suffix}`);

@@ -52,7 +52,7 @@ describe('chart/values.schema.json', () => {
     const tekton = chartValuesSchema.shape.tekton;
     expect(tekton.safeParse(values.tekton).error?.issues).toBeUndefined();
     expect(values.tekton).toEqual({
-      webhook: { failurePolicy: 'Ignore', timeoutSeconds: 5, certManager: { enabled: false } },
+      webhook: { failurePolicy: 'Ignore', timeoutSeconds: 5, certManager: { enabled: true } },
     });
     expect(tekton.safeParse({ webhook: { failurePolicy: 'Sometimes' } }).error?.issues).toMatchObject([
       { path: ['webhook', 'failurePolicy'], message: 'Invalid option: expected one of "Ignore"|"Fail"' },

@@ -54,6 +54,7 @@ describe('runner class configuration', () => {
       podAnnotations: {},
       podLabels: {},
       activeDeadlineSeconds: 21600,
+      enforce: false,
       caches: [],
       cost: { perVcpuHour: 0, perGibHour: 0, perRunnerHour: 0 },
       fairness: { enabled: true, maxShare: 1 },
@@ -178,6 +179,41 @@ describe('runner class configuration', () => {
         a: { match: { tekton: { matchExpressions: [{ key: 'tier', operator: 'Exists', values: ['x'] }] } } },
       }),
     ).toEqual(['classes.a.match.tekton.matchExpressions.0.values: expected no values for operator Exists']);
+  });
+
+  it('tells Tekton classes bound to different namespaces apart, and refuses a namespace twice', () => {
+    const selector = { matchLabels: { 'gantry.dev/class': 'build' } };
+    expect(
+      problems({
+        a: { match: { tekton: { ...selector, namespaces: ['team-a'] } } },
+        b: { match: { tekton: { ...selector, namespaces: ['team-b'] } } },
+      }),
+    ).toEqual([]);
+    expect(
+      problems({
+        a: { match: { tekton: { ...selector, namespaces: ['team-a', 'team-b'] } } },
+        b: { match: { tekton: { ...selector, namespaces: ['team-b', 'team-a'] } } },
+      }),
+    ).toEqual(['classes.b.match.tekton: same selector as class a: runs would be ambiguous']);
+    expect(problems({ a: { match: { tekton: { namespaces: ['x', 'Team'] } } } })).toEqual([
+      'classes.a.match.tekton.namespaces.1: expected a DNS-1123 label (lowercase letters, digits and "-", at most 63 characters)',
+    ]);
+    expect(problems({ a: { match: { tekton: { namespaces: ['x', 'x'] } } } })).toEqual([
+      'classes.a.match.tekton.namespaces.1: x is listed twice',
+    ]);
+  });
+
+  it('keeps enforce and serviceAccountName to classes that take Tekton runs', () => {
+    expect(
+      parse({ p: { match: { tekton: {} }, enforce: true, serviceAccountName: 'builder' } }).p,
+    ).toMatchObject({ enforce: true, serviceAccountName: 'builder' });
+    expect(problems({ lint: { ...lint, enforce: true, serviceAccountName: 'builder' } })).toEqual([
+      'classes.lint.enforce: only for a class with match.tekton: it judges and sets PipelineRuns',
+      'classes.lint.serviceAccountName: only for a class with match.tekton: it judges and sets PipelineRuns',
+    ]);
+    expect(problems({ p: { match: { tekton: {} }, serviceAccountName: 'Builder_1' } })).toEqual([
+      'classes.p.serviceAccountName: expected a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
+    ]);
   });
 
   it('keeps warm pools to classes that run GitHub runners', () => {

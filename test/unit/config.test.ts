@@ -52,6 +52,19 @@ describe('configuration', () => {
     );
   });
 
+  it('refuses a Tekton class bound to a namespace the queue does not watch', () => {
+    const config = (namespaces: string[]) => ({
+      tekton: { enabled: true, namespaces: ['team-a', 'team-b'] },
+      classes: { p: { match: { tekton: { namespaces } } } },
+    });
+    expect(parseConfig(config(['team-b'])).classes.p?.match.tekton?.namespaces).toEqual(['team-b']);
+    expect(() => parseConfig(config(['team-b', 'team-c']))).toThrow(
+      /classes\.p\.match\.tekton\.namespaces\.1: team-c is not among tekton\.namespaces \(team-a, team-b\): its runs never reach Gantry/,
+    );
+    // With every namespace queued, any binding is reachable.
+    expect(() => parseConfig({ ...config(['team-c']), tekton: { enabled: true } })).not.toThrow();
+  });
+
   it('names the path of an unknown key', () => {
     expect(() => parseConfig({ http: { prot: 80 } })).toThrow(/unknown key http\.prot/);
     expect(() => parseConfig({ metrix: {} })).toThrow(/unknown key metrix/);

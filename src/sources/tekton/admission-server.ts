@@ -2,25 +2,28 @@ import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { useDepthLimitedJsonParser } from '../../http/body-limits.ts';
-import type { AdmissionAnswer } from './admission.ts';
+import { limitConnections, listenerOptions } from '../../http/server.ts';
+import { type AdmissionAnswer, deny, scanRequestUid } from './admission-review.ts';
 import type { CertificateAndKey } from './tls/certificates.ts';
 import type { ServingCertificateSource } from './tls/source.ts';
 
 /** The one route: the MutatingWebhookConfiguration's clientConfig names this path. */
 export const ADMISSION_PATH = '/admit/pipelineruns';
 /**
- * The apiserver refuses requests over 3 MiB, so no object it sends for review (wrapped in an
- * AdmissionReview with its old version) is meant to be much larger; anything beyond gets 413.
+ * The apiserver refuses requests over 3 MiB, so an object it sends for review (wrapped in an
+ * AdmissionReview) is rarely larger; its JSON encoder can still make one grow (it writes "<" as
+ * "\u003c"). A larger body is read to its end without being kept, and denied.
  */
-export const ADMISSION_BODY_LIMIT_BYTES = 3 * 1024 * 1024;
+export const ADMISSION_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+/** What is kept of a body over the limit: enough to find the request's uid, which comes first. */
+const OVERSIZED_HEAD_BYTES = 64 * 1024;
 
 export interface AdmissionServerOptions {
   address: string;
   port: number;
   logger: Logger;
-  /** Decides on one AdmissionReview (the parsed body); never throws for bad input, answers it. */
-  review: (body: unknown) => AdmissionAnswer;
+  /** Decides on one AdmissionReview (the body's text); never throws for bad input, answers it. */
+  review: (body: string) => AdmissionAnswer;
   tls: ServingCertificateSource;
 }
 
@@ -35,6 +38,10 @@ export interface AdmissionServer {
  * server because the apiserver speaks only TLS to webhooks and the certificate has its own life:
  * a new one from the source replaces the server's secure context, so rotation needs no restart
  * (connections already open keep the certificate they were made with).
+ *
+ * Every body that reaches the route gets an AdmissionReview at HTTP 200, a denial when it cannot be
+ * read (too large, nested too deep, not JSON, another content type): under failurePolicy Ignore an
+ * HTTP error would let the run through. Only Gantry's own faults answer 500.
  */
 export function createAdmissionServer(options: AdmissionServerOptions): AdmissionServer {
   const log = options.logger.child({ component: 'admission-server' });
@@ -45,23 +52,36 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
     const loggerInstance: FastifyBaseLogger = log;
     // Fastify's own request lines are at info; the apiserver calls for every PipelineRun created.
     const logController = new LogController({ disableRequestLogging: true });
+    // The apiserver waits timeoutSeconds (at most 30) for an answer: slower clients are not it.
+    // Node's https server takes the header deadline and its check interval among its own options.
+    const { http, ...timeouts } = listenerOptions();
     const server = Fastify({
-      https: secureContextOptions(pair),
+      https: { ...http, ...secureContextOptions(pair) },
       loggerInstance,
       logController,
-      bodyLimit: ADMISSION_BODY_LIMIT_BYTES,
+      ...timeouts,
     });
-    // JSON only: the apiserver sends application/json, and text/plain has no business here (415).
+    limitConnections(server);
+    // Whatever the content type, the body is text for the review to judge (the apiserver sends JSON).
     server.removeAllContentTypeParsers();
-    // Typed for the plain-HTTP instance; the parser does not depend on the transport.
-    useDepthLimitedJsonParser(server as unknown as FastifyInstance);
+    server.addContentTypeParser('*', (_req, payload, done) => {
+      readBoundedText(payload).then((text) => done(null, text), done);
+    });
     server.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
       const status = err.statusCode !== undefined && err.statusCode >= 400 ? err.statusCode : 500;
       log.warn(
         { method: req.method, url: req.url, statusCode: status, err: err.message },
         'admission request failed',
       );
-      reply.code(status).send({ error: status >= 500 ? 'internal error' : describeClientError(err) });
+      if (status >= 500 || req.url !== ADMISSION_PATH) {
+        reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
+        return;
+      }
+      const answer = deny(
+        '',
+        `the request could not be read (${err.message}); an AdmissionReview was expected`,
+      );
+      reply.code(answer.httpStatus).send(answer.body);
     });
     server.addHook('onResponse', async (req, reply) => {
       log.debug(
@@ -70,7 +90,14 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
       );
     });
     server.post(ADMISSION_PATH, async (req, reply) => {
-      const answer = options.review(req.body);
+      const body = req.body;
+      const answer =
+        body instanceof OversizedBody
+          ? deny(
+              scanRequestUid(body.head) ?? '',
+              `the AdmissionReview is ${body.bytes} bytes, more than the ${ADMISSION_BODY_LIMIT_BYTES} Gantry reads`,
+            )
+          : options.review(typeof body === 'string' ? body : '');
       return reply.code(answer.httpStatus).send(answer.body);
     });
     return server;
@@ -127,14 +154,34 @@ function firstCertificate(tls: ServingCertificateSource): Promise<CertificateAnd
   });
 }
 
-/** Fastify's messages for a body it refused, said plainly for whoever reads the apiserver's error. */
-function describeClientError(err: { code?: string; message: string }): string {
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'the request body is not valid JSON; an AdmissionReview was expected';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'the request body is empty; an AdmissionReview was expected';
-    default:
-      return err.message;
+/** A body over the limit: its size, and its start, kept to find the request's uid. */
+class OversizedBody {
+  readonly bytes: number;
+  readonly head: string;
+  constructor(bytes: number, head: string) {
+    this.bytes = bytes;
+    this.head = head;
   }
+}
+
+/** The body as UTF-8 text; past the limit the rest is read and dropped, so memory stays bounded. */
+function readBoundedText(payload: NodeJS.ReadableStream): Promise<string | OversizedBody> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let head: string | undefined;
+    payload.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (head !== undefined) return;
+      chunks.push(chunk);
+      if (bytes > ADMISSION_BODY_LIMIT_BYTES) {
+        head = Buffer.concat(chunks).subarray(0, OVERSIZED_HEAD_BYTES).toString('utf8');
+        chunks.length = 0;
+      }
+    });
+    payload.on('end', () =>
+      resolve(head !== undefined ? new OversizedBody(bytes, head) : Buffer.concat(chunks).toString('utf8')),
+    );
+    payload.on('error', reject);
+  });
 }

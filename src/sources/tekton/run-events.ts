@@ -38,6 +38,7 @@ export function runIdentity(run: PipelineRun): JobIdentity | undefined {
     untrusted: false,
     name: `${namespace}/${name}`,
     tektonLabels: labels,
+    tektonNamespace: namespace,
     ...(requestedClass !== undefined ? { requestedClass } : {}),
   };
 }

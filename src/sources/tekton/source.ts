@@ -50,8 +50,8 @@ export function createTektonSource(options: TektonSourceOptions) {
     if (!classification.matched) {
       if (event.job.requestedClass !== undefined && event.kind === 'queued') {
         log.warn(
-          { run: event.job.name, class: event.job.requestedClass },
-          'queued run names no Tekton class; left pending',
+          { run: event.job.name, class: event.job.requestedClass, reason: classification.reason },
+          'queued run names no Tekton class that takes its namespace; left pending',
         );
       }
       return;

@@ -246,3 +246,42 @@ describe('classify: a Tekton run that names its class', () => {
     expect(classify(tekton('lint'))).toEqual({ matched: false, reason: 'unknown-class' });
   });
 });
+
+describe('classify: Tekton classes bound to namespaces', () => {
+  const config = classesSchema.parse({
+    // One more requirement than `shared`, the namespace binding another.
+    'team-a': { match: { tekton: { matchLabels: { kind: 'build' }, namespaces: ['team-a'] } } },
+    shared: { match: { tekton: { matchLabels: { kind: 'build' } } } },
+    'b-only': { match: { tekton: { namespaces: ['team-b'] } } },
+  });
+  const classify = buildClassifier(config);
+  const run = (namespace: string | undefined, labels: Record<string, string>, requestedClass?: string) => ({
+    source: 'tekton' as const,
+    labels: [],
+    untrusted: false,
+    tektonLabels: labels,
+    ...(namespace !== undefined ? { tektonNamespace: namespace } : {}),
+    ...(requestedClass !== undefined ? { requestedClass } : {}),
+  });
+
+  it('selects runs of their namespaces only, and counts the binding as a requirement', () => {
+    expect(classify(run('team-a', { kind: 'build' }))).toEqual({ matched: true, className: 'team-a' });
+    expect(classify(run('team-c', { kind: 'build' }))).toEqual({ matched: true, className: 'shared' });
+    expect(classify(run('team-b', {}))).toEqual({ matched: true, className: 'b-only' });
+    expect(classify(run('team-c', {}))).toEqual({ matched: false, reason: 'no-matching-class' });
+    expect(classify(run(undefined, {}))).toEqual({ matched: false, reason: 'no-matching-class' });
+  });
+
+  it('gives a run that names a class of other namespaces no class, saying why', () => {
+    expect(classify(run('team-a', {}, 'b-only'))).toEqual({
+      matched: false,
+      reason: 'namespace-not-allowed',
+    });
+    expect(classify(run(undefined, {}, 'b-only'))).toEqual({
+      matched: false,
+      reason: 'namespace-not-allowed',
+    });
+    expect(classify(run('team-b', {}, 'b-only'))).toEqual({ matched: true, className: 'b-only' });
+    expect(classify(run('team-z', {}, 'shared'))).toEqual({ matched: true, className: 'shared' });
+  });
+});

@@ -7,6 +7,7 @@ import {
   createPipelineRunAdmission,
   type JsonPatchOperation,
 } from '../../../src/sources/tekton/admission.ts';
+import { MAX_REVIEW_DEPTH } from '../../../src/sources/tekton/admission-review.ts';
 import { applyJsonPatch, valueAt } from '../../support/json-patch.ts';
 
 const classes = classesSchema.parse({
@@ -62,7 +63,8 @@ function pipelineRun(
   };
 }
 
-function review(object: unknown, request: Record<string, unknown> = {}) {
+/** The AdmissionReview the apiserver would send for `object`, as an object. */
+function reviewObject(object: unknown, request: Record<string, unknown> = {}) {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -76,6 +78,11 @@ function review(object: unknown, request: Record<string, unknown> = {}) {
       ...request,
     },
   };
+}
+
+/** The same as the request body's text, which the admission reads. */
+function review(object: unknown, request: Record<string, unknown> = {}): string {
+  return JSON.stringify(reviewObject(object, request));
 }
 
 /** The response of a 200 answer, and its patch decoded. */
@@ -447,7 +454,7 @@ describe('reviews that are not Gantry’s business', () => {
 });
 
 describe('malformed reviews', () => {
-  const good = review(pipelineRun());
+  const good = reviewObject(pipelineRun());
   it.each<[string, unknown, string]>([
     ['null', null, 'expected an AdmissionReview JSON object, got null'],
     ['an array', [good], 'expected an AdmissionReview JSON object, got an array'],
@@ -476,21 +483,55 @@ describe('malformed reviews', () => {
       { ...good, request: { ...good.request, uid: '' } },
       'request.uid: expected a non-empty string, got ""',
     ],
-  ])('answers 400 for %s, naming the field', (_name, body, error) => {
-    // JSON round trip: the server parses JSON, where undefined fields do not exist.
-    const parsed = body === undefined ? body : JSON.parse(JSON.stringify(body));
-    expect(admission()(parsed)).toEqual({ httpStatus: 400, body: { error } });
+  ])('denies %s at HTTP 200, naming the field', (_name, body, message) => {
+    const { response } = decode(admission()(JSON.stringify(body)));
+    expect(response).toEqual({ uid: expect.any(String), allowed: false, status: { code: 400, message } });
+  });
+
+  it('denies text that is not JSON, or empty, with the uid when it can be read', () => {
+    const text = review(pipelineRun());
+    const cut = decode(admission()(text.slice(0, text.length - 20))).response;
+    expect(cut).toEqual({
+      uid: 'b3a7c1d2-0000-4000-8000-000000000001',
+      allowed: false,
+      status: { code: 400, message: 'the request body is not valid JSON; an AdmissionReview was expected' },
+    });
+    expect(decode(admission()('')).response).toEqual({
+      uid: '',
+      allowed: false,
+      status: { code: 400, message: 'the request body is empty; an AdmissionReview was expected' },
+    });
+  });
+
+  it('denies a run nested deeper than the limit without parsing it, naming the request it answers', () => {
+    const bomb = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const spec = (depth: number) =>
+      review(pipelineRun()).replace('"pipelineRef":', `"bomb":${bomb(depth)},"pipelineRef":`);
+    // The review adds 3 levels (review, request, object) and spec a fourth: a bomb of 252 fits in 256.
+    expect(decode(admission()(spec(MAX_REVIEW_DEPTH - 4))).response.allowed).toBe(true);
+    const { response, ops } = decode(admission()(spec(MAX_REVIEW_DEPTH - 3)));
+    expect(ops).toEqual([]);
+    expect(response).toEqual({
+      uid: 'b3a7c1d2-0000-4000-8000-000000000001',
+      allowed: false,
+      status: {
+        code: 400,
+        message: `the object nests JSON deeper than ${MAX_REVIEW_DEPTH} levels, which Gantry does not read`,
+      },
+    });
+    // Far deeper than anything JSON.parse or a recursive walk could take.
+    expect(decode(admission()(spec(200_000))).response.allowed).toBe(false);
   });
 });
 
 describe('properties', () => {
-  it('never throws and answers 200 or 400, whatever the body', () => {
+  it('never throws and answers an AdmissionReview at HTTP 200, whatever the body', () => {
     const decide = admission();
     fc.assert(
-      fc.property(fc.jsonValue(), fc.anything(), (json, anything) => {
-        for (const body of [json, anything]) {
-          const answer = decide(body);
-          expect([200, 400]).toContain(answer.httpStatus);
+      fc.property(fc.jsonValue(), fc.anything(), fc.string(), (json, anything, text) => {
+        for (const body of [JSON.stringify(json), JSON.stringify(anything) ?? '', text]) {
+          const { response } = decode(decide(body));
+          expect(typeof response.allowed).toBe('boolean');
         }
       }),
       { numRuns: 300 },

@@ -10,7 +10,7 @@ import {
   splitPemCertificates,
 } from '../../../src/sources/tekton/tls/certificates.ts';
 import { ipAddressBytes } from '../../../src/sources/tekton/tls/der.ts';
-import { CA_VALIDITY_FACTOR, renewWebhookTls } from '../../../src/sources/tekton/tls/renewal.ts';
+import { renewWebhookTls } from '../../../src/sources/tekton/tls/renewal.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const now = new Date('2026-03-01T12:00:00Z');
@@ -141,16 +141,16 @@ describe('parse helpers', () => {
 
 describe('renewWebhookTls', () => {
   const wanted = { hosts, validityDays: 30 };
-  const caDays = 30 * CA_VALIDITY_FACTOR;
 
-  it('makes a CA and a serving certificate when nothing is stored', () => {
+  it('makes a CA and a serving certificate together, and keeps no CA key', () => {
     const { material, changes } = renewWebhookTls(undefined, wanted, now);
-    expect(changes).toEqual(['new CA: no CA stored', 'new serving certificate: none stored']);
+    expect(changes).toEqual(['new CA and serving certificate: none stored']);
+    expect(Object.keys(material).sort()).toEqual(['caBundle', 'cert', 'key']);
     const [caPem, ...rest] = splitPemCertificates(material.caBundle);
     expect(rest).toEqual([]);
     const ca = new X509Certificate(caPem ?? '');
     expect(ca.subject).toBe(`CN=gantry-webhook-ca@${now.getTime() / 1000}`);
-    expect(ca.validToDate).toEqual(at(caDays));
+    expect(ca.validToDate).toEqual(at(30));
     expect(new X509Certificate(material.cert).verify(ca.publicKey)).toBe(true);
     expect(servingPairProblem(material, now)).toBeUndefined();
   });
@@ -162,50 +162,48 @@ describe('renewWebhookTls', () => {
     expect(again.material).toEqual(first);
   });
 
-  it('renews the serving certificate under the same CA, so the caBundle stays as it is', () => {
-    const first = renewWebhookTls(undefined, wanted, now).material;
-    const renewed = renewWebhookTls(first, wanted, at(21));
-    expect(renewed.changes).toEqual([expect.stringMatching(/^new serving certificate: due for rotation/)]);
-    expect(renewed.material.caBundle).toBe(first.caBundle);
-    expect(renewed.material.caKey).toBe(first.caKey);
-    expect(renewed.material.cert).not.toBe(first.cert);
-  });
-
-  it('renews the serving certificate when the hosts change', () => {
-    const first = renewWebhookTls(undefined, wanted, now).material;
-    const renewed = renewWebhookTls(first, { ...wanted, hosts: [...hosts, 'gantry.example.com'] }, at(1));
-    expect(renewed.changes).toHaveLength(1);
-    expect(renewed.material.caBundle).toBe(first.caBundle);
-    expect(new X509Certificate(renewed.material.cert).checkHost('gantry.example.com')).toBeDefined();
-  });
-
-  it('rotates the CA after two thirds of its life and trusts the old one until it expires', () => {
+  it('replaces CA and certificate after two thirds, trusting the old CA until it expires', () => {
     const first = renewWebhookTls(undefined, wanted, now).material;
     const [oldCa] = splitPemCertificates(first.caBundle);
-    const rotated = renewWebhookTls(first, wanted, at(caDays * 0.7));
+    const rotated = renewWebhookTls(first, wanted, at(21));
     expect(rotated.changes).toEqual([
-      expect.stringMatching(/^new CA: the CA is due for rotation/),
-      'new serving certificate: not signed by the current CA',
+      expect.stringMatching(/^new CA and serving certificate: due for rotation/),
     ]);
     const bundle = splitPemCertificates(rotated.material.caBundle);
     expect(bundle).toHaveLength(2);
     expect(bundle[1]).toBe(oldCa);
     const newCa = new X509Certificate(bundle[0] ?? '');
     expect(new X509Certificate(rotated.material.cert).verify(newCa.publicKey)).toBe(true);
+    expect(new X509Certificate(oldCa ?? '').validToDate).toEqual(at(30));
 
-    // The serving certificate is renewed again before the old CA expires, which keeps it...
-    const renewed = renewWebhookTls(rotated.material, wanted, at(caDays - 1));
-    expect(splitPemCertificates(renewed.material.caBundle)).toEqual(bundle);
-    // ...and once it has expired it is dropped, and nothing else changes.
-    const later = renewWebhookTls(renewed.material, wanted, at(caDays + 1));
-    expect(later.material.caBundle).toBe(bundle[0]);
+    // Until the old CA expires (with the certificate it signed) the bundle keeps it...
+    expect(renewWebhookTls(rotated.material, wanted, at(29)).changes).toEqual([]);
+    // ...then it is dropped, and nothing else changes.
+    const later = renewWebhookTls(rotated.material, wanted, at(31));
     expect(later.changes).toEqual(['expired CA dropped from the bundle']);
+    expect(later.material).toEqual({ ...rotated.material, caBundle: bundle[0] });
   });
 
-  it('replaces a CA whose stored key is not its own', () => {
+  it('replaces CA and certificate when the hosts change or the stored pair does not hold together', () => {
     const first = renewWebhookTls(undefined, wanted, now).material;
-    const broken = renewWebhookTls({ ...first, caKey: makeCa().key }, wanted, now);
-    expect(broken.changes[0]).toBe('new CA: the stored CA key does not match');
-    expect(splitPemCertificates(broken.material.caBundle)).toHaveLength(2);
+    const renewed = renewWebhookTls(first, { ...wanted, hosts: [...hosts, 'gantry.example.com'] }, at(1));
+    expect(renewed.changes).toEqual(['new CA and serving certificate: not valid for gantry.example.com']);
+    expect(splitPemCertificates(renewed.material.caBundle)).toHaveLength(2);
+    expect(new X509Certificate(renewed.material.cert).checkHost('gantry.example.com')).toBeDefined();
+
+    const other = renewWebhookTls(undefined, wanted, now).material;
+    expect(renewWebhookTls({ ...first, key: other.key }, wanted, now).changes).toEqual([
+      'new CA and serving certificate: the stored key does not match',
+    ]);
+    expect(renewWebhookTls({ ...first, caBundle: other.caBundle }, wanted, now).changes).toEqual([
+      'new CA and serving certificate: not signed by the first CA of the bundle',
+    ]);
+  });
+
+  it('drops the CA key an earlier version stored beside the serving key, and keeps the rest', () => {
+    const first = renewWebhookTls(undefined, wanted, now).material;
+    const legacy = renewWebhookTls({ ...first, caKey: makeCa().key }, wanted, at(1));
+    expect(legacy.changes).toEqual(['CA key removed from the Secret']);
+    expect(legacy.material).toEqual(first);
   });
 });

@@ -8,8 +8,8 @@ import type {
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { splitPemCertificates } from '../../../src/sources/tekton/tls/certificates.ts';
-import { CA_VALIDITY_FACTOR } from '../../../src/sources/tekton/tls/renewal.ts';
 import {
+  LEGACY_CA_KEY,
   SECRET_KEYS,
   type SelfManagedTls,
   type SelfManagedTlsOptions,
@@ -196,58 +196,39 @@ describe('self-managed webhook certificate', () => {
     expect(cluster.caBundles()).toEqual([cluster.secretValue(SECRET_KEYS.caBundle)]);
   });
 
-  it('converges two replicas that renew at once, and keeps the caBundle across a serving rotation', async () => {
+  it('converges two replicas that renew at once on one CA and certificate, trusting the old CA too', async () => {
     const cluster = new FakeCluster();
     cluster.createConfig();
     const clock = { now: T0 };
     const a = await start(cluster, clock);
     const b = await start(cluster, clock);
-    const before = {
-      cert: a.current()?.cert,
-      bundle: cluster.caBundles(),
-      configWrites: cluster.writes.config,
-    };
-    const reported: string[] = [];
-    a.subscribe((pair) => reported.push(pair.cert));
+    const before = a.current();
+    const [oldCa] = splitPemCertificates(cluster.caBundles()[0] ?? '');
+    const configWrites = cluster.writes.config;
 
     clock.now = T0 + 21 * DAY; // past two thirds of 30 days
     await Promise.all([a.check(), b.check()]);
-    expect(a.current()?.cert).not.toBe(before.cert);
-    expect(a.current()).toEqual(b.current());
-    expect(reported).toEqual([a.current()?.cert]);
-    expect(cluster.caBundles()).toEqual(before.bundle);
-    expect(cluster.writes.config).toBe(before.configWrites);
-  });
-
-  it('rotates the CA with an overlap: the webhooks trust the new and the old CA', async () => {
-    const cluster = new FakeCluster();
-    cluster.createConfig();
-    const clock = { now: T0 };
-    const tls = await start(cluster, clock);
-    const [oldCa] = splitPemCertificates(cluster.secretValue(SECRET_KEYS.caBundle));
-
-    clock.now = T0 + VALIDITY_DAYS * CA_VALIDITY_FACTOR * (2 / 3) * DAY + DAY;
-    expect(await tls.check()).toBe(true);
     const bundle = splitPemCertificates(cluster.caBundles()[0] ?? '');
     expect(bundle).toHaveLength(2);
     expect(bundle[1]).toBe(oldCa);
+    expect(cluster.caBundles()[0]).toBe(cluster.secretValue(SECRET_KEYS.caBundle));
+    expect(cluster.writes.config).toBe(configWrites + 1);
+    // By the next check each serves the new certificate, which the new CA signed.
+    await Promise.all([a.check(), b.check()]);
+    expect(a.current()).toEqual(b.current());
+    expect(a.current()?.cert).toBe(cluster.secretValue(SECRET_KEYS.cert));
+    expect(a.current()).not.toEqual(before);
     const newCa = new X509Certificate(bundle[0] ?? '');
-    expect(new X509Certificate(tls.current()?.cert ?? '').verify(newCa.publicKey)).toBe(true);
+    expect(new X509Certificate(a.current()?.cert ?? '').verify(newCa.publicKey)).toBe(true);
   });
 
   it('serves the certificate of a new CA only from the check after the caBundle took it in', async () => {
     const cluster = new FakeCluster();
     cluster.createConfig();
-    const hour = 60 * 60 * 1000;
-    const caRotationDue = T0 - hour + (VALIDITY_DAYS * CA_VALIDITY_FACTOR * DAY + hour) * (2 / 3);
-    const clock = { now: caRotationDue - hour };
-    const tls = await start(cluster, { now: T0 });
-    started.pop();
-    await tls.stop();
-    // A serving certificate fresh when the CA rotates.
+    const clock = { now: T0 };
     const replica = await start(cluster, clock);
     const before = replica.current();
-    clock.now = caRotationDue + 60_000;
+    clock.now = T0 + 21 * DAY;
     expect(await replica.check()).toBe(true);
     expect(splitPemCertificates(cluster.caBundles()[0] ?? '')).toHaveLength(2);
     expect(replica.current()).toBe(before);
@@ -256,20 +237,48 @@ describe('self-managed webhook certificate', () => {
     expect(replica.current()).not.toBe(before);
   });
 
+  it('checks again caPropagationMs after writing a new CA, not a whole interval later', async () => {
+    const cluster = new FakeCluster();
+    cluster.createConfig();
+    const clock = { now: Date.now() };
+    const tls = await start(cluster, clock, { checkIntervalMs: 1_000, caPropagationMs: 20 });
+    const before = tls.current();
+    clock.now += 21 * DAY;
+    const deadline = Date.now() + 5_000;
+    let writtenAt: number | undefined;
+    while (tls.current() === before && Date.now() < deadline) {
+      if (writtenAt === undefined && cluster.writes.config > 1) writtenAt = Date.now();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(tls.current()?.cert).toBe(cluster.secretValue(SECRET_KEYS.cert));
+    // The next regular check would have come a second after the write.
+    expect(Date.now() - (writtenAt ?? 0)).toBeLessThan(700);
+  });
+
+  it('drops the CA key an earlier version kept in the Secret, and keeps serving the same certificate', async () => {
+    const cluster = new FakeCluster();
+    cluster.createConfig();
+    const clock = { now: T0 };
+    const first = await start(cluster, clock);
+    const served = first.current();
+    if (!cluster.secret?.data) throw new Error('no Secret');
+    cluster.secret.data[LEGACY_CA_KEY] = Buffer.from('-----BEGIN PRIVATE KEY-----\n').toString('base64');
+    clock.now = T0 + DAY;
+    expect(await first.check()).toBe(true);
+    expect(Object.keys(cluster.secret?.data ?? {}).sort()).toEqual(Object.values(SECRET_KEYS).sort());
+    expect(first.current()).toBe(served);
+  });
+
   it('does not take trust away from a CA another replica wrote after this one read the Secret', async () => {
     const cluster = new FakeCluster();
     cluster.createConfig();
-    // Two thirds of the CA's life, counted from its notBefore (an hour before it was made).
+    // Two thirds of the certificate's (and its CA's) life, counted from its notBefore (an hour before it was made).
     const hour = 60 * 60 * 1000;
-    const caRotationDue = T0 - hour + (VALIDITY_DAYS * CA_VALIDITY_FACTOR * DAY + hour) * (2 / 3);
+    const caRotationDue = T0 - hour + (VALIDITY_DAYS * DAY + hour) * (2 / 3);
     const clockA = { now: T0 };
     const clockB = { now: T0 };
-    const a = await start(cluster, clockA);
+    await start(cluster, clockA);
     const b = await start(cluster, clockB);
-    // A fresh serving certificate, so that at A's next check only the CA is near its rotation.
-    clockA.now = caRotationDue - hour;
-    await a.check();
-
     // A reads the Secret; before its answer arrives, B (its clock a minute ahead) rotates the CA.
     clockA.now = caRotationDue - 30_000;
     clockB.now = caRotationDue + 30_000;
@@ -293,7 +302,7 @@ describe('self-managed webhook certificate', () => {
     const bundle = splitPemCertificates(cluster.caBundles()[0] ?? '');
     expect(bundle).toHaveLength(2);
     expect(cluster.caBundles()[0]).toBe(cluster.secretValue(SECRET_KEYS.caBundle));
-    expect(lateA.current()).toEqual(b.current());
+    // A serves B's new certificate at once: it did not write the caBundle, so it need not wait.
     expect(lateA.current()?.cert).toBe(cluster.secretValue(SECRET_KEYS.cert));
   });
 
@@ -346,6 +355,9 @@ describe('self-managed webhook certificate', () => {
     clock.now = T0 + 21 * DAY;
     cluster.failures.set('replaceNamespacedSecret', [403]);
     await expect(tls.check()).rejects.toThrow(/HTTP 403/);
+    expect(tls.current()).toBe(before);
+    expect(await tls.check()).toBe(true);
+    // The new CA went into the caBundle: its certificate is served from the next check.
     expect(tls.current()).toBe(before);
     expect(await tls.check()).toBe(true);
     expect(tls.current()).not.toBe(before);

@@ -9,7 +9,12 @@ import type { Logger } from 'pino';
 import { isTransientKubeError, kubeMessage, kubeRetryAfterMs, kubeStatus } from '../../../kube/errors.ts';
 import { type RetryPolicy, withRetry } from '../../../util/retry.ts';
 import { isIssuedBy, parseCertificate, splitPemCertificates } from './certificates.ts';
-import { CA_COMMON_NAME_PREFIX, renewWebhookTls, type WebhookTlsMaterial } from './renewal.ts';
+import {
+  CA_COMMON_NAME_PREFIX,
+  renewWebhookTls,
+  type StoredWebhookTls,
+  type WebhookTlsMaterial,
+} from './renewal.ts';
 import { createCertificateHolder, type RunningCertificateSource } from './source.ts';
 
 export interface SelfManagedTlsOptions {
@@ -28,6 +33,11 @@ export interface SelfManagedTlsOptions {
   checkIntervalMs?: number;
   /** First wait after a check that did not complete (doubling up to checkIntervalMs); default 15 s. */
   retryAfterFailureMs?: number;
+  /**
+   * Wait after writing a new CA into the caBundle before its certificate is served (the apiservers
+   * take the changed configuration in first); default 30 s.
+   */
+  caPropagationMs?: number;
   now?: () => Date;
   retry?: Pick<RetryPolicy, 'attempts' | 'baseDelayMs' | 'maxDelayMs' | 'sleep'>;
 }
@@ -37,11 +47,14 @@ export interface SelfManagedTls extends RunningCertificateSource {
   check(): Promise<boolean>;
 }
 
-/** Keys of the Secret: the kubernetes.io/tls pair plus the CA bundle and the CA's key. */
-export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', caBundle: 'ca.crt', caKey: 'ca.key' } as const;
+/** Keys of the Secret: the kubernetes.io/tls pair plus the CA bundle. */
+export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', caBundle: 'ca.crt' } as const;
+/** Where Gantry before 0.2 kept a long-lived CA key; removed from the Secret at the next check. */
+export const LEGACY_CA_KEY = 'ca.key';
 
 const DEFAULT_CHECK_INTERVAL_MS = 60 * 60 * 1000;
 const DEFAULT_RETRY_AFTER_FAILURE_MS = 15_000;
+const DEFAULT_CA_PROPAGATION_MS = 30_000;
 /** Writes lost to other writers (409) before a check gives up until the next one. */
 const MAX_WRITE_ROUNDS = 5;
 
@@ -56,18 +69,22 @@ export function selfManagedHosts(
 
 /**
  * Gantry's own webhook certificate, kept in a Secret so that every replica serves the same one and
- * a restart keeps it. Each check (at start, then every checkIntervalMs) reads the Secret, creates or
- * renews it when due (writes carry the resourceVersion read, so of two replicas one wins and the
- * other reads the winner's), then makes every webhook of the MutatingWebhookConfiguration trust its
- * CA bundle, and reports a new serving pair to the subscribers. Resolves after the first check,
- * which throws if the Secret cannot be read or written; later failures keep the current pair and
- * are retried sooner.
+ * a restart keeps it. Each check (at start, then every checkIntervalMs) reads the Secret, replaces
+ * CA and certificate together when due (writes carry the resourceVersion read, so of two replicas one
+ * wins and the other reads the winner's), then makes every webhook of the MutatingWebhookConfiguration
+ * trust its CA bundle, and reports a new serving pair to the subscribers: at once, or when this
+ * check wrote a new CA into the caBundle, at the next check, caPropagationMs later. Resolves after the
+ * first check, which throws if the Secret cannot be read or written; later failures keep the current
+ * pair and are retried sooner.
  */
 export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promise<SelfManagedTls> {
   const { core, admission, namespace, secretName, webhookConfigurationName: configName } = options;
   const now = options.now ?? (() => new Date());
   const checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
   const retryAfterFailureMs = options.retryAfterFailureMs ?? DEFAULT_RETRY_AFTER_FAILURE_MS;
+  const caPropagationMs = Math.min(checkIntervalMs, options.caPropagationMs ?? DEFAULT_CA_PROPAGATION_MS);
+  /** A certificate of a new CA waits to be served: the next check comes after caPropagationMs. */
+  let held = false;
   const wanted = { hosts: options.hosts, validityDays: options.validityDays };
   const log = options.logger.child({
     component: 'webhook-tls',
@@ -181,11 +198,11 @@ export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promi
       log.warn('the MutatingWebhookConfiguration does not exist (yet); its caBundle is set at a later check');
     const next = { cert: material.cert, key: material.key };
     const served = holder.current();
-    if (
+    held =
       injected === 'updated' &&
-      served &&
-      stillTrusted(served.cert, material.caBundle, now(), checkIntervalMs)
-    ) {
+      served !== undefined &&
+      stillTrusted(served.cert, material.caBundle, now(), caPropagationMs);
+    if (held) {
       // The apiserver sees a new caBundle a moment after it is written; until then a certificate of
       // a new CA would be refused. The current one stays trusted, so it is served until the next check.
       log.info('the webhooks trust a new CA bundle; its certificate is served from the next check on');
@@ -209,8 +226,9 @@ export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promi
   let timer: NodeJS.Timeout | undefined;
   function schedule(): void {
     if (stopped) return;
+    const afterSuccess = held ? caPropagationMs : checkIntervalMs;
     const delay =
-      failures === 0 ? checkIntervalMs : Math.min(checkIntervalMs, retryAfterFailureMs * 2 ** (failures - 1));
+      failures === 0 ? afterSuccess : Math.min(checkIntervalMs, retryAfterFailureMs * 2 ** (failures - 1));
     timer = setTimeout(async () => {
       try {
         failures = (await enqueue()) ? 0 : failures + 1;
@@ -239,7 +257,7 @@ export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promi
   };
 }
 
-function materialOf(secret: V1Secret): Partial<WebhookTlsMaterial> {
+function materialOf(secret: V1Secret): StoredWebhookTls {
   const data = secret.data ?? {};
   const decode = (key: string): string | undefined => {
     const value = data[key];
@@ -249,13 +267,14 @@ function materialOf(secret: V1Secret): Partial<WebhookTlsMaterial> {
     cert: decode(SECRET_KEYS.cert),
     key: decode(SECRET_KEYS.key),
     caBundle: decode(SECRET_KEYS.caBundle),
-    caKey: decode(SECRET_KEYS.caKey),
+    caKey: decode(LEGACY_CA_KEY),
   };
 }
 
 /** The Secret holding `material`, on top of `base` (the Secret read, so its resourceVersion guards the write). */
 function secretBody(material: WebhookTlsMaterial, base: V1Secret): V1Secret {
   const encode = (text: string) => Buffer.from(text).toString('base64');
+  const { [LEGACY_CA_KEY]: _dropped, ...kept } = base.data ?? {};
   return {
     ...base,
     apiVersion: 'v1',
@@ -266,19 +285,18 @@ function secretBody(material: WebhookTlsMaterial, base: V1Secret): V1Secret {
     },
     type: 'kubernetes.io/tls',
     data: {
-      ...base.data,
+      ...kept,
       [SECRET_KEYS.cert]: encode(material.cert),
       [SECRET_KEYS.key]: encode(material.key),
       [SECRET_KEYS.caBundle]: encode(material.caBundle),
-      [SECRET_KEYS.caKey]: encode(material.caKey),
     },
   };
 }
 
-/** Whether `certPem` is signed by a CA of `bundle` and stays valid past the next check. */
-function stillTrusted(certPem: string, bundle: string, now: Date, checkIntervalMs: number): boolean {
+/** Whether `certPem` is signed by a CA of `bundle` and stays valid for `forMs` more. */
+function stillTrusted(certPem: string, bundle: string, now: Date, forMs: number): boolean {
   const cert = parseCertificate(certPem);
-  if (!cert || cert.validToDate.getTime() <= now.getTime() + checkIntervalMs) return false;
+  if (!cert || cert.validToDate.getTime() <= now.getTime() + forMs) return false;
   return splitPemCertificates(bundle).some((pem) => {
     const ca = parseCertificate(pem);
     return ca !== undefined && isIssuedBy(cert, ca);
