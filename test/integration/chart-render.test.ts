@@ -201,7 +201,10 @@ describe('helm template', () => {
         },
       }),
     );
-    const [policy] = objectsOfKind(objects, 'NetworkPolicy');
+    // The runner namespace's (Gantry's own pods have one too, in the release namespace).
+    const policy = objectsOfKind(objects, 'NetworkPolicy').find(
+      (o) => o.metadata.namespace === 'gantry-runners',
+    );
     if (!policy) throw new Error('no NetworkPolicy rendered');
     const { egress } = policy.spec as {
       egress: { to: { ipBlock?: { cidr: string; except?: string[] } }[]; ports?: unknown }[];
