@@ -214,7 +214,9 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
         }
       }
       await removePod(name, namespace, true);
-      if (!idle) registrar.forget(action);
+      // A one-shot runner that ran its job and exited is gone from GitHub already: asking costs a
+      // request per runner. What is left over (an exit before any job) the registration sweep finds.
+      if (!idle && action.reason !== 'finished') registrar.forget(action);
       log.info({ class: action.className, pod: name, namespace, reason: action.reason }, 'runner removed');
       return { kind: 'deleted' };
     } catch (err) {

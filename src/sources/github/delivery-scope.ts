@@ -1,5 +1,3 @@
-import type { WorkflowJobPayload } from './workflow-job.ts';
-
 /** What Gantry is configured to act for; a signed delivery outside it is not Gantry's business. */
 export interface DeliveryScope {
   /**
@@ -18,13 +16,22 @@ export interface DeliveryScope {
   maxQueuedAgeMs: number;
 }
 
+/** What a delivery says about where it belongs. */
+export interface DeliveryPlace {
+  installationId?: number;
+  /** owner/name. */
+  repository: string;
+  /** For a delivery that queues a job: when the job was created (ISO 8601). */
+  queuedAt?: string;
+}
+
 /** Why the delivery is outside the scope, or undefined when it is Gantry's to act on. Pure. */
 export function screenDelivery(
-  payload: WorkflowJobPayload,
+  place: DeliveryPlace,
   scope: DeliveryScope,
   nowMs: number,
 ): string | undefined {
-  const installation = payload.installation?.id;
+  const installation = place.installationId;
   if (
     scope.installationId !== undefined &&
     installation !== undefined &&
@@ -32,18 +39,18 @@ export function screenDelivery(
   ) {
     return `installation ${installation} is not the one configured`;
   }
-  const repo = payload.repository.full_name.toLowerCase();
+  const repo = place.repository.toLowerCase();
   if (scope.repositories.length > 0) {
     if (!scope.repositories.some((r) => r.toLowerCase() === repo)) {
-      return `repository ${payload.repository.full_name} is not among github.repositories`;
+      return `repository ${place.repository} is not among github.repositories`;
     }
   } else if (scope.org !== undefined && repo.split('/')[0] !== scope.org.toLowerCase()) {
-    return `repository ${payload.repository.full_name} is not in organisation ${scope.org}`;
+    return `repository ${place.repository} is not in organisation ${scope.org}`;
   }
-  if (payload.action === 'queued' || payload.action === 'waiting') {
-    const createdAt = Date.parse(payload.workflow_job.created_at ?? '');
+  if (place.queuedAt !== undefined) {
+    const createdAt = Date.parse(place.queuedAt);
     if (!Number.isNaN(createdAt) && nowMs - createdAt > scope.maxQueuedAgeMs) {
-      return `job queued at ${payload.workflow_job.created_at}, too long ago: a stale or replayed delivery`;
+      return `job queued at ${place.queuedAt}, too long ago: a stale or replayed delivery`;
     }
   }
   return undefined;

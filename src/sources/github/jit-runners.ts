@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '../../util/retry.ts';
 import { type GithubApi, type RunnerScope, scopeLabel } from './api.ts';
@@ -65,6 +66,8 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
   const { api, clock, metrics } = options;
   const log = options.logger.child({ component: 'github-runners' });
   const createdAt = new Map<string, number>();
+  /** Runner ids by name, from their registration: removing one then needs no look-up by name. */
+  const ids = new LRUCache<string, number>({ max: 50_000 });
   let offlineSince = new Map<string, number>();
   const groupIds = new Map<string, Promise<number>>();
 
@@ -144,6 +147,7 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
         try {
           const data = await api.generateJitConfig(scope, body);
           createdAt.set(request.name, clock.now());
+          ids.set(request.name, data.runner.id);
           metrics.runnersCreated.inc();
           log.info(
             { pod: request.name, runner: data.runner.id, scope: scopeLabel(scope) },
@@ -174,20 +178,27 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
 
     async remove(name, placement) {
       const scope = scopeOf(placement);
-      const { items } = await api.listRunners(scope, name);
-      const matching = items.filter((r) => r.name === name);
+      // The id from its registration when this process made it; else it is looked up by name.
+      const known = ids.get(name);
+      const matching =
+        known !== undefined
+          ? [known]
+          : (await api.listRunners(scope, name)).items.filter((r) => r.name === name).map((r) => r.id);
       if (matching.length === 0) return 'absent';
-      for (const runner of matching) {
+      let removed = false;
+      for (const id of matching) {
         try {
-          await api.deleteRunner(scope, runner.id);
+          await api.deleteRunner(scope, id);
           metrics.runnersDeleted.inc({ reason: 'unneeded' });
+          removed = true;
         } catch (err) {
           if (isStatus(err, 422)) return 'busy';
           if (!isStatus(err, 404)) throw err;
         }
       }
       createdAt.delete(name);
-      return 'removed';
+      ids.delete(name);
+      return removed ? 'removed' : 'absent';
     },
 
     async cleanup(livePods, scopes) {
@@ -212,6 +223,7 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
             report.deleted.push(runner.name);
             metrics.runnersDeleted.inc({ reason });
             createdAt.delete(runner.name);
+            ids.delete(runner.name);
             nextOffline.delete(runner.name);
             log.info({ pod: runner.name, runner: runner.id, reason }, 'runner deleted');
           } catch (err) {

@@ -217,7 +217,9 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
       maxConcurrent: config.webhook.maxConcurrentDeliveries,
       maxConcurrentLarge: config.webhook.maxConcurrentLargeDeliveries,
       maxBufferedBytes: config.webhook.maxBufferedBytes,
-      screen: (payload) => screenDelivery(payload, scope, clock.now()),
+      screen: (place) => screenDelivery(place, scope, clock.now()),
+      // No request needed: the run's origin is in the delivery.
+      acceptRun: (payload) => origins.remember(payload.workflow_run),
       logger,
       metrics,
       accept: (payload) => {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { jsonDepthMessage, jsonTooDeep } from '../../http/body-limits.ts';
+import type { DeliveryPlace } from './delivery-scope.ts';
 import type { GithubMetrics } from './metrics.ts';
 import { FORWARDED_BY_HEADER, type RawDelivery } from './webhook-forward.ts';
 import { verifyWebhookSignature } from './webhook-signature.ts';
@@ -9,12 +10,17 @@ import {
   checkJobFields,
   phaseOfAction,
   type WorkflowJobPayload,
+  type WorkflowRunPayload,
   workflowJobPayloadSchema,
+  workflowRunPayloadSchema,
 } from './workflow-job.ts';
 
 export const GITHUB_WEBHOOK_PATH = '/webhooks/github';
-/** The events Gantry acts on; every other is answered 202 before its body is read. */
-const USED_EVENTS = new Set(['workflow_job']);
+/**
+ * The events Gantry acts on (workflow_run says where a run comes from before its jobs are
+ * announced); every other is answered 202 before its body is read.
+ */
+const USED_EVENTS = new Set(['workflow_job', 'workflow_run']);
 /** A body declared larger than this is large: see maxConcurrentLarge. */
 const LARGE_BODY_BYTES = 64 * 1024;
 
@@ -37,11 +43,13 @@ export interface WebhookRouteOptions {
   metrics: GithubMetrics;
   /**
    * Why a verified, well-formed delivery is not Gantry's to act on (another installation of the App,
-   * a repository outside the configuration, a job created long ago), or undefined when it is.
+   * a repository outside the configuration, a job queued long ago), or undefined when it is.
    */
-  screen: (payload: WorkflowJobPayload) => string | undefined;
+  screen: (place: DeliveryPlace) => string | undefined;
   /** Hands a verified workflow_job delivery over for processing; false when the queue is full. */
   accept: (payload: WorkflowJobPayload, deliveryId: string) => boolean;
+  /** Takes a verified workflow_run delivery: where a run comes from, before its jobs are announced. */
+  acceptRun: (payload: WorkflowRunPayload) => void;
   /**
    * Passes an accepted delivery, as it came, on to the leader (see webhook-forward.ts); not called
    * for a delivery that was itself forwarded by another replica.
@@ -98,6 +106,54 @@ export function registerGithubWebhookRoute(http: FastifyInstance, options: Webho
   /** An answer before the body is read: the connection closes, so the unread body goes with it. */
   const answerEarly = (reply: FastifyReply, code: number, outcome: Outcome, detail: Record<string, string>) =>
     answer(reply.header('connection', 'close'), code, outcome, detail);
+
+  type Verdict = { code: number; outcome: Outcome; detail: Record<string, string> };
+  const accepted: Verdict = { code: 202, outcome: 'accepted', detail: {} };
+  const invalid = (what: string, issue: { path: PropertyKey[]; message: string } | undefined): Verdict => {
+    const where = issue?.path.length ? issue.path.join('.') : '(body)';
+    return {
+      code: 400,
+      outcome: 'bad_request',
+      detail: { error: `invalid ${what} payload: ${where}: ${issue?.message}` },
+    };
+  };
+  const ignored = (reason: string): Verdict => ({ code: 202, outcome: 'ignored', detail: { reason } });
+
+  /** A workflow_job delivery: queued for the source, unless it is outside Gantry's scope or unused. */
+  const takeJob = (raw: unknown, deliveryId: string): Verdict => {
+    const parsed = workflowJobPayloadSchema.safeParse(raw);
+    if (!parsed.success) return invalid('workflow_job', parsed.error.issues[0]);
+    const payload = parsed.data;
+    const queues = payload.action === 'queued' || payload.action === 'waiting';
+    const outside = options.screen({
+      ...(payload.installation ? { installationId: payload.installation.id } : {}),
+      repository: payload.repository.full_name,
+      ...(queues && payload.workflow_job.created_at ? { queuedAt: payload.workflow_job.created_at } : {}),
+    });
+    if (outside) return ignored(outside);
+    const phase = phaseOfAction(payload.action, payload.workflow_job.status);
+    if (phase === null) return ignored(`action ${payload.action} is not used`);
+    const fieldError = checkJobFields(payload.workflow_job, phase);
+    if (fieldError) return { code: 400, outcome: 'bad_request', detail: { error: fieldError } };
+    if (!options.accept(payload, deliveryId)) {
+      return { code: 503, outcome: 'overloaded', detail: { error: 'busy, try again' } };
+    }
+    return accepted;
+  };
+
+  /** A workflow_run delivery: where the run comes from, for its jobs to come. */
+  const takeRun = (raw: unknown): Verdict => {
+    const parsed = workflowRunPayloadSchema.safeParse(raw);
+    if (!parsed.success) return invalid('workflow_run', parsed.error.issues[0]);
+    const payload = parsed.data;
+    const outside = options.screen({
+      ...(payload.installation ? { installationId: payload.installation.id } : {}),
+      repository: payload.repository.full_name,
+    });
+    if (outside) return ignored(outside);
+    options.acceptRun(payload);
+    return accepted;
+  };
 
   http.register(async (scope) => {
     // The signature covers the exact bytes, so this route keeps the body raw and parses JSON itself.
@@ -210,32 +266,12 @@ export function registerGithubWebhookRoute(http: FastifyInstance, options: Webho
             error: `body is not valid JSON: ${(err as Error).message}`,
           });
         }
-        const parsed = workflowJobPayloadSchema.safeParse(raw);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          const where = issue?.path.length ? issue.path.join('.') : '(body)';
-          return answer(reply, 400, 'bad_request', {
-            error: `invalid workflow_job payload: ${where}: ${issue?.message}`,
-          });
-        }
-        const payload = parsed.data;
-        const outside = options.screen(payload);
-        if (outside) {
-          log.debug({ ...fields, repo: payload.repository.full_name, reason: outside }, 'delivery ignored');
-          return answer(reply, 202, 'ignored', { reason: outside });
-        }
-        const phase = phaseOfAction(payload.action, payload.workflow_job.status);
-        if (phase === null) {
-          log.info({ ...fields, action: payload.action }, 'workflow_job action not used; ignored');
-          return answer(reply, 202, 'ignored', { reason: `action ${payload.action} is not used` });
-        }
-        const fieldError = checkJobFields(payload.workflow_job, phase);
-        if (fieldError) return answer(reply, 400, 'bad_request', { error: fieldError });
-
-        if (!options.accept(payload, deliveryId)) {
+        const verdict = event === 'workflow_run' ? takeRun(raw) : takeJob(raw, deliveryId);
+        if (verdict.outcome !== 'accepted') {
+          if (verdict.outcome === 'ignored') log.debug({ ...fields, ...verdict.detail }, 'delivery ignored');
+          if (verdict.outcome === 'overloaded') log.warn(fields, 'webhook queue full; delivery refused');
           // Not remembered as seen: GitHub's redelivery (or the poller) can still bring it in.
-          log.warn(fields, 'webhook queue full; delivery refused');
-          return answer(reply, 503, 'overloaded', { error: 'busy, try again' });
+          return answer(reply, verdict.code, verdict.outcome, verdict.detail);
         }
         seenDeliveries.set(deliveryId, true);
         if (options.forward && header(request, FORWARDED_BY_HEADER) === undefined) {

@@ -43,6 +43,33 @@ export const workflowJobPayloadSchema = z.object({
 
 export type WorkflowJobPayload = z.output<typeof workflowJobPayloadSchema>;
 
+const login = z.object({ login: z.string() }).nullable().optional();
+
+/**
+ * A workflow_run delivery, in the fields that say where the run comes from (the REST run object's
+ * names): enough to judge its jobs' origin before any of them is announced.
+ */
+export const workflowRunPayloadSchema = z.object({
+  action: z.string().min(1),
+  workflow_run: z.object({
+    id: z.int().positive(),
+    event: z.string().min(1),
+    head_branch: z.string().nullable().optional(),
+    repository: z.object({
+      full_name: repoFullName,
+      private: z.boolean().optional(),
+      visibility: z.string().optional(),
+    }),
+    head_repository: z.object({ full_name: z.string() }).nullable().optional(),
+    actor: login,
+    triggering_actor: login,
+  }),
+  repository: z.object({ full_name: repoFullName }),
+  installation: z.object({ id: z.int() }).optional(),
+});
+
+export type WorkflowRunPayload = z.output<typeof workflowRunPayloadSchema>;
+
 export const jobListItemSchema = workflowJobFields;
 
 /** Where a job is in its life, as far as demand goes. `waiting` (environment approval) is not demand yet. */

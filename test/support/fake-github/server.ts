@@ -20,7 +20,13 @@ import {
   workflowRun,
 } from './entities.ts';
 import { verifyAppJwt } from './jwt.ts';
-import { deliveryHeaders, type WorkflowJobAction, workflowJobPayload } from './webhooks.ts';
+import {
+  deliveryHeaders,
+  type WorkflowJobAction,
+  type WorkflowRunAction,
+  workflowJobPayload,
+  workflowRunPayload,
+} from './webhooks.ts';
 
 /**
  * A stand-in for GitHub's REST API and webhooks, faithful where Gantry depends on GitHub: response
@@ -57,6 +63,8 @@ export interface FakeGithubOptions {
   defaultGroup?: RunnerGroupSettings;
   /** Keep every response for validation against the REST description. */
   recordResponses?: boolean;
+  /** Whether the App is subscribed to workflow_run (default: yes): its deliveries say where a run comes from. */
+  workflowRunWebhooks?: boolean;
 }
 
 export interface RequestRecord {
@@ -82,7 +90,10 @@ export interface DeliveryRecord {
   id: string;
   event: string;
   action: string;
+  /** The job of a workflow_job delivery (0 for workflow_run ones). */
   jobId: number;
+  /** The run of a workflow_run delivery (0 for workflow_job ones, whose job is `jobId`). */
+  runId: number;
   /** HTTP status of the receiver, 'dropped' by the fault knob, 'error' when the receiver was unreachable. */
   result: number | 'dropped' | 'error';
   /** When it was sent (the fake's clock). */
@@ -377,6 +388,7 @@ export class FakeGithub {
       };
       this.#runs.set(run.id, run);
       runIds.push(run.id);
+      this.#deliverRun('requested', run);
       for (let i = 0; i < perRun && made < request.count; i++, made++) {
         const job: FakeJob = {
           id: this.#id(),
@@ -465,6 +477,9 @@ export class FakeGithub {
       // A JIT runner runs one job and is then removed by GitHub.
       for (const runner of this.#runners.values())
         if (runner.jobId === job.id) this.#runners.delete(runner.id);
+      const run = this.#runs.get(job.runId);
+      if (run && this.#runJobs(run).every((j) => j.status === 'completed'))
+        this.#deliverRun('completed', run);
     }
   }
 
@@ -632,6 +647,14 @@ export class FakeGithub {
     job.completesAt = now + job.durationMs;
     this.#touch(job);
     this.#deliver('in_progress', job);
+    const run = this.#runs.get(job.runId);
+    // The first of its jobs to start moves the run on.
+    if (
+      run &&
+      this.#runJobs(run).filter((j) => j.status !== 'queued' && j.status !== 'waiting').length === 1
+    ) {
+      this.#deliverRun('in_progress', run);
+    }
     return job.id;
   }
 
@@ -660,16 +683,33 @@ export class FakeGithub {
       'workflow_job',
       this.installationId,
     );
-    const record: DeliveryRecord = {
-      id,
-      event: 'workflow_job',
+    this.#post({ id, event: 'workflow_job', action, jobId: job.id, runId: 0, body, headers });
+  }
+
+  /** A workflow_run delivery, which GitHub sends to Apps subscribed to the event as the run moves on. */
+  #deliverRun(action: WorkflowRunAction, run: FakeRun): void {
+    if (this.#options.workflowRunWebhooks === false) return;
+    const payload = workflowRunPayload(
       action,
-      jobId: job.id,
-      result: 'dropped',
-      at: this.clock.now(),
+      run,
+      this.#runJobs(run),
+      { web: this.webUrl, api: this.apiUrl },
+      this.installationId,
+    );
+    const body = JSON.stringify(payload);
+    const id = randomUUID();
+    const headers = deliveryHeaders(
       body,
-      headers,
-    };
+      this.#webhook?.secret ?? '',
+      id,
+      'workflow_run',
+      this.installationId,
+    );
+    this.#post({ id, event: 'workflow_run', action, jobId: 0, runId: run.id, body, headers });
+  }
+
+  #post(delivery: Omit<DeliveryRecord, 'result' | 'at'>): void {
+    const record: DeliveryRecord = { ...delivery, result: 'dropped', at: this.clock.now() };
     this.deliveries.push(record);
     if (this.faults.dropWebhooks || !this.#webhook) return;
     this.#send(record, false);

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { type FakeJob, type FakeRepo, type FakeRun, restJob } from './entities.ts';
+import { type FakeJob, type FakeRepo, type FakeRun, restJob, workflowRun } from './entities.ts';
 
 /** One workflow_job example payload from `@octokit/webhooks-examples` (api.github.com). */
 export type WebhookExample = {
@@ -73,6 +73,46 @@ export function workflowJobPayload(
     action,
     // A delivery carries the job exactly as the REST API shows it.
     workflow_job: restJob(hosts.web, hosts.api, job, run),
+    repository,
+    sender,
+    installation: {
+      id: installationId,
+      node_id: Buffer.from(`Installation${installationId}`).toString('base64'),
+    },
+  };
+}
+
+export type WorkflowRunAction = 'requested' | 'in_progress' | 'completed';
+
+/** A workflow_run delivery: the run as the REST API shows it, its workflow, repository and sender. */
+export function workflowRunPayload(
+  action: WorkflowRunAction,
+  run: FakeRun,
+  jobs: readonly FakeJob[],
+  hosts: { web: string; api: string },
+  installationId: number,
+): Record<string, unknown> {
+  const t = template();
+  const repository = retarget(t.repository, run.repo, hosts.web, hosts.api);
+  repository.id = run.repo.id;
+  repository.private = run.repo.private;
+  const sender = retarget(t.sender, run.repo, hosts.web, hosts.api);
+  const rest = workflowRun(hosts.web, hosts.api, run, jobs);
+  return {
+    action,
+    workflow_run: rest,
+    workflow: {
+      id: run.workflowId,
+      node_id: Buffer.from(`W_${run.workflowId}`).toString('base64'),
+      name: run.workflowName,
+      path: run.workflowPath,
+      state: 'active',
+      created_at: '2024-01-01T00:00:00Z',
+      updated_at: '2024-01-01T00:00:00Z',
+      url: `${hosts.api}/repos/${run.repo.fullName}/actions/workflows/${run.workflowId}`,
+      html_url: `${hosts.web}/${run.repo.fullName}/blob/main/${run.workflowPath}`,
+      badge_url: `${hosts.web}/${run.repo.fullName}/workflows/${run.workflowName}/badge.svg`,
+    },
     repository,
     sender,
     installation: {

@@ -246,7 +246,13 @@ describe('fake GitHub', () => {
     expect((await call('GET', '/repos/acme/app/actions/runs')).status).toBe(200);
   });
 
-  it('signs deliveries like GitHub and shapes them like the published workflow_job schemas', async () => {
+  it('signs deliveries like GitHub and shapes them like the published workflow_job and workflow_run schemas', async () => {
+    // A run of one job, through to its end, so every action of both events is sent.
+    fake.registerRunner('r-schemas', ['self-hosted', 'schemas']);
+    fake.startRunner('r-schemas');
+    fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'schemas'], count: 1, durationMs: 1 });
+    clock.advance(10);
+    fake.tick();
     await fake.flushWebhooks();
     const before = receiver.received.length;
     fake.faults.dropWebhooks = true;
@@ -261,14 +267,25 @@ describe('fake GitHub', () => {
     for (const delivery of receiver.received) {
       const expected = `sha256=${createHmac('sha256', SECRET).update(delivery.body).digest('hex')}`;
       expect(delivery.headers['x-hub-signature-256']).toBe(expected);
-      expect(delivery.headers['x-github-event']).toBe('workflow_job');
+      const event = delivery.headers['x-github-event'];
+      expect(['workflow_job', 'workflow_run']).toContain(event);
       expect(delivery.headers['x-github-delivery']).toMatch(/^[0-9a-f-]{36}$/);
       const payload = JSON.parse(delivery.body);
-      actions.add(payload.action);
-      const validate = validators.webhook(`workflow-job-${payload.action.replace('_', '-')}`);
-      expect(validate(payload), JSON.stringify(validate.errors?.slice(0, 3))).toBe(true);
+      actions.add(`${event} ${payload.action}`);
+      const validate = validators.webhook(`${event?.replace('_', '-')}-${payload.action.replace('_', '-')}`);
+      expect(
+        validate(payload),
+        `${event} ${payload.action}: ${JSON.stringify(validate.errors?.slice(0, 3))}`,
+      ).toBe(true);
     }
-    expect([...actions].sort()).toEqual(['completed', 'in_progress', 'queued']);
+    expect([...actions].sort()).toEqual([
+      'workflow_job completed',
+      'workflow_job in_progress',
+      'workflow_job queued',
+      'workflow_run completed',
+      'workflow_run in_progress',
+      'workflow_run requested',
+    ]);
   });
 
   it('sent only responses that GitHub documents, each valid against the REST description', () => {

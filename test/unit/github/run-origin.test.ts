@@ -16,8 +16,20 @@ describe('run origins', () => {
     await h?.close();
   });
 
-  it('marks jobs of fork pull requests untrusted, looking each run up once', async () => {
+  it('knows where a run comes from by its workflow_run delivery, with no request', async () => {
     h = await startHarness({ webhooks: true });
+    const fork = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 2, fromFork: 'mallory/app' });
+    const own = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
+    await h.settle();
+    const untrusted = (ids: number[]) =>
+      ids.map((id) => h.events.find((e) => e.job.key === `github:${id}`)?.job.untrusted);
+    expect(untrusted(fork.jobIds)).toEqual([true, true]);
+    expect(untrusted(own.jobIds)).toEqual([false]);
+    expect(h.fake.requests.filter((r) => r.route === LIST_ROUTE || r.route === RUN_ROUTE)).toEqual([]);
+  });
+
+  it('without workflow_run deliveries, marks jobs of fork pull requests untrusted, looking each run up once', async () => {
+    h = await startHarness({ webhooks: true, fake: { workflowRunWebhooks: false } });
     const fork = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 3, fromFork: 'mallory/app' });
     const own = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 2 });
     await h.settle();
@@ -59,7 +71,12 @@ describe('run origins', () => {
   });
 
   it('holds a job whose run cannot be looked up, retrying until GitHub answers, then emits it', async () => {
-    h = await startHarness({ webhooks: true, manualClock: true, github: { maxRetries: 0 } });
+    h = await startHarness({
+      webhooks: true,
+      fake: { workflowRunWebhooks: false },
+      manualClock: true,
+      github: { maxRetries: 0 },
+    });
     h.fake.faults.outageUntil = h.clock.now() + 5_000;
     const { jobIds, runIds } = h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
     await h.settle();
@@ -87,7 +104,12 @@ describe('run origins', () => {
   });
 
   it('ends the retries of held jobs on stop(), not on stopPolling()', async () => {
-    h = await startHarness({ webhooks: true, manualClock: true, github: { maxRetries: 0 } });
+    h = await startHarness({
+      webhooks: true,
+      fake: { workflowRunWebhooks: false },
+      manualClock: true,
+      github: { maxRetries: 0 },
+    });
     h.fake.faults.outageUntil = h.clock.now() + 3_600_000;
     h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
     await h.settle();

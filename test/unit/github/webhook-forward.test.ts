@@ -155,6 +155,7 @@ describe('webhook forwarding to the leader', () => {
       maxConcurrentLarge: 4,
       maxBufferedBytes: 16 * 1024 * 1024,
       screen: () => undefined,
+      acceptRun: () => {},
       logger: silent,
       metrics: createGithubMetrics(new Registry()),
       accept: () => true,
