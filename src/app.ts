@@ -125,7 +125,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         repositories: () => config.github.repositories,
         logger,
         metrics,
-        cleanupIntervalMs: 60_000,
+        cleanupIntervalMs: config.github.runners.sweepIntervalSeconds * 1000,
         unsafePlacement: config.github.trust.unsafePlacement,
         placementCheckIntervalMs: config.github.trust.placementCheckIntervalSeconds * 1000,
         onPlacements: (holds) => controllerRef.current?.holdPlacements(holds),

@@ -53,6 +53,8 @@ const FORGET_MAX_DELAY_MS = 120_000;
 export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRegistrar & {
   /** Checks every class's placement; with `refuse`, throws UnsafePlacementError naming the first problem. */
   checkPlacements(): Promise<PlacementProblem[]>;
+  /** One sweep of stale registrations now (start() runs one at once, then every cleanup interval). */
+  sweep(): Promise<void>;
   start(): void;
   stop(): Promise<void>;
 } {
@@ -210,6 +212,7 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
       return runners.remove(runner.runnerName, placementOf(runner, classes[runner.className]));
     },
     forget: (runner) => forget(runner),
+    sweep,
     async checkPlacements() {
       let problems: PlacementProblem[];
       try {
@@ -240,6 +243,12 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
         clearTimeout(unreadableRetry);
         recheck().catch((err: unknown) => holdUntilReadable(err));
       }
+      // At once (registrations a predecessor left), then on the interval.
+      sweeping ??= sweep()
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'runner sweep failed'))
+        .finally(() => {
+          sweeping = undefined;
+        });
       every(options.cleanupIntervalMs, 'runner sweep', sweep, 'sweep');
       every(options.placementCheckIntervalMs, 'runner group check', recheck, 'check');
     },

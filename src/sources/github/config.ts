@@ -208,7 +208,19 @@ export const githubConfigSchema = z
           .number()
           .min(30)
           .default(300)
-          .describe('Poll interval while signed webhooks arrive and the poller finds nothing they missed.'),
+          .describe(
+            'Poll interval while signed webhooks arrive: a job whose webhook was lost is found within it ' +
+              '(the first interval; see backstopMaxIntervalSeconds).',
+          ),
+        backstopMaxIntervalSeconds: z
+          .number()
+          .min(30)
+          .default(1200)
+          .describe(
+            'While webhooks keep arriving and backstop sweeps find nothing they missed, the backstop ' +
+              'interval doubles up to this; a sweep that finds a missed job brings it back. Listings cost ' +
+              'quota per repository and hour, whatever the jobs.',
+          ),
         perPage: z.int().min(1).max(100).default(100).describe('Page size of list requests.'),
       })
       .prefault({}),
@@ -230,6 +242,14 @@ export const githubConfigSchema = z
           .describe(
             'Prefix of runner (and pod) names; runners with it are treated as this installation’s own, so ' +
               'each Gantry installation sharing an organisation needs its own prefix.',
+          ),
+        sweepIntervalSeconds: z
+          .int()
+          .min(10)
+          .default(900)
+          .describe(
+            'How often registrations with no runner pod (or offline past the grace) are looked for and ' +
+              'removed; also once when a replica starts leading. A conditional listing: free when unchanged.',
           ),
         offlineGraceSeconds: z
           .int()

@@ -35,6 +35,8 @@ export interface PollerOptions {
   webhooksEnabled: boolean;
   intervalMs: number;
   backstopIntervalMs: number;
+  /** While webhooks stay healthy and backstop sweeps find nothing they missed, the interval doubles up to this. */
+  backstopMaxIntervalMs?: number;
   clock: Clock;
   logger: Logger;
   metrics: GithubMetrics;
@@ -59,6 +61,8 @@ export function createPoller(options: PollerOptions): Poller {
   const { api, tracker, clock, metrics } = options;
   const log = options.logger.child({ component: 'github-poller' });
   let lastFoundAt: number | null = null;
+  /** Backstop sweeps in a row that found nothing webhooks had missed. */
+  let cleanBackstops = 0;
   let loop: Promise<void> | null = null;
   let abort: AbortController | null = null;
   let lastReason: PollDelayReason = 'normal';
@@ -178,13 +182,21 @@ export function createPoller(options: PollerOptions): Poller {
       }
     }
     metrics.pollSweeps.inc({ result: report.result });
+    if (!healthy || report.foundByPoll > 0 || report.result !== 'ok') cleanBackstops = 0;
+    else cleanBackstops++;
     log.debug({ ...report }, 'poll sweep done');
     return report;
   }
 
   const nextDelay: Poller['nextDelay'] = () => {
     const healthy = webhooksHealthy();
-    const baseIntervalMs = healthy ? options.backstopIntervalMs : options.intervalMs;
+    // A backstop that keeps finding nothing is stretched: it costs quota per repository and hour,
+    // whatever the jobs; one that finds a missed job brings it back to its base interval.
+    const backstopMs = Math.min(
+      options.backstopMaxIntervalMs ?? options.backstopIntervalMs,
+      options.backstopIntervalMs * 2 ** Math.min(cleanBackstops, 16),
+    );
+    const baseIntervalMs = healthy ? backstopMs : options.intervalMs;
     const { ms, reason } = pollDelay(options.rateLimit(), clock.now(), {
       baseIntervalMs,
       ...defaultPollPacing,

@@ -244,6 +244,8 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     webhooksEnabled: webhookSecret !== undefined && !deps.sharedWebhooks,
     intervalMs: config.poll.intervalSeconds * 1000,
     backstopIntervalMs: config.poll.backstopIntervalSeconds * 1000,
+    backstopMaxIntervalMs:
+      Math.max(config.poll.backstopIntervalSeconds, config.poll.backstopMaxIntervalSeconds) * 1000,
     clock,
     logger,
     metrics,

@@ -49,7 +49,8 @@ export function fakeGithubConfig(fake: FakeGithub, appId: number, webhookSecret:
     auth: fakeAppAuth(fake, appId),
     // Loopback, on a port of its own: the webhook listener apart from status and metrics.
     webhook: { secret: webhookSecret, address: '127.0.0.1', port: 0 },
-    runners: { org: fake.org },
+    // Leftover registrations swept within the tests' patience.
+    runners: { org: fake.org, sweepIntervalSeconds: 30 },
     poll: { intervalSeconds: 5, backstopIntervalSeconds: 30 },
   };
 }

@@ -168,6 +168,18 @@ describe('the registrar’s placement checks', () => {
     await registrar.stop();
   });
 
+  it('sweeps registrations a predecessor left as soon as it starts, not an interval later', async () => {
+    const { registrar } = await registrarFor('refuse', { allowsPublicRepositories: false });
+    h.fake.registerRunner('gantry-lint-left-behind', ['self-hosted', 'linux']);
+    h.fake.registerRunner('someone-elses-runner', ['self-hosted', 'linux']);
+    registrar.start();
+    await until('the leftover removed', async () =>
+      h.fake.runners().every((r) => r.name !== 'gantry-lint-left-behind'),
+    );
+    expect(h.fake.runners().map((r) => r.name)).toContain('someone-elses-runner');
+    await registrar.stop();
+  });
+
   it('refuses to start when GitHub refuses for good to show the groups', async () => {
     const { registrar } = await registrarFor('refuse', {}, undefined, { runners: { org: 'someone-else' } });
     await expect(registrar.checkPlacements()).rejects.toThrow(

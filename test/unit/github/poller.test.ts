@@ -96,6 +96,38 @@ describe('poller backstop', () => {
     expect(h.fake.quotaUsed()).toBe(quota);
   });
 
+  it('stretches the backstop while it finds nothing webhooks missed, and snaps back when it does', async () => {
+    h = await startHarness({
+      webhooks: true,
+      github: { poll: { backstopIntervalSeconds: 60, backstopMaxIntervalSeconds: 300 } },
+    });
+    const delays: number[] = [];
+    const sweep = async () => {
+      h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
+      await h.settle();
+      expect((await h.source.pollOnce()).result).toBe('ok');
+      const next = h.source.nextPollDelay();
+      expect(next.mode).toBe('backstop');
+      delays.push(next.ms);
+    };
+    for (let i = 0; i < 4; i++) await sweep();
+    expect(delays).toEqual([120_000, 240_000, 300_000, 300_000]);
+
+    // A job whose webhook was lost: the sweep that finds it brings the interval back to its base.
+    h.fake.faults.dropWebhooks = true;
+    h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
+    h.fake.faults.dropWebhooks = false;
+    h.fake.queueJobs({ repo: 'acme/lib', labels: LABELS, count: 1 });
+    await h.settle();
+    expect((await h.source.pollOnce()).foundByPoll).toBe(1);
+    // Caught missing one, webhooks are not trusted for a backstop interval: polling at the poll interval.
+    expect(h.source.nextPollDelay().mode).toBe('poll');
+    await h.advance(61_000);
+    h.fake.queueJobs({ repo: 'acme/app', labels: LABELS, count: 1 });
+    await h.settle();
+    expect(h.source.nextPollDelay()).toEqual({ mode: 'backstop', ms: 60_000, reason: 'normal' });
+  });
+
   it('with the quota exhausted sends nothing until the reset, and says so', async () => {
     h = await startHarness({ webhooks: true });
     await h.source.pollOnce();
