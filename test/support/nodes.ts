@@ -1,4 +1,10 @@
-import { CoreV1Api, type KubeConfig, type V1Taint } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Taint,
+} from '@kubernetes/client-node';
 import { isSchedulable, simulatedNode } from './control-plane/control-plane.ts';
 import { until } from './until.ts';
 
@@ -25,13 +31,38 @@ export function nodePool(pool: string): Omit<TestNode, 'name'> {
 
 /** Creates a KWOK node in `pool` and waits until the scheduler may use it. */
 export async function addNode(kc: KubeConfig, name: string, pool: string): Promise<TestNode> {
-  const core = kc.makeApiClient(CoreV1Api);
   const placement = nodePool(pool);
   const [toleration] = placement.tolerations;
   const taints: V1Taint[] = toleration ? [{ key: toleration.key, value: pool, effect: 'NoSchedule' }] : [];
-  await core.createNode({ body: simulatedNode(name, { labels: placement.nodeSelector, taints }) });
-  await until(`node ${name} ready`, async () => isSchedulable(await core.readNode({ name })), 30_000);
+  await addKwokNode(kc, name, { labels: placement.nodeSelector, taints });
   return { name, ...placement };
+}
+
+/**
+ * Creates a KWOK node like the control plane's own (type=kwok, untainted unless `extra` says) and
+ * waits until the scheduler may use it: for a cluster no other test shares (the fault suite's).
+ */
+export async function addKwokNode(
+  kc: KubeConfig,
+  name: string,
+  extra: { labels?: Record<string, string>; taints?: V1Taint[] } = {},
+): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNode({ body: simulatedNode(name, extra) });
+  await until(`node ${name} ready`, async () => isSchedulable(await core.readNode({ name })), 30_000);
+}
+
+/** Marks nodes (un)schedulable, as `kubectl cordon` and `uncordon` do. */
+export async function cordon(kc: KubeConfig, names: readonly string[], unschedulable = true): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await Promise.all(
+    names.map((name) =>
+      core.patchNode(
+        { name, body: { spec: { unschedulable } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    ),
+  );
 }
 
 /** Deletes a node as a cloud provider's node controller does once its machine is gone. */
