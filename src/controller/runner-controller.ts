@@ -96,13 +96,15 @@ export function createRunnerController(options: RunnerControllerOptions) {
     onChange: report,
     ...(options.onPass ? { onPass: options.onPass } : {}),
   });
+  /** Whether this replica acts (leads); a follower keeps its ledger warm and leaves GitHub alone. */
+  let acting = false;
   const notify = (changes: LedgerChange[]) => {
     for (const change of changes) {
       report(change);
       reconciler.observe(change);
       // A pod something else removed (the pod garbage collector after its node went, a person) left
       // its registration behind: remove it now, or once GitHub lets go of the job it lost.
-      if (change.kind === 'runner-gone' && !change.deleteRequested && registrar) {
+      if (change.kind === 'runner-gone' && !change.deleteRequested && registrar && acting) {
         const { name: runnerName, className, repo } = change.runner;
         registrar.forget({ runnerName, className, ...(repo !== undefined ? { repo } : {}) });
       }
@@ -211,13 +213,16 @@ export function createRunnerController(options: RunnerControllerOptions) {
     },
     /** Starts planning and acting on the ledger (the leader does; after start()). */
     startActing(): void {
+      acting = true;
       reconciler.start();
     },
     /** Stops acting at once; resolves when the calls in flight have returned. The watches go on. */
     stopActing(): Promise<void> {
+      acting = false;
       return reconciler.stop();
     },
     async stop(): Promise<void> {
+      acting = false;
       await reconciler.stop();
       await Promise.all(watches.map((w) => w.stop()));
     },
