@@ -65,6 +65,19 @@ export async function cordon(kc: KubeConfig, names: readonly string[], unschedul
   );
 }
 
+/**
+ * The node's kubelet goes silent: KWOK stops managing (and heartbeating) a node without its
+ * type=kwok label, so the node lifecycle controller marks it NotReady after its grace period.
+ */
+export async function silenceNode(kc: KubeConfig, name: string): Promise<void> {
+  await kc
+    .makeApiClient(CoreV1Api)
+    .patchNode(
+      { name, body: { metadata: { labels: { type: null } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+}
+
 /** Deletes a node as a cloud provider's node controller does once its machine is gone. */
 export async function deleteNode(kc: KubeConfig, name: string): Promise<void> {
   await kc
