@@ -160,7 +160,7 @@ describe('a class’s pod overrides, stored by the apiserver', () => {
     });
   });
 
-  it('mounts the service account’s token only for a class that asks, and leaves the node to autoscalers when told', async () => {
+  it('mounts the service account’s token only for a class that asks, keeps its disk settings, and leaves the node to autoscalers when told', async () => {
     const pod = await launch(
       ns,
       'overrides#1',
@@ -168,8 +168,17 @@ describe('a class’s pod overrides, stored by the apiserver', () => {
         serviceAccountName: 'ci-builder',
         mountServiceAccountToken: true,
         doNotDisrupt: false,
+        resources: {
+          requests: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '2Gi' },
+          limits: { memory: '128Mi', 'ephemeral-storage': '25Gi' },
+        },
       }),
     );
+    // The class's own local-disk request and limit, as set.
+    expect(pod.spec?.containers[0]?.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '2Gi' },
+      limits: { memory: '128Mi', 'ephemeral-storage': '25Gi' },
+    });
     expect(pod.spec?.automountServiceAccountToken).toBe(true);
     // The apiserver's ServiceAccount admission projects the token into every container.
     const tokenVolume = pod.spec?.volumes?.find((v) => v.name.startsWith('kube-api-access-'));
