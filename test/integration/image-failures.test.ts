@@ -3,7 +3,7 @@ import { type GantryEnv, leftovers, runnerClass, startGantryEnv } from '../suppo
 import { deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 
 // A runner image that cannot be pulled, as a kubelet reports it (KWOK's gantry-image-pull-failure
-// stage: ErrImagePull, then ImagePullBackOff, for images on a host under .invalid): Gantry fails the
+// stage: ErrImagePull, then ImagePullBackOff, for images under unpullable.invalid): Gantry fails the
 // runner within seconds with the kubelet's reason, counts it, and holds the class rather than
 // creating a pod per waiting job on every pass. Other classes go on.
 
@@ -13,7 +13,7 @@ afterAll(async () => {
   await Promise.all(cleanup.map((ns) => deleteNamespace(kc, ns)));
 });
 
-const UNPULLABLE = 'registry.gantry.invalid/actions-runner:2';
+const UNPULLABLE = 'registry.unpullable.invalid/actions-runner:2';
 
 describe('runner images that do not pull', () => {
   let env: GantryEnv | undefined;
@@ -28,7 +28,7 @@ describe('runner images that do not pull', () => {
       classes: ({ main }) => ({
         broken: runnerClass(main as string, ['self-hosted', 'broken'], { image: UNPULLABLE }),
         proxied: runnerClass(main as string, ['self-hosted', 'proxied'], {
-          sidecars: [{ name: 'proxy', image: 'registry.gantry.invalid/proxy:1' }],
+          sidecars: [{ name: 'proxy', image: 'registry.unpullable.invalid/proxy:1' }],
         }),
         lint: runnerClass(main as string, ['self-hosted', 'lint']),
       }),

@@ -108,7 +108,10 @@ describe('observeRunnerPod', () => {
           phase: 'Pending',
           conditions: [condition('PodScheduled', 'True')],
           containerStatuses: [
-            status('runner', waiting('ErrImagePull', 'failed to pull image "registry.gantry.invalid/r:1"')),
+            status(
+              'runner',
+              waiting('ErrImagePull', 'failed to pull image "registry.unpullable.invalid/r:1"'),
+            ),
           ],
         }),
       )?.startFailure,
@@ -116,7 +119,7 @@ describe('observeRunnerPod', () => {
       reason: 'image-pull',
       detail: 'ErrImagePull',
       container: 'runner',
-      message: 'failed to pull image "registry.gantry.invalid/r:1"',
+      message: 'failed to pull image "registry.unpullable.invalid/r:1"',
     });
     expect(
       observeRunnerPod(
