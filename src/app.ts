@@ -159,6 +159,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       ...(tekton ? { runs: tekton.actuator } : {}),
       logger,
       startTimeoutMs: config.controller.startTimeoutSeconds * 1000,
+      capacityTimeoutMs: config.controller.capacityTimeoutSeconds * 1000,
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
       reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
       concurrency: config.controller.concurrency,
@@ -223,6 +224,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     isLeader: () => leading,
     async start() {
       await registrar?.checkPlacements();
+      await runners?.checkPodAdmission();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
       let webhookUrl: string | undefined;
       if (webhooks && github?.webhooksEnabled) {

@@ -98,6 +98,22 @@ when a class names none), sorted.
 {{- keys $namespaces | sortAlpha | toJson -}}
 {{- end -}}
 
+{{/* Namespaces of untrusted and sandboxed classes, each to the first such class by name, as JSON. */}}
+{{- define "gantry.sandboxNamespaces" -}}
+{{- $namespaces := dict -}}
+{{- $classes := (.Values.config | default dict).classes | default dict -}}
+{{- range $name := keys $classes | sortAlpha -}}
+{{- $class := get $classes $name -}}
+{{- if or (get $class "untrusted") (get $class "sandboxed") -}}
+{{- $namespace := default "gantry-runners" (get $class "namespace") -}}
+{{- if not (hasKey $namespaces $namespace) -}}
+{{- $_ := set $namespaces $namespace $name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $namespaces -}}
+{{- end -}}
+
 {{/*
 Deep merge of two maps as JSON: maps merge, everything else (lists, false, 0) from "over" wins.
 Sprig's mergeOverwrite would keep a default true over an explicit false.

@@ -89,6 +89,7 @@ function createPicture() {
   const ledger = new Ledger({
     classify: buildClassifier(classes),
     startTimeoutMs: 600_000,
+    capacityTimeoutMs: 1_800_000,
     deadlineGraceMs: 60_000,
   });
   const registry = new Registry();

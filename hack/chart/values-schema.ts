@@ -67,6 +67,12 @@ const secretRef = (purpose: string, defaultKey: string) =>
 const namespaceSettings = z
   .strictObject({
     labels: labels.optional().describe('Extra labels of the namespace (Pod Security labels are set).'),
+    podSecurity: z
+      .enum(['restricted', 'baseline', 'privileged'])
+      .optional()
+      .describe(
+        'Pod Security level the namespace enforces (warn and audit stay restricted); restricted for the sandbox tier.',
+      ),
     resourceQuota: z
       .strictObject({
         enabled: z.boolean().optional(),
@@ -179,6 +185,14 @@ const metricsSettings = z
             runnersStuckStarting: alert({ window: promDuration.optional() }),
             rateLimit: alert({ remainingRatio: z.number().gt(0).lt(1).optional() }),
             quotaLimited: alert({}),
+            runnerStartFailures: alert({
+              threshold: z.number().min(0).optional().describe('Failed starts per window tolerated.'),
+              window: promDuration.optional(),
+            }),
+            runnersLost: alert({
+              threshold: z.number().min(0).optional().describe('Runners lost mid-job per window tolerated.'),
+              window: promDuration.optional(),
+            }),
             trustViolation: alert({ window: promDuration.optional() }),
             webhookSignatureFailures: alert({
               threshold: z.number().min(0).optional().describe('Failures per window tolerated.'),

@@ -1,7 +1,20 @@
 import type { V1Affinity } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName } from '../model/kube-names.ts';
+import { isDnsLabel, isQualifiedName } from '../model/kube-names.ts';
 import { parseQuantity } from '../model/quantity.ts';
+import {
+  absolutePath,
+  annotationMap,
+  count,
+  dnsLabel,
+  dnsSubdomain,
+  duration,
+  envMap,
+  labelMap,
+  quantity,
+  resourceList,
+} from './fields.ts';
+import { checkPodOverrides, podOverrideFields } from './pod-overrides.ts';
 
 /**
  * Runner classes: the operator's `classes:` map (name → class). A class says which jobs it takes,
@@ -19,86 +32,10 @@ export type CacheTool = (typeof CACHE_TOOLS)[number];
 
 /** The runner's work folder (an emptyDir), where GitHub's runner checks out and builds. */
 export const RUNNER_WORK_DIR = '/home/runner/_work';
-
-// ── Field types ────────────────────────────────────────────────────────────────────────────────────
-
-const count = () => z.int({ error: 'expected a whole number' }).min(0, { error: 'expected a number >= 0' });
-
-/** YAML turns `cpu: 2` into a number; quantities are kept as the text Kubernetes expects. */
-const quantity = z
-  .union([z.string(), z.number()], { error: 'expected a Kubernetes quantity such as 500m, 2 or 4Gi' })
-  .transform((value) => String(value))
-  .refine((value) => parseQuantity(value) !== undefined, {
-    error: 'expected a Kubernetes quantity such as 500m, 2 or 4Gi',
-  });
-
-/** Seconds, or a duration such as 90s, 5m, 1h30m. */
-const duration = z
-  .union([z.number(), z.string()], { error: 'expected seconds or a duration such as 90s, 5m, 1h30m' })
-  .transform((value, ctx) => {
-    const seconds = typeof value === 'number' ? value : parseDuration(value);
-    if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
-      ctx.addIssue({ code: 'custom', message: 'expected seconds >= 0 or a duration such as 90s, 5m, 1h30m' });
-      return z.NEVER;
-    }
-    return seconds;
-  });
-
-function parseDuration(text: string): number | undefined {
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
-  if (!match || text.trim() === '') return undefined;
-  const [, hours = '0', minutes = '0', seconds = '0'] = match;
-  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
-}
-
-/** YAML turns `FOO: 1` into a number; environment and annotation values are strings. */
-const stringish = z
-  .union([z.string(), z.number(), z.boolean()], { error: 'expected a string' })
-  .transform((value) => String(value));
-
-const dnsLabel = z.string().refine(isDnsLabel, {
-  error: 'expected a DNS-1123 label (lowercase letters, digits and "-", at most 63 characters)',
-});
-const dnsSubdomain = z.string().refine(isDnsSubdomain, {
-  error: 'expected a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',
-});
-const absolutePath = z.string().refine((path) => path.startsWith('/') && !path.split('/').includes('..'), {
-  error: 'expected an absolute path without ".."',
-});
-
-const labelMap = z.record(z.string(), stringish).superRefine((labels, ctx) => {
-  for (const [key, value] of Object.entries(labels)) {
-    if (!isQualifiedName(key)) {
-      ctx.addIssue({ code: 'custom', path: [key], message: 'expected a label key such as example.com/name' });
-    } else if (!isLabelValue(value)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [key],
-        message:
-          'expected a label value (at most 63 letters, digits, "-", "_" or ".", alphanumeric at both ends)',
-      });
-    }
-  }
-});
-
-const annotationMap = z.record(z.string(), stringish).superRefine((annotations, ctx) => {
-  for (const key of Object.keys(annotations)) {
-    if (!isQualifiedName(key)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [key],
-        message: 'expected an annotation key such as example.com/name',
-      });
-    }
-  }
-});
-
-const resourceList = z.strictObject({
-  cpu: quantity.optional().describe('CPU, e.g. 500m or 2.'),
-  memory: quantity.optional().describe('Memory, e.g. 512Mi or 4Gi.'),
-  'ephemeral-storage': quantity.optional().describe('Node-local scratch space, e.g. 20Gi.'),
-});
-export type ResourceName = keyof z.output<typeof resourceList>;
+/** The pod volume of the work folder. */
+export const RUNNER_WORK_VOLUME = 'work';
+/** The runner's container in its pod. */
+export const RUNNER_CONTAINER = 'runner';
 
 const toleration = z
   .strictObject({
@@ -367,17 +304,7 @@ export const runnerClassSchema = z
       .min(1)
       .default(['/home/runner/run.sh'])
       .describe('Runner command; it reads its JIT config from ACTIONS_RUNNER_INPUT_JITCONFIG.'),
-    env: z
-      .record(z.string(), stringish)
-      .superRefine((env, ctx) => {
-        for (const name of Object.keys(env)) {
-          if (!/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(name)) {
-            ctx.addIssue({ code: 'custom', path: [name], message: 'expected an environment variable name' });
-          }
-        }
-      })
-      .default({})
-      .describe('Extra environment for the runner; wins over the cache variables.'),
+    env: envMap.default({}).describe('Extra environment for the runner; wins over the cache variables.'),
     resources: z
       .strictObject({
         requests: resourceList.default({}).describe('What the scheduler reserves (and quotas count).'),
@@ -400,6 +327,7 @@ export const runnerClassSchema = z
     priorityClassName: dnsSubdomain.optional().describe('PriorityClass of the runner pods.'),
     podAnnotations: annotationMap.default({}).describe('Annotations added to every runner pod.'),
     podLabels: labelMap.default({}).describe('Labels added to every runner pod (not gantry.dev/…).'),
+    ...podOverrideFields,
     activeDeadlineSeconds: z
       .int({ error: 'expected a whole number' })
       .positive({ error: 'expected a number > 0' })
@@ -416,12 +344,6 @@ export const runnerClassSchema = z
           'with added capabilities or as root. Referenced Tasks and Pipelines are not visible at creation: ' +
           'Pod Security on the namespace must refuse their pods. Off: the class’s settings are defaults the ' +
           'author may override (with a warning).',
-      ),
-    serviceAccountName: dnsSubdomain
-      .optional()
-      .describe(
-        'Tekton: the service account of the run’s TaskRuns (taskRunTemplate.serviceAccountName), set when ' +
-          'the author names none; with enforce, a run or task naming another is refused.',
       ),
     maxQueueAge: duration
       .optional()
@@ -517,10 +439,8 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
     issue(['allowDefaultRuntime'], 'only for an untrusted or sandboxed class');
   }
   if (!runnerClass.match.tekton) {
-    for (const key of ['enforce', 'serviceAccountName'] as const) {
-      if (runnerClass[key] !== undefined && runnerClass[key] !== false) {
-        issue([key], 'only for a class with match.tekton: it judges and sets PipelineRuns');
-      }
+    if (runnerClass.enforce) {
+      issue(['enforce'], 'only for a class with match.tekton: it judges and sets PipelineRuns');
     }
   }
   if (!runnerClass.match.github && runnerClass.minIdle > 0) {
@@ -541,6 +461,14 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
       }
     }
   }
+  const storageLimit = runnerClass.resources.limits['ephemeral-storage'];
+  const workspace = runnerClass.workspace.sizeLimit;
+  if (storageLimit !== undefined && (parseQuantity(storageLimit) ?? 0) < (parseQuantity(workspace) ?? 0)) {
+    issue(
+      ['resources', 'limits', 'ephemeral-storage'],
+      `expected at least workspace.sizeLimit (${workspace}): the kubelet counts the work folder against it`,
+    );
+  }
   if (JIT_CONFIG_ENV in runnerClass.env) {
     issue(['env', JIT_CONFIG_ENV], 'is set by Gantry from the runner’s secret');
   }
@@ -550,6 +478,16 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
     }
   }
   checkCaches(runnerClass.caches, issue);
+  checkPodOverrides(
+    runnerClass,
+    {
+      container: RUNNER_CONTAINER,
+      volumes: new Set([RUNNER_WORK_VOLUME, ...runnerClass.caches.map(cacheVolumeName)]),
+      mountPaths: [RUNNER_WORK_DIR, ...runnerClass.caches.map(cacheMountPath)],
+    },
+    isSandboxTier(runnerClass),
+    issue,
+  );
   runnerClass.caches.forEach((cacheConfig, index) => {
     if (cacheConfig.type !== 'persistentVolumeClaim') return;
     if (cacheConfig.perRepository && runnerClass.scope !== 'repo') {
@@ -750,6 +688,11 @@ function canonicalSelector(selector: TektonSelector): string {
     .map((e) => `${e.key} ${e.operator} ${[...new Set(e.values)].sort().join(',')}`)
     .sort();
   return JSON.stringify([labels, expressions, [...selector.namespaces].sort()]);
+}
+
+/** The pod volume of a cache. */
+export function cacheVolumeName(cacheConfig: CacheConfig): string {
+  return `cache-${cacheConfig.name}`;
 }
 
 /** Where a cache is mounted in the runner container. */

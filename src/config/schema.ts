@@ -19,7 +19,18 @@ export const configSchema = z
           .int()
           .positive()
           .default(600)
-          .describe('A runner pod not Running this long after its creation is stuck, and replaced.'),
+          .describe(
+            'A runner pod not Running this long after it was scheduled (or created) is stuck, and replaced.',
+          ),
+        capacityTimeoutSeconds: z
+          .int()
+          .positive()
+          .default(1800)
+          .describe(
+            'A runner pod no node fits (Pending, PodScheduled=False with reason Unschedulable) waits this long ' +
+              'from its creation for a node autoscaler to add one, counted as waiting for capacity; then it ' +
+              'is stuck, and replaced. At least startTimeoutSeconds.',
+          ),
         deadlineGraceSeconds: z
           .int()
           .min(0)
@@ -38,7 +49,16 @@ export const configSchema = z
           .default(8)
           .describe('Runner creations and removals carried out at once.'),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine((controller, ctx) => {
+        if (controller.capacityTimeoutSeconds < controller.startTimeoutSeconds) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['capacityTimeoutSeconds'],
+            message: `expected at least controller.startTimeoutSeconds (${controller.startTimeoutSeconds}): a pod waiting for a node is not stuck sooner than one starting`,
+          });
+        }
+      }),
     kubernetes: z
       .strictObject({
         requestTimeoutSeconds: z

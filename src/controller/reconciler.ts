@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
 import type { CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type {
   Action,
   AdmitRunAction,
@@ -50,6 +50,13 @@ export interface ReconcilerOptions {
    */
   registrationBackoffMs?: readonly [first: number, max: number];
   /**
+   * How long a class makes no new runners after one failed to start (an image that does not pull, a
+   * pod the apiserver refuses): doubling from the first to the second value while failures repeat.
+   */
+  startFailureBackoffMs?: readonly [first: number, max: number];
+  /** Told of the ledger changes the loop itself makes (a refused create); they must not throw. */
+  onChange?: (change: LedgerChange) => void;
+  /**
    * Waits before sending again a create whose pod may have been stored (no answer came): it stays
    * counted meanwhile, so a pod the watch has not reported yet never lets the class exceed its max.
    */
@@ -79,6 +86,9 @@ export function createReconciler(options: ReconcilerOptions) {
   const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
   const [firstHoldMs, maxHoldMs] = options.registrationBackoffMs ?? [1_000, 30_000];
   const registrationFailures = new Map<string, number>();
+  const [firstStartHoldMs, maxStartHoldMs] = options.startFailureBackoffMs ?? [5_000, 120_000];
+  /** Per class: start failures counted in a row, when the current hold began, and its length. */
+  const startFailures = new Map<string, { count: number; since: EpochMillis; holdMs: number }>();
   const createRetryDelaysMs = options.createRetryDelaysMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
   /** Creates waiting to be sent again, by runner name: how many times so far, and the timer. */
   const createRetries = new Map<string, { attempts: number; timer?: NodeJS.Timeout }>();
@@ -188,6 +198,11 @@ export function createReconciler(options: ReconcilerOptions) {
           { class: action.className, pod: action.runnerName, holdMs, err: outcome.error.message },
           'runner registration failed; creations of the class held',
         );
+      } else if (outcome.kind === 'refused') {
+        for (const change of ledger.noteCreateRefused(action.runnerName, outcome.detail, outcome.message)) {
+          observe(change);
+          options.onChange?.(change);
+        }
       } else if (outcome.kind === 'failed') {
         const retry = outcome.podMayExist ? scheduleCreateRetry(action, earlierAttempts) : undefined;
         if (retry === undefined) ledger.noteCreateFailed(action.runnerName);
@@ -236,6 +251,50 @@ export function createReconciler(options: ReconcilerOptions) {
     }
   }
 
+  /**
+   * A runner of the class will never start: make no more for a while (5 s doubling to 2 min while
+   * it repeats), so a broken image or pod spec costs a pod per hold rather than one per pass. A runner
+   * made before the current hold began failed for what was counted already: the hold is renewed at its
+   * length, not doubled, so a burst of doomed pods counts once.
+   */
+  function noteStartFailure(change: Extract<LedgerChange, { kind: 'runner-start-failed' }>): void {
+    const { runner, failure } = change;
+    const at = now();
+    const streak = startFailures.get(runner.className);
+    const escalate = streak === undefined || runner.createdAt > streak.since;
+    const count = (streak?.count ?? 0) + (escalate ? 1 : 0);
+    const holdMs =
+      escalate || streak === undefined
+        ? Math.min(maxStartHoldMs, firstStartHoldMs * 2 ** (count - 1))
+        : streak.holdMs;
+    startFailures.set(runner.className, { count, since: escalate ? at : (streak?.since ?? at), holdMs });
+    ledger.holdCreations(runner.className, at + holdMs, 'start-failure');
+    log.warn(
+      {
+        class: runner.className,
+        pod: runner.name,
+        reason: failure.reason,
+        detail: failure.detail,
+        container: failure.container,
+        err: failure.message,
+        holdMs,
+      },
+      'runner cannot start; creations of the class held',
+    );
+  }
+
+  /** Ledger changes the loop reacts to: start failures hold the class, a runner running lifts that. */
+  function observe(change: LedgerChange): void {
+    if (change.kind === 'runner-start-failed') noteStartFailure(change);
+    else if (change.kind === 'runner-running' && startFailures.delete(change.runner.className)) {
+      ledger.releaseCreations(change.runner.className, 'start-failure');
+      log.info(
+        { class: change.runner.className, pod: change.runner.name },
+        'runners of the class start again',
+      );
+    }
+  }
+
   /** Sends the create again later, unless its retries are spent; returns the wait. */
   function scheduleCreateRetry(action: CreateRunnerAction, earlierAttempts: number): number | undefined {
     const delayMs = createRetryDelaysMs[earlierAttempts];
@@ -275,6 +334,8 @@ export function createReconciler(options: ReconcilerOptions) {
   }
 
   return {
+    /** A ledger change from the watches or the sources: start failures and recoveries are acted on. */
+    observe,
     /** Something changed: plan again soon (coalesced with a pass already running). */
     trigger(): void {
       if (!active) return;

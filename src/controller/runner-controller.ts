@@ -1,8 +1,10 @@
 import type { KubeConfig, V1Pod, V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
+import { ConfigError } from '../config/error.ts';
 import type { KubeApis } from '../kube/client.ts';
 import { type RunningWatch, startWatch } from '../kube/watch.ts';
+import { findAdmissionProblems } from '../launcher/admission-check.ts';
 import { createKubeLauncher, type RunnerRegistrar } from '../launcher/kube-launcher.ts';
 import { RUNNER_POD_SELECTOR } from '../launcher/metadata.ts';
 import { quotaLimits } from '../launcher/quota-headroom.ts';
@@ -25,6 +27,7 @@ export interface RunnerControllerOptions {
   runs?: RunActuator;
   logger: Logger;
   startTimeoutMs: number;
+  capacityTimeoutMs: number;
   deadlineGraceMs: number;
   reconcilePeriodMs: number;
   concurrency: number;
@@ -46,9 +49,41 @@ export function createRunnerController(options: RunnerControllerOptions) {
     classify: buildClassifier(classes, options.trustPolicy),
     checkRunnerTrust: buildRunnerTrustCheck(classes, options.trustPolicy),
     startTimeoutMs: options.startTimeoutMs,
+    capacityTimeoutMs: options.capacityTimeoutMs,
     deadlineGraceMs: options.deadlineGraceMs,
   });
   const { registrar, runs } = options;
+  const log = logger.child({ component: 'runner-controller' });
+  /** Logs what needs a person's eye and tells the observers (metrics, status page). */
+  const report = (change: LedgerChange) => {
+    if (change.kind === 'trust-violation') {
+      log.error(
+        {
+          class: change.className,
+          job: change.job.key,
+          repo: change.job.repo,
+          run: change.job.runId,
+          pod: change.runnerName,
+          violation: change.violation,
+          untrustedBecause: change.job.origin?.untrustedBecause,
+        },
+        change.contained
+          ? 'trust violation: GitHub gave this runner a job it must not run; stopping the runner'
+          : 'trust violation: GitHub gave this runner a job of another trust; counted',
+      );
+    } else if (change.kind === 'runner-lost') {
+      log.warn(
+        {
+          class: change.runner.className,
+          pod: change.runner.name,
+          reason: change.reason,
+          job: change.jobKey,
+        },
+        change.midJob ? 'runner lost mid-job: its job fails on GitHub' : 'runner lost before it took a job',
+      );
+    }
+    options.onChange?.(change);
+  };
   const reconciler = createReconciler({
     ledger,
     classes,
@@ -58,28 +93,21 @@ export function createRunnerController(options: RunnerControllerOptions) {
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
     ready: () => watches.every((watch) => watch.isOpen()),
+    onChange: report,
     ...(options.onPass ? { onPass: options.onPass } : {}),
   });
-  const log = logger.child({ component: 'runner-controller' });
+  /** Whether this replica acts (leads); a follower keeps its ledger warm and leaves GitHub alone. */
+  let acting = false;
   const notify = (changes: LedgerChange[]) => {
     for (const change of changes) {
-      if (change.kind === 'trust-violation') {
-        log.error(
-          {
-            class: change.className,
-            job: change.job.key,
-            repo: change.job.repo,
-            run: change.job.runId,
-            pod: change.runnerName,
-            violation: change.violation,
-            untrustedBecause: change.job.origin?.untrustedBecause,
-          },
-          change.contained
-            ? 'trust violation: GitHub gave this runner a job it must not run; stopping the runner'
-            : 'trust violation: GitHub gave this runner a job of another trust; counted',
-        );
+      report(change);
+      reconciler.observe(change);
+      // A pod something else removed (the pod garbage collector after its node went, a person) left
+      // its registration behind: remove it now, or once GitHub lets go of the job it lost.
+      if (change.kind === 'runner-gone' && !change.deleteRequested && registrar && acting) {
+        const { name: runnerName, className, repo } = change.runner;
+        registrar.forget({ runnerName, className, ...(repo !== undefined ? { repo } : {}) });
       }
-      options.onChange?.(change);
     }
   };
   // Runner pods live in the namespaces of the classes that launch them; Tekton runs have none.
@@ -162,6 +190,20 @@ export function createRunnerController(options: RunnerControllerOptions) {
       reconciler.trigger();
     },
     /**
+     * Refuses to start (ConfigError, naming the class and the apiserver's words) when the apiserver
+     * would refuse a class's runner pods: a dry-run create of one per class.
+     */
+    async checkPodAdmission(): Promise<void> {
+      if (!registrar) return;
+      const problems = await findAdmissionProblems(apis.core, classes, logger);
+      const [first] = problems;
+      if (!first) return;
+      const more = problems.length > 1 ? ` (and ${problems.length - 1} more classes)` : '';
+      throw new ConfigError(
+        `class ${first.className}: the apiserver refuses its runner pods in namespace ${first.namespace}: ${first.message}${more}`,
+      );
+    },
+    /**
      * Starts the watches and resolves once every first list is in: planning before the ledger knows
      * the runners that already exist would create them again after a restart.
      */
@@ -171,13 +213,16 @@ export function createRunnerController(options: RunnerControllerOptions) {
     },
     /** Starts planning and acting on the ledger (the leader does; after start()). */
     startActing(): void {
+      acting = true;
       reconciler.start();
     },
     /** Stops acting at once; resolves when the calls in flight have returned. The watches go on. */
     stopActing(): Promise<void> {
+      acting = false;
       return reconciler.stop();
     },
     async stop(): Promise<void> {
+      acting = false;
       await reconciler.stop();
       await Promise.all(watches.map((w) => w.stop()));
     },

@@ -92,7 +92,9 @@ function boundedAndCounted({ timeoutMs, onResponse }: KubeApiOptions): HttpLibra
 /**
  * Names a request the way the apiserver's own metrics do: a lower-case verb (list and watch told
  * apart from get) and the resource, with its subresource: `/api/v1/namespaces/x/pods/y/status`
- * is `pods/status`. Names and namespaces are left out to keep label values few.
+ * is `pods/status`. Names and namespaces are left out to keep label values few. A dry run (the
+ * apiserver labels it dry_run) changes nothing: its verb says so, `post-dry-run`, so that counting
+ * writes does not count it.
  */
 export function describeRequest(method: string, url: string): { verb: string; resource: string } {
   const { pathname, searchParams } = new URL(url);
@@ -104,8 +106,9 @@ export function describeRequest(method: string, url: string): { verb: string; re
   const verb = method.toLowerCase();
   const named = name !== undefined;
   const collectionVerb = searchParams.get('watch') === 'true' ? 'watch' : 'list';
+  const dryRun = searchParams.has('dryRun') ? '-dry-run' : '';
   return {
-    verb: verb === 'get' && !named ? collectionVerb : verb,
+    verb: (verb === 'get' && !named ? collectionVerb : verb) + dryRun,
     resource: subresource ? `${resource}/${subresource}` : resource,
   };
 }

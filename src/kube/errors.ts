@@ -23,6 +23,16 @@ export function kubeMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The apiserver's reason of a failed call (a Status object's `reason`: Forbidden, Invalid, NotFound…). */
+export function kubeReason(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('body' in err)) return undefined;
+  const body = typeof err.body === 'string' ? safeJson(err.body) : err.body;
+  if (typeof body === 'object' && body !== null && 'reason' in body && typeof body.reason === 'string') {
+    return body.reason;
+  }
+  return undefined;
+}
+
 /** Timeouts, throttling, conflicts of the apiserver with itself and server errors pass with time. */
 export function isTransientKubeError(err: unknown): boolean {
   const status = kubeStatus(err);

@@ -1,5 +1,5 @@
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { type CacheConfig, type CacheTool, cacheMountPath } from '../config/classes.ts';
+import { type CacheConfig, type CacheTool, cacheMountPath, cacheVolumeName } from '../config/classes.ts';
 
 /**
  * A class's caches as pod volumes, mounts and tool environment.
@@ -21,10 +21,6 @@ export interface CachePodParts {
   volumes: V1Volume[];
   mounts: V1VolumeMount[];
   env: V1EnvVar[];
-}
-
-export function cacheVolumeName(cache: CacheConfig): string {
-  return `cache-${cache.name}`;
 }
 
 export interface CacheOwner {

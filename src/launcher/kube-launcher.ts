@@ -5,6 +5,7 @@ import {
   isQuotaExceeded,
   isTransientKubeError,
   kubeMessage,
+  kubeReason,
   kubeRetryAfterMs,
   kubeStatus,
 } from '../kube/errors.ts';
@@ -43,6 +44,11 @@ export type CreateOutcome =
   | { kind: 'exists' }
   /** The namespace's ResourceQuota refused the pod: a capacity signal, nothing was left behind. */
   | { kind: 'quota-exceeded'; message: string; retryAfterMs?: number }
+  /**
+   * The apiserver refused the pod for good (Pod Security, validation, a missing service account or
+   * namespace, no permission): `detail` is its reason, `message` its words. Nothing was stored.
+   */
+  | { kind: 'refused'; detail: string; message: string }
   /** The CI system did not register the runner; its pod was removed again. `retryAt`: when it will. */
   | { kind: 'registration-failed'; error: Error; retryAt?: number }
   /**
@@ -96,12 +102,16 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
           ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         };
       }
+      if (isTransientKubeError(err)) {
+        return { kind: 'failed', error: describe('create pod', name, err), podMayExist: true };
+      }
       if (kubeStatus(err) !== 409) {
-        return {
-          kind: 'failed',
-          error: describe('create pod', name, err),
-          ...(isTransientKubeError(err) ? { podMayExist: true } : {}),
-        };
+        const detail = kubeReason(err) ?? String(kubeStatus(err));
+        log.error(
+          { ...fields, reason: detail, err: kubeMessage(err) },
+          'the apiserver refused the runner pod',
+        );
+        return { kind: 'refused', detail, message: kubeMessage(err) };
       }
       existed = true;
       try {

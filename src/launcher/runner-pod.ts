@@ -1,5 +1,31 @@
-import type { V1EnvVar, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
-import { JIT_CONFIG_ENV, RUNNER_WORK_DIR, type RunnerClass } from '../config/classes.ts';
+import type {
+  V1Container,
+  V1EnvVar,
+  V1Pod,
+  V1PodSpec,
+  V1ResourceRequirements,
+  V1SecurityContext,
+  V1TopologySpreadConstraint,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import {
+  JIT_CONFIG_ENV,
+  RUNNER_CONTAINER,
+  RUNNER_WORK_DIR,
+  RUNNER_WORK_VOLUME,
+  type RunnerClass,
+} from '../config/classes.ts';
+import type { ResourceName } from '../config/fields.ts';
+import {
+  type ContainerSecurity,
+  DO_NOT_DISRUPT_ANNOTATIONS,
+  type ExtraContainer,
+  type PodVolume,
+  type PodVolumeMount,
+  type SpreadConstraint,
+} from '../config/pod-overrides.ts';
+import { runnerContainerResources } from '../config/runner-resources.ts';
 import type { CreateRunnerAction } from '../model/action.ts';
 import { buildCachePodParts } from './cache-volumes.ts';
 import { JIT_CONFIG_KEY, jitConfigSecretName } from './jit-config-secret.ts';
@@ -8,6 +34,7 @@ import {
   ANNOTATION_NAME_SEED,
   ANNOTATION_REPO,
   COMPONENT_RUNNER,
+  LABEL_CLASS,
   runnerNameOf,
   runnerObjectLabels,
 } from './metadata.ts';
@@ -18,12 +45,17 @@ import {
  *
  * The pod meets Pod Security "restricted": non-root (uid 1001, the runner image's user), no privilege
  * escalation, every capability dropped, the runtime's default seccomp profile. It gets no service
- * account token and no service-link environment: a CI job has no business with the cluster's API.
+ * account token (unless a trusted class asks for one) and no service-link environment: a CI job has
+ * no business with the cluster's API. The class's pod overrides (volumes, init and sidecar containers,
+ * pull secrets, spreading, DNS) are added around the runner container, never into its own settings;
+ * its sidecars get the same restricted defaults wherever the class leaves a field unset.
+ *
+ * By default the pod asks node autoscalers (Karpenter, cluster-autoscaler) to leave its node alone
+ * while it runs: a one-shot runner moved elsewhere loses its job.
  */
 
-export const RUNNER_CONTAINER = 'runner';
+export { RUNNER_CONTAINER };
 export const RUNNER_UID = 1001;
-const WORK_VOLUME = 'work';
 
 export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerClass): V1Pod {
   const name = runnerNameOf(create);
@@ -56,6 +88,7 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
       labels: { ...runnerClass.podLabels, ...runnerObjectLabels(create, COMPONENT_RUNNER) },
       annotations: {
         ...runnerClass.podAnnotations,
+        ...(runnerClass.doNotDisrupt ? DO_NOT_DISRUPT_ANNOTATIONS : {}),
         [ANNOTATION_NAME_SEED]: create.nameSeed,
         ...(create.repo !== undefined ? { [ANNOTATION_REPO]: create.repo } : {}),
         ...(create.jobKey !== undefined ? { [ANNOTATION_JOB]: create.jobKey } : {}),
@@ -63,7 +96,7 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
     },
     spec: {
       restartPolicy: 'Never',
-      automountServiceAccountToken: false,
+      automountServiceAccountToken: runnerClass.mountServiceAccountToken,
       enableServiceLinks: false,
       activeDeadlineSeconds: runnerClass.activeDeadlineSeconds,
       securityContext: {
@@ -79,9 +112,10 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
         {
           name: RUNNER_CONTAINER,
           image: runnerClass.image,
+          ...(runnerClass.imagePullPolicy ? { imagePullPolicy: runnerClass.imagePullPolicy } : {}),
           command: [...runnerClass.command],
           env,
-          resources: containerResources(runnerClass),
+          resources: requirements(runnerContainerResources(runnerClass)),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: RUNNER_UID,
@@ -90,13 +124,19 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
             capabilities: { drop: ['ALL'] },
             seccompProfile: { type: 'RuntimeDefault' },
           },
-          volumeMounts: [{ name: WORK_VOLUME, mountPath: RUNNER_WORK_DIR }, ...caches.mounts],
+          volumeMounts: [
+            { name: RUNNER_WORK_VOLUME, mountPath: RUNNER_WORK_DIR },
+            ...caches.mounts,
+            ...runnerClass.volumeMounts.map(volumeMount),
+          ],
         },
       ],
       volumes: [
-        { name: WORK_VOLUME, emptyDir: { sizeLimit: runnerClass.workspace.sizeLimit } },
+        { name: RUNNER_WORK_VOLUME, emptyDir: { sizeLimit: runnerClass.workspace.sizeLimit } },
         ...caches.volumes,
+        ...runnerClass.volumes.map(podVolume),
       ],
+      ...podOverrides(create.className, runnerClass),
       ...(runtimeClassName ? { runtimeClassName } : {}),
       ...(priorityClassName ? { priorityClassName } : {}),
       ...(Object.keys(nodeSelector).length > 0 ? { nodeSelector: { ...nodeSelector } } : {}),
@@ -108,13 +148,100 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
   };
 }
 
-function containerResources(runnerClass: RunnerClass): V1ResourceRequirements {
-  const pick = (list: RunnerClass['resources']['requests']) =>
+/** The class's pod-level overrides, each left out when unset so the stored pod shows only what was asked. */
+function podOverrides(className: string, runnerClass: RunnerClass): Partial<V1PodSpec> {
+  const initContainers = [
+    ...runnerClass.initContainers.map(extraContainer),
+    // Native sidecars: started in order before the runner, stopped by the kubelet after it.
+    ...runnerClass.sidecars.map(
+      (sidecar): V1Container => ({ ...extraContainer(sidecar), restartPolicy: 'Always' }),
+    ),
+  ];
+  const {
+    imagePullSecrets,
+    serviceAccountName,
+    topologySpreadConstraints,
+    hostAliases,
+    dnsPolicy,
+    dnsConfig,
+  } = runnerClass;
+  return {
+    ...(initContainers.length > 0 ? { initContainers } : {}),
+    ...(imagePullSecrets.length > 0 ? { imagePullSecrets: imagePullSecrets.map((name) => ({ name })) } : {}),
+    ...(serviceAccountName ? { serviceAccountName } : {}),
+    ...(topologySpreadConstraints.length > 0
+      ? { topologySpreadConstraints: topologySpreadConstraints.map((c) => spreadConstraint(className, c)) }
+      : {}),
+    ...(hostAliases.length > 0
+      ? { hostAliases: hostAliases.map(({ ip, hostnames }) => ({ ip, hostnames: [...hostnames] })) }
+      : {}),
+    ...(dnsPolicy ? { dnsPolicy } : {}),
+    ...(dnsConfig ? { dnsConfig: structuredClone(dnsConfig) } : {}),
+  };
+}
+
+/** An init or sidecar container: the class's settings, restricted defaults where it left them unset. */
+function extraContainer(container: ExtraContainer): V1Container {
+  const env = Object.entries(container.env)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, value]): V1EnvVar => ({ name, value }));
+  return {
+    name: container.name,
+    image: container.image,
+    ...(container.imagePullPolicy ? { imagePullPolicy: container.imagePullPolicy } : {}),
+    ...(container.command ? { command: [...container.command] } : {}),
+    ...(container.args ? { args: [...container.args] } : {}),
+    ...(container.workingDir ? { workingDir: container.workingDir } : {}),
+    ...(env.length > 0 ? { env } : {}),
+    resources: requirements(container.resources),
+    securityContext: restrictedDefaults(container.securityContext),
+    ...(container.volumeMounts.length > 0 ? { volumeMounts: container.volumeMounts.map(volumeMount) } : {}),
+    ...(container.startupProbe ? { startupProbe: structuredClone(container.startupProbe) } : {}),
+  };
+}
+
+/**
+ * The runner's restricted settings for whatever the class left unset: no privilege escalation (which
+ * Kubernetes refuses beside privileged: true) and every capability dropped. The user and the seccomp
+ * profile come from the pod.
+ */
+function restrictedDefaults(given: ContainerSecurity | undefined): V1SecurityContext {
+  const context: V1SecurityContext = given ? structuredClone(given) : {};
+  if (context.privileged !== true) context.allowPrivilegeEscalation ??= false;
+  context.capabilities ??= { drop: ['ALL'] };
+  return context;
+}
+
+function podVolume(volume: PodVolume): V1Volume {
+  return structuredClone(volume) as V1Volume;
+}
+
+function volumeMount(mount: PodVolumeMount): V1VolumeMount {
+  return {
+    name: mount.name,
+    mountPath: mount.mountPath,
+    readOnly: mount.readOnly,
+    ...(mount.subPath !== undefined ? { subPath: mount.subPath } : {}),
+  };
+}
+
+/** A spread constraint without a selector would count no pods: it counts the class's runners. */
+function spreadConstraint(className: string, constraint: SpreadConstraint): V1TopologySpreadConstraint {
+  const copy = structuredClone(constraint) as V1TopologySpreadConstraint;
+  copy.labelSelector ??= { matchLabels: { [LABEL_CLASS]: className } };
+  return copy;
+}
+
+function requirements(resources: {
+  requests: Partial<Record<ResourceName, string>>;
+  limits: Partial<Record<ResourceName, string>>;
+}): V1ResourceRequirements {
+  const pick = (list: Partial<Record<ResourceName, string>>) =>
     Object.fromEntries(
       Object.entries(list).filter((entry): entry is [string, string] => entry[1] !== undefined),
     );
-  const requests = pick(runnerClass.resources.requests);
-  const limits = pick(runnerClass.resources.limits);
+  const requests = pick(resources.requests);
+  const limits = pick(resources.limits);
   return {
     ...(Object.keys(requests).length > 0 ? { requests } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),

@@ -13,10 +13,9 @@ import type {
   QuotaHeadroom,
   QuotaLimits,
   QuotaResource,
-  RunnerState,
   RunnerView,
 } from '../model/ledger-snapshot.ts';
-import type { RunnerObservation } from '../model/runner-observation.ts';
+import type { LostReason, RunnerObservation, StartFailure } from '../model/runner-observation.ts';
 import type { Classification, RunnerTrustCheck, RunnerTrustVerdict } from '../planner/classify.ts';
 import { spendCreationBudget } from '../planner/creation-budget.ts';
 import { runnerQuotaUsage } from '../planner/quota.ts';
@@ -25,8 +24,13 @@ export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
   /** Judges the runner that took a job (GitHub picks it, not Gantry); every runner is fine when absent. */
   checkRunnerTrust?: RunnerTrustCheck;
-  /** A runner not Running this long after its creation is stuck (image pull, unschedulable, …). */
+  /** A runner not Running this long after it was scheduled (or created) is stuck (image pull, …). */
   startTimeoutMs: number;
+  /**
+   * A runner the scheduler found no node for waits this long from its creation before it is stuck:
+   * a node autoscaler may be adding the node it needs.
+   */
+  capacityTimeoutMs: number;
   /** Grace beyond a class's activeDeadlineSeconds before a busy runner counts as stuck. */
   deadlineGraceMs: number;
 }
@@ -98,6 +102,9 @@ function holdsQuota(record: RunnerRecord): boolean {
   return !record.deleteRequested && !deleting && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
+/** Why a class's creations are held (see Ledger.holdCreations). */
+export type CreationHoldCause = 'registration' | 'start-failure';
+
 /** What changed in the ledger, for observers (metrics, logs); the ledger itself does no I/O. */
 export type LedgerChange =
   | { kind: 'job-queued'; job: JobRecord }
@@ -116,8 +123,15 @@ export type LedgerChange =
   | { kind: 'runner-running'; runner: RunnerObservation & { runningSince: EpochMillis } }
   /** A runner's pod ended or its deletion began, at `endedAt`. */
   | { kind: 'runner-ended'; runner: RunnerObservation; endedAt: EpochMillis }
-  /** The pod watch saw a runner's pod disappear at `at`. */
-  | { kind: 'runner-gone'; runner: RunnerObservation; at: EpochMillis }
+  /**
+   * The pod watch saw a runner's pod disappear at `at`. `deleteRequested`: Gantry asked for it; else
+   * something else removed it (the pod garbage collector, a person) and its registration is left.
+   */
+  | { kind: 'runner-gone'; runner: RunnerObservation; at: EpochMillis; deleteRequested: boolean }
+  /** The cluster took a runner's pod away (see LostReason); `midJob`: it held a job, which is lost. */
+  | { kind: 'runner-lost'; runner: RunnerObservation; reason: LostReason; midJob: boolean; jobKey?: string }
+  /** A runner will never start: a container of its pod cannot, or the apiserver refused the pod. */
+  | { kind: 'runner-start-failed'; runner: RunnerObservation; failure: StartFailure }
   /**
    * GitHub gave a runner a job of another trust than its class's (it hands a job to any idle runner
    * whose labels and group fit). `contained`: the runner is stopped at once.
@@ -149,7 +163,8 @@ export class Ledger {
   readonly #quotaLimits = new Map<string, QuotaLimits>();
   readonly #quotaBackoff = new Map<string, EpochMillis>();
   readonly #budgets = new Map<string, CreationBudget>();
-  readonly #creationHolds = new Map<string, EpochMillis>();
+  /** Per class, why its creations are held and until when. */
+  readonly #creationHolds = new Map<string, Map<CreationHoldCause, EpochMillis>>();
   /** Classes held on account of their runner group (see PlacementHold). */
   readonly #placementHolds = new Map<string, PlacementHold>();
 
@@ -260,6 +275,20 @@ export class Ledger {
     if (endedAt !== undefined && before?.endedAt === undefined) {
       changes.push({ kind: 'runner-ended', runner: observation, endedAt });
     }
+    if (observation.startFailure && !before?.startFailure) {
+      changes.push({ kind: 'runner-start-failed', runner: observation, failure: observation.startFailure });
+    }
+    const current = this.#runners.get(observation.name);
+    if (observation.lost && !before?.lost && current) {
+      const jobKey = current.jobKey;
+      changes.push({
+        kind: 'runner-lost',
+        runner: observation,
+        reason: observation.lost,
+        midJob: jobKey !== undefined || current.tookUnnamedJob === true,
+        ...(jobKey !== undefined ? { jobKey } : {}),
+      });
+    }
     return changes;
   }
 
@@ -294,7 +323,9 @@ export class Ledger {
     this.#runners.delete(name);
     this.#jobByRunner.delete(name);
     this.#retiredNames.set(name, true);
-    return [{ kind: 'runner-gone', runner: record.observation, at: now }];
+    return [
+      { kind: 'runner-gone', runner: record.observation, at: now, deleteRequested: record.deleteRequested },
+    ];
   }
 
   /**
@@ -327,6 +358,20 @@ export class Ledger {
   noteCreateFailed(runnerName: string): void {
     const record = this.#runners.get(runnerName);
     if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
+  }
+
+  /** The apiserver refused the runner's pod (`detail`: its reason, `message` its words): reported. */
+  noteCreateRefused(runnerName: string, detail: string, message: string): LedgerChange[] {
+    const record = this.#runners.get(runnerName);
+    if (record?.observation.phase !== 'Requested') return [];
+    this.#runners.delete(runnerName);
+    return [
+      {
+        kind: 'runner-start-failed',
+        runner: record.observation,
+        failure: { reason: 'refused', detail, message },
+      },
+    ];
   }
 
   /** The planner's admission is on its way: the run holds a slot from now and spends creation budget. */
@@ -401,14 +446,22 @@ export class Ledger {
     this.#quotaBackoff.set(namespace, until);
   }
 
-  /** Registering a runner of the class failed: make none of that class until `until`. */
-  holdCreations(className: string, until: EpochMillis): void {
-    this.#creationHolds.set(className, until);
+  /**
+   * Make no runner of the class until `until`: registering one failed (`registration`), or its
+   * runners failed to start (`start-failure`, which also keeps the class to one runner starting at
+   * a time after the hold, until one runs). A later hold of the same cause replaces the earlier one.
+   */
+  holdCreations(className: string, until: EpochMillis, cause: CreationHoldCause = 'registration'): void {
+    const holds = this.#creationHolds.get(className) ?? new Map<CreationHoldCause, EpochMillis>();
+    holds.set(cause, until);
+    this.#creationHolds.set(className, holds);
   }
 
-  /** A runner of the class was registered: registrations work again. */
-  releaseCreations(className: string): void {
-    this.#creationHolds.delete(className);
+  /** What held the class's creations works again: a runner was registered, or one got running. */
+  releaseCreations(className: string, cause: CreationHoldCause = 'registration'): void {
+    const holds = this.#creationHolds.get(className);
+    holds?.delete(cause);
+    if (holds?.size === 0) this.#creationHolds.delete(className);
   }
 
   isQuotaLimited(namespace: string, now: EpochMillis): boolean {
@@ -484,11 +537,13 @@ export class Ledger {
       ...this.#placementHolds.keys(),
     ])) {
       const budget = this.#budgets.get(className);
-      const held = this.#creationHolds.get(className);
+      const holds = this.#creationHolds.get(className);
+      const held = Math.max(0, ...(holds?.values() ?? []));
       classesOut[className] = {
         ...(byClass[className] ?? { queued: [], runners: [], admittedRuns: [] }),
         ...(budget ? { budget } : {}),
-        ...(held !== undefined && now < held ? { creationsHeldUntil: held } : {}),
+        ...(now < held ? { creationsHeldUntil: held } : {}),
+        ...(holds?.has('start-failure') ? { startsFailing: true } : {}),
         ...(this.#placementHolds.has(className) ? { placement: this.#placementHolds.get(className) } : {}),
       };
     }
@@ -536,15 +591,24 @@ export class Ledger {
     record: RunnerRecord,
     activeDeadlineSeconds: number | undefined,
     now: EpochMillis,
-  ): { state: RunnerState; idleSince?: EpochMillis; jobKey?: string } {
+  ): Pick<RunnerView, 'state' | 'idleSince' | 'jobKey' | 'lost' | 'waitingForCapacity'> {
     const { observation: pod, jobKey } = record;
     const withJob = jobKey !== undefined ? { jobKey } : {};
-    if (record.deleteRequested || pod.deleting) return { state: 'terminating', ...withJob };
+    if (record.deleteRequested) return { state: 'terminating', ...withJob };
+    // A pod the cluster took away may hang in its deletion for good (its node is gone): it is spent.
+    if (pod.lost) return { state: 'failed', lost: pod.lost, ...withJob };
+    if (pod.deleting) return { state: 'terminating', ...withJob };
     if (record.violation?.contain) return { state: 'compromised', ...withJob };
-    if (pod.phase === 'Failed') return { state: 'failed', ...withJob };
+    if (pod.phase === 'Failed' || pod.startFailure) return { state: 'failed', ...withJob };
     if (pod.phase === 'Succeeded') return { state: 'finished', ...withJob };
     if (pod.phase !== 'Running') {
-      return { state: now - pod.createdAt > this.#options.startTimeoutMs ? 'stuck' : 'starting', ...withJob };
+      if (pod.unschedulable && pod.scheduledAt === undefined) {
+        // No node fits it yet: an autoscaler may be adding one. It waits longer than a start.
+        const waited = now - pod.createdAt > this.#options.capacityTimeoutMs;
+        return { state: waited ? 'stuck' : 'starting', waitingForCapacity: true, ...withJob };
+      }
+      const since = Math.max(pod.createdAt, pod.scheduledAt ?? pod.createdAt);
+      return { state: now - since > this.#options.startTimeoutMs ? 'stuck' : 'starting', ...withJob };
     }
     const runningSince = pod.runningSince ?? pod.createdAt;
     if (jobKey !== undefined || record.tookUnnamedJob) {

@@ -1,6 +1,6 @@
 import type { RunnerClass } from '../config/classes.ts';
+import { podResourceTotals } from '../config/runner-resources.ts';
 import type { EpochMillis } from '../model/job.ts';
-import { parseQuantity } from '../model/quantity.ts';
 
 /**
  * The cost model, pure arithmetic: a runner costs its class's hourly rate (its requested vCPUs and
@@ -14,11 +14,13 @@ const GIB = 2 ** 30;
 export type CostUse = 'busy' | 'idle';
 
 /** Dollars per hour one runner of the class costs, from what its pod requests. */
-export function runnerHourlyRate(runnerClass: Pick<RunnerClass, 'resources' | 'cost'>): number {
-  const { requests, limits } = runnerClass.resources;
-  // Kubernetes takes a missing request from the limit; that is what the scheduler reserves.
-  const vcpus = parseQuantity(requests.cpu ?? limits.cpu ?? '0') ?? 0;
-  const gib = (parseQuantity(requests.memory ?? limits.memory ?? '0') ?? 0) / GIB;
+export function runnerHourlyRate(
+  runnerClass: Pick<RunnerClass, 'resources' | 'workspace' | 'sidecars' | 'initContainers' | 'cost'>,
+): number {
+  // What the scheduler reserves: the pod's requests (a missing one taken from the limit), sidecars too.
+  const { requests } = podResourceTotals(runnerClass);
+  const vcpus = requests.cpu ?? 0;
+  const gib = (requests.memory ?? 0) / GIB;
   const { perVcpuHour, perGibHour, perRunnerHour } = runnerClass.cost;
   return vcpus * perVcpuHour + gib * perGibHour + perRunnerHour;
 }

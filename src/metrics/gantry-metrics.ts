@@ -3,6 +3,7 @@ import type { RunnerClasses } from '../config/classes.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { EpochMillis } from '../model/job.ts';
 import type { LedgerSnapshot, RunnerState } from '../model/ledger-snapshot.ts';
+import { LOST_REASONS, type StartFailureReason } from '../model/runner-observation.ts';
 import { fitsQuota, runnerQuotaUsage } from '../planner/quota.ts';
 import { runnerHourlyRate } from './cost.ts';
 import { CostMeter } from './cost-meter.ts';
@@ -117,6 +118,29 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     for (const kind of kinds) trustViolations.inc({ class: className, kind }, 0);
   }
 
+  const runnersLost = new Counter({
+    name: 'gantry_runners_lost_total',
+    help:
+      'Runners the cluster took away in the middle of their job, by reason: node-lost (node deleted or ' +
+      'unreachable), evicted (node pressure, a drain, preemption) or oom-killed. Each lost its job.',
+    labelNames: ['class', 'reason'] as const,
+    registers,
+  });
+  const startFailures = new Counter({
+    name: 'gantry_runner_start_failures_total',
+    help:
+      'Runner pods that could not start, by reason: image-pull (ErrImagePull, ImagePullBackOff…), ' +
+      'container-config (CreateContainerConfigError) or refused (the apiserver refused the pod).',
+    labelNames: ['class', 'reason'] as const,
+    registers,
+  });
+  const START_FAILURE_REASONS: readonly StartFailureReason[] = ['image-pull', 'container-config', 'refused'];
+  for (const [className, runnerClass] of Object.entries(classes)) {
+    if (!runnerClass.match.github) continue;
+    for (const reason of LOST_REASONS) runnersLost.inc({ class: className, reason }, 0);
+    for (const reason of START_FAILURE_REASONS) startFailures.inc({ class: className, reason }, 0);
+  }
+
   const activity = new RecentActivity();
 
   new Gauge({
@@ -133,6 +157,24 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
           counts.set(runner.state, (counts.get(runner.state) ?? 0) + 1);
         }
         for (const [state, count] of counts) this.set({ class: className, state }, count);
+      }
+    },
+  });
+  new Gauge({
+    name: 'gantry_runners_waiting_for_capacity',
+    help:
+      'Runner pods no node fits yet (Pending, PodScheduled=False Unschedulable), waiting up to ' +
+      'controller.capacityTimeoutSeconds for a node autoscaler; counted as starting in gantry_runners.',
+    labelNames: ['class'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const snapshot = options.snapshot(now());
+      for (const [className, runnerClass] of Object.entries(classes)) {
+        if (!runnerClass.match.github) continue;
+        const runners = snapshot?.classes[className]?.runners ?? [];
+        const waiting = runners.filter((r) => r.waitingForCapacity && r.state === 'starting').length;
+        this.set({ class: className }, waiting);
       }
     },
   });
@@ -248,6 +290,12 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
         break;
       case 'trust-violation':
         trustViolations.inc({ class: change.className, kind: change.violation });
+        break;
+      case 'runner-lost':
+        if (change.midJob) runnersLost.inc({ class: change.runner.className, reason: change.reason });
+        break;
+      case 'runner-start-failed':
+        startFailures.inc({ class: change.runner.className, reason: change.failure.reason });
         break;
       case 'job-queued':
         break;

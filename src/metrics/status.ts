@@ -111,10 +111,30 @@ function describe(change: LedgerChange): Omit<StatusEvent, 'at'> | undefined {
       return undefined;
     case 'runner-gone':
       return { class: change.runner.className, message: `runner removed: ${change.runner.name}` };
+    case 'runner-lost':
+      return {
+        class: change.runner.className,
+        message: change.midJob
+          ? `runner lost mid-job (${change.reason}): ${change.runner.name}${change.jobKey ? `, job ${change.jobKey}` : ''}; the job fails`
+          : `runner lost before it took a job (${change.reason}): ${change.runner.name}`,
+      };
+    case 'runner-start-failed': {
+      const { failure } = change;
+      const where = failure.container ? ` (container ${failure.container})` : '';
+      return {
+        class: change.runner.className,
+        message: `runner failed to start, ${failure.detail}${where}: ${change.runner.name}${failure.message ? `: ${clip(failure.message)}` : ''}; creations of the class held`,
+      };
+    }
     case 'trust-violation':
       return {
         class: change.className,
         message: `TRUST VIOLATION (${change.violation}): ${change.job.repo} ${change.job.name} ran on ${change.runnerName}${change.contained ? '; runner stopped' : '; counted'}`,
       };
   }
+}
+
+/** Kubelet and apiserver messages can run long (a registry's whole answer): the page shows the start. */
+function clip(text: string, max = 300): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -23,6 +23,8 @@ export type DeleteRunnerReason =
   | 'failed'
   | 'finished'
   | 'stuck'
+  /** The cluster took its pod away (node lost, evicted, OOM-killed): what is left of it is removed. */
+  | 'lost'
   | 'class-removed'
   /** It took a job it must not run: stopped at once, job and all. */
   | 'trust-violation'

@@ -1,4 +1,5 @@
 import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
+import type { LostReason } from './runner-observation.ts';
 
 /**
  * What the planner sees of the ledger at one instant: per class, the demand still waiting and the
@@ -26,9 +27,9 @@ export interface QueuedJob {
  * - `idle`: registered and waiting for a job;
  * - `busy`: running a job;
  * - `terminating`: being deleted;
- * - `failed`: the pod failed or its runner could not start;
+ * - `failed`: the pod failed, a container of it cannot start, or the cluster took it away (`lost`);
  * - `finished`: the one-shot runner's pod ended after its job; only its removal is left;
- * - `stuck`: starting or busy for longer than the ledger allows;
+ * - `stuck`: starting (or waiting for capacity) or busy for longer than the ledger allows;
  * - `compromised`: it took a job it must not run (an untrusted job on a trusted runner): stop it now.
  */
 export type RunnerState =
@@ -55,6 +56,10 @@ export interface RunnerView {
   jobKey?: string;
   /** The job the runner was created for (a warm-pool runner has none). */
   plannedFor?: string;
+  /** A failed runner the cluster took away (its node went, eviction, OOM kill). */
+  lost?: LostReason;
+  /** A starting runner the scheduler found no node for yet. */
+  waitingForCapacity?: boolean;
 }
 
 /** A Tekton PipelineRun Gantry admitted that has not finished: it holds one slot of its class. */
@@ -106,8 +111,13 @@ export interface ClassSnapshot {
   /** Tekton runs admitted into this class and still running. */
   admittedRuns: readonly AdmittedRun[];
   budget?: CreationBudget;
-  /** Registering the class's runners failed: no new runner before this time. */
+  /** Registering the class's runners failed, or they failed to start: no new runner before this time. */
   creationsHeldUntil?: EpochMillis;
+  /**
+   * The class's runners failed to start (an image that does not pull…) and none has run since: after
+   * the hold, one runner starts at a time until one runs, rather than a pod per waiting job.
+   */
+  startsFailing?: boolean;
   /** Set while the class's placement on GitHub's side is not known to be safe (see PlacementHold). */
   placement?: PlacementHold;
 }

@@ -20,6 +20,12 @@ export interface RunnerObservation {
   /** The scheduler found no node for it (PodScheduled=False, Unschedulable): a capacity signal. */
   unschedulable?: boolean;
   createdAt: EpochMillis;
+  /** When the scheduler bound it to a node (PodScheduled=True). */
+  scheduledAt?: EpochMillis;
+  /** A container of the pod cannot start, as the kubelet reports it (an image that does not pull…). */
+  startFailure?: StartFailure;
+  /** The cluster took the pod away from under its runner (its node went, it was evicted or OOM-killed). */
+  lost?: LostReason;
   /** When its container started running. */
   runningSince?: EpochMillis;
   /** When it stopped running: its container finished, or else its deletion began. */
@@ -29,3 +35,32 @@ export interface RunnerObservation {
   /** Why the pod failed, as the kubelet put it (DeadlineExceeded, Evicted, OOMKilled, Error…). */
   failureReason?: string;
 }
+
+/**
+ * Why a runner never got running:
+ * - `image-pull`: an image of the pod does not pull (ErrImagePull, ImagePullBackOff, InvalidImageName…);
+ * - `container-config`: the kubelet cannot build a container from the spec (CreateContainerConfigError:
+ *   a missing Secret or ConfigMap key, a root user under runAsNonRoot);
+ * - `refused`: the apiserver refused the pod itself (Pod Security, validation, a missing service account).
+ */
+export type StartFailureReason = 'image-pull' | 'container-config' | 'refused';
+
+export interface StartFailure {
+  reason: StartFailureReason;
+  /** The kubelet's or apiserver's own word for it (ErrImagePull, Forbidden…). */
+  detail: string;
+  /** The container concerned; absent for a refused pod. */
+  container?: string;
+  message?: string;
+}
+
+/**
+ * How the cluster took a runner's pod away, read from the pod alone:
+ * - `node-lost`: its node was deleted or stopped answering (the pod garbage collector or the taint
+ *   eviction of the node lifecycle controller marked it DisruptionTarget), or shut down;
+ * - `evicted`: the kubelet evicted it for node pressure, the Eviction API did (a drain), or the
+ *   scheduler preempted it;
+ * - `oom-killed`: the runner container ran out of memory.
+ */
+export type LostReason = 'node-lost' | 'evicted' | 'oom-killed';
+export const LOST_REASONS: readonly LostReason[] = ['node-lost', 'evicted', 'oom-killed'];

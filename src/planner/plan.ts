@@ -28,7 +28,11 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  *   `idleTimeout`, longest idle first. Busy runners are never deleted. Runners of a class no longer
  *   configured are deleted unless busy.
  * - Tekton runs queued longer than the class's `maxQueueAge` are cancelled instead of admitted.
- * - No runner is created while the class's registrations are held (they failed recently).
+ * - No runner is created while the class's registrations are held (they failed recently), nor while
+ *   its runners fail to start (an image that does not pull); after such a hold, one runner starts at
+ *   a time until one runs.
+ * - A runner the scheduler finds no node for stays (an autoscaler may be adding one) until the ledger
+ *   calls it stuck; a runner the cluster took away (its node lost, evicted) is removed.
  * - A runner that took a job it must not run (an untrusted job on a trusted runner) is deleted at once.
  * - While the class's runner group lets untrusted jobs reach it, no runner is created and idle and
  *   starting runners are deleted; while the group is not known yet, no runner is created.
@@ -91,7 +95,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
     if (runner.state === 'terminating') continue;
     live.push(runner);
     if (isSpent(runner)) {
-      deletes.push(deleteAction(name, runner, spentReason(runner.state)));
+      deletes.push(deleteAction(name, runner, spentReason(runner)));
     } else if (runner.state === 'idle' || runner.state === 'starting') {
       if (snap.placement === 'unsafe') deletes.push(deleteAction(name, runner, 'placement-unsafe'));
       else pushTo(spareByPool, poolOf(runner.repo), runner);
@@ -141,9 +145,14 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   // replacement never lands while the class would be above its max.
   const terminating = snap.runners.length - live.length;
   const occupied = live.length + terminating + snap.admittedRuns.length;
+  // While its runners fail to start, the class tries one at a time: a fix shows on the first.
+  const probing = snap.startsFailing
+    ? Math.max(0, 1 - live.filter((r) => r.state === 'starting').length)
+    : Infinity;
   const capacity = Math.min(
     Math.max(0, runnerClass.maxRunners - occupied),
     creationsAllowed(snap.budget, runnerClass.maxCreatePerSecond, now),
+    probing,
   );
   // No tenant can be granted more than the whole capacity: build at most that many units each.
   const shareLimit = Math.max(1, Math.floor(runnerClass.fairness.maxShare * runnerClass.maxRunners));
@@ -306,9 +315,7 @@ function seedOf(base: string, index: number): string {
 function deleteUnconfigured(name: string, snap: ClassSnapshot): DeleteRunnerAction[] {
   return snap.runners
     .filter((runner) => runner.state !== 'busy' && runner.state !== 'terminating')
-    .map((runner) =>
-      deleteAction(name, runner, isSpent(runner) ? spentReason(runner.state) : 'class-removed'),
-    )
+    .map((runner) => deleteAction(name, runner, isSpent(runner) ? spentReason(runner) : 'class-removed'))
     .sort((a, b) => compareText(a.runnerName, b.runnerName));
 }
 
@@ -324,8 +331,9 @@ function isSpent(runner: RunnerView): runner is RunnerView & { state: SpentState
   );
 }
 
-function spentReason(state: SpentState): DeleteRunnerAction['reason'] {
-  return state === 'compromised' ? 'trust-violation' : state;
+function spentReason(runner: RunnerView & { state: SpentState }): DeleteRunnerAction['reason'] {
+  if (runner.lost) return 'lost';
+  return runner.state === 'compromised' ? 'trust-violation' : runner.state;
 }
 
 function deleteAction(

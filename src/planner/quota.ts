@@ -1,4 +1,5 @@
 import type { RunnerClass } from '../config/classes.ts';
+import { podResourceTotals } from '../config/runner-resources.ts';
 import type { QuotaHeadroom, QuotaResource } from '../model/ledger-snapshot.ts';
 import { cpuMillicores, parseQuantity } from '../model/quantity.ts';
 
@@ -6,21 +7,17 @@ import { cpuMillicores, parseQuantity } from '../model/quantity.ts';
 export type QuotaUsage = Partial<Record<QuotaResource, number>>;
 
 export function runnerQuotaUsage(runnerClass: RunnerClass): QuotaUsage {
-  const { requests, limits } = runnerClass.resources;
-  const amount = (text: string | undefined) => (text === undefined ? undefined : parseQuantity(text));
-  // Kubernetes takes a missing request from the limit, and quota counts it that way.
-  const requestCpu = amount(requests.cpu ?? limits.cpu);
-  const limitCpu = amount(limits.cpu);
+  // The pod's effective amounts: init and sidecar containers and Gantry's defaults included.
+  const { requests, limits } = podResourceTotals(runnerClass);
   const usage: QuotaUsage = { pods: 1 };
-  if (requestCpu !== undefined) usage['requests.cpu'] = cpuMillicores(requestCpu);
-  if (limitCpu !== undefined) usage['limits.cpu'] = cpuMillicores(limitCpu);
-  const bytes = (key: QuotaResource, text: string | undefined) => {
-    const value = amount(text);
+  if (requests.cpu !== undefined) usage['requests.cpu'] = cpuMillicores(requests.cpu);
+  if (limits.cpu !== undefined) usage['limits.cpu'] = cpuMillicores(limits.cpu);
+  const bytes = (key: QuotaResource, value: number | undefined) => {
     if (value !== undefined) usage[key] = Math.ceil(value);
   };
-  bytes('requests.memory', requests.memory ?? limits.memory);
+  bytes('requests.memory', requests.memory);
   bytes('limits.memory', limits.memory);
-  bytes('requests.ephemeral-storage', requests['ephemeral-storage'] ?? limits['ephemeral-storage']);
+  bytes('requests.ephemeral-storage', requests['ephemeral-storage']);
   bytes('limits.ephemeral-storage', limits['ephemeral-storage']);
   const claims = runnerClass.caches.filter((cache) => cache.type === 'ephemeral');
   if (claims.length > 0) {

@@ -318,6 +318,8 @@ export class Scenario {
   sandboxNamespace = '';
   /** Jobs from forks of the public repository; they must run on the untrusted class. */
   readonly forkJobs: number[] = [];
+  /** Jobs the fault itself takes down mid-job (a lost node): they must fail on GitHub, not run. */
+  readonly expectedLost = new Set<number>();
   fake!: FakeGithub;
   #configPath = '';
   #logDir = '';
@@ -552,9 +554,18 @@ export class Scenario {
     return ids;
   }
 
-  /** Jobs that have not completed on a runner (yet). */
+  /**
+   * Jobs the fault takes down with their runner: GitHub fails them (the fake, once the runner
+   * simulator saw their pods go). They count neither as unfinished nor as busy runners removed.
+   */
+  expectLost(jobs: readonly number[]): void {
+    for (const id of jobs) this.expectedLost.add(id);
+  }
+
+  /** Jobs that have not completed on a runner (yet), those expected lost aside. */
   unfinished(jobs = this.jobs): number[] {
     return jobs.filter((id) => {
+      if (this.expectedLost.has(id)) return false;
       const job = this.fake.job(id);
       return !(job?.status === 'completed' && job.conclusion === 'success' && job.runner !== null);
     });
@@ -655,7 +666,13 @@ export class Scenario {
         failures.push(`class ${name} reached ${spell}`);
       }
     }
-    const busyRemoved = [...this.#pods.killedBusy.values()];
+    const busyRemoved = [...this.#pods.killedBusy]
+      .filter(([key]) => !this.expectedLost.has(Number(key.split('/')[1])))
+      .map(([, description]) => description);
+    const notFailed = [...this.expectedLost].filter((id) => this.fake.job(id)?.conclusion !== 'failure');
+    if (notFailed.length > 0) {
+      failures.push(`${notFailed.length} jobs expected lost did not fail on GitHub: ${notFailed.join(', ')}`);
+    }
     if (busyRemoved.length > 0) failures.push(`busy runner pods removed: ${busyRemoved.join(', ')}`);
     const peakRssMiB = this.peakRssMiB();
     if (peakRssMiB > RSS_LIMIT_MIB) failures.push(`peak RSS ${peakRssMiB} MiB above ${RSS_LIMIT_MIB} MiB`);

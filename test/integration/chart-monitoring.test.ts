@@ -181,6 +181,8 @@ describe('the chart’s monitoring parts, rendered', () => {
     expect(alerts).toEqual([
       'GantryQueueTimeObjectiveMissed',
       'GantryRunnersStuckStarting',
+      'GantryRunnerStartFailures',
+      'GantryRunnersLostMidJob',
       'GantryClassQuotaLimited',
       'GantryGithubRateLimitNearlySpent',
       'GantryGithubRateLimited',
@@ -204,21 +206,24 @@ describe('the chart’s monitoring parts, rendered', () => {
   });
 });
 
+/** promtool compares annotations too: the rule's own, with the alert's labels filled in. */
+function annotationsOf(groups: RuleGroup[], alert: string, labels: Record<string, string>) {
+  const rule = groups.flatMap((g) => g.rules).find((r) => r.alert === alert);
+  return Object.fromEntries(
+    Object.entries(rule?.annotations ?? {}).map(([key, text]) => [
+      key,
+      text.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, name: string) => labels[name] ?? ''),
+    ]),
+  );
+}
+
 describe('the trust alerts, in promtool’s rule tests', () => {
   it('fires on a stopped trust violation at once, and not on a trusted job on a sandbox runner', (ctx) => {
     if (!existsSync(PROMTOOL)) return ctx.skip(NO_PROMTOOL);
     const groups = ruleGroupsOf(renderMonitoring());
     const rulesFile = writeTemp('rules.yaml', stringifyYaml({ groups }));
-    // promtool compares annotations too: the rule's own, with the alert's labels filled in.
-    const annotations = (alert: string, labels: Record<string, string>) => {
-      const rule = groups.flatMap((g) => g.rules).find((r) => r.alert === alert);
-      return Object.fromEntries(
-        Object.entries(rule?.annotations ?? {}).map(([key, text]) => [
-          key,
-          text.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, name: string) => labels[name] ?? ''),
-        ]),
-      );
-    };
+    const annotations = (alert: string, labels: Record<string, string>) =>
+      annotationsOf(groups, alert, labels);
     // The series as the ServiceMonitor's scrape labels them (job and namespace select this install).
     const series = (labels: string) =>
       `gantry_trust_violations_total{job="gantry",namespace="gantry-system",${labels}}`;
@@ -273,6 +278,65 @@ describe('the trust alerts, in promtool’s rule tests', () => {
       ],
     };
     const result = promtool(['test', 'rules', writeTemp('trust.test.yaml', stringifyYaml(tests))]);
+    expect(result.output).toContain('SUCCESS');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('the runner failure alerts, in promtool’s rule tests', () => {
+  it('fire on runners that keep failing to start or that are lost mid-job, not on one failed pull', (ctx) => {
+    if (!existsSync(PROMTOOL)) return ctx.skip(NO_PROMTOOL);
+    const groups = ruleGroupsOf(renderMonitoring());
+    const series = (name: string, labels: string) =>
+      `${name}{job="gantry",namespace="gantry-system",${labels}}`;
+    const alert = (name: string, labels: Record<string, string>) => ({
+      exp_labels: { severity: 'warning', team: 'ci', namespace: 'gantry-system', ...labels },
+      exp_annotations: annotationsOf(groups, name, labels),
+    });
+    const tests = {
+      rule_files: [writeTemp('rules.yaml', stringifyYaml({ groups }))],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            // A broken image: Gantry's held retries fail about once a minute.
+            {
+              series: series('gantry_runner_start_failures_total', 'class="lint",reason="image-pull"'),
+              values: '0+1x20',
+            },
+            // One registry hiccup: a single failure, below the threshold of 2.
+            {
+              series: series('gantry_runner_start_failures_total', 'class="build",reason="image-pull"'),
+              values: '0 1x20',
+            },
+            {
+              series: series('gantry_runners_lost_total', 'class="build",reason="node-lost"'),
+              values: '0 0 0 2 2 2',
+            },
+            {
+              series: series('gantry_runners_lost_total', 'class="lint",reason="oom-killed"'),
+              values: '0x5',
+            },
+          ],
+          alert_rule_test: [
+            { eval_time: '4m', alertname: 'GantryRunnerStartFailures', exp_alerts: [] },
+            {
+              eval_time: '12m',
+              alertname: 'GantryRunnerStartFailures',
+              exp_alerts: [alert('GantryRunnerStartFailures', { class: 'lint', reason: 'image-pull' })],
+            },
+            { eval_time: '2m', alertname: 'GantryRunnersLostMidJob', exp_alerts: [] },
+            {
+              eval_time: '4m',
+              alertname: 'GantryRunnersLostMidJob',
+              exp_alerts: [alert('GantryRunnersLostMidJob', { class: 'build', reason: 'node-lost' })],
+            },
+          ],
+        },
+      ],
+    };
+    const result = promtool(['test', 'rules', writeTemp('runners.test.yaml', stringifyYaml(tests))]);
     expect(result.output).toContain('SUCCESS');
     expect(result.code).toBe(0);
   });

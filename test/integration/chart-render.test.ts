@@ -508,6 +508,46 @@ describe('bad values', () => {
     expect(tryRender({ values: { runnerNamespaces: { create: false } } }).code).toBe(0);
   });
 
+  it('enforces another Pod Security level in a namespace that asks for it, never in the sandbox tier’s', () => {
+    const classes = {
+      build: { namespace: 'ci-docker', match: { github: { labels: ['build'] } } },
+      forks: {
+        namespace: 'ci-forks',
+        untrusted: true,
+        runnerGroup: 'forks',
+        runtimeClassName: 'gvisor',
+        match: { github: { labels: ['build'] } },
+      },
+    };
+    const objects = manifests(
+      render({
+        values: {
+          config: { classes },
+          runnerNamespaces: { overrides: { 'ci-docker': { podSecurity: 'privileged' } } },
+        },
+      }),
+    );
+    const labelsOf = (name: string) =>
+      objectsOfKind(objects, 'Namespace').find((n) => n.metadata.name === name)?.metadata.labels;
+    expect(labelsOf('ci-docker')).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'privileged',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+    expect(labelsOf('ci-forks')).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'restricted' });
+    expect(
+      refused({
+        config: { classes },
+        runnerNamespaces: { overrides: { 'ci-forks': { podSecurity: 'baseline' } } },
+      }),
+    ).toContain(
+      "runnerNamespaces.overrides.ci-forks.podSecurity: baseline in the namespace of class forks, which runs untrusted or sandboxed jobs; the sandbox tier's namespaces stay restricted",
+    );
+    expect(refused({ runnerNamespaces: { defaults: { podSecurity: 'open' } } })).toContain(
+      "at '/runnerNamespaces/defaults/podSecurity': value must be one of 'restricted', 'baseline', 'privileged'",
+    );
+  });
+
   it('refuses runner pods in the release namespace and overrides for no class', () => {
     expect(refused(oneClass({ namespace: 'gantry-system' }))).toContain(
       'config.classes.lint.namespace: gantry-system is the release namespace',

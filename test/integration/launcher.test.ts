@@ -8,6 +8,7 @@ import { createKubeLauncher, type RunnerRegistrar } from '../../src/launcher/kub
 import type { CreateRunnerAction } from '../../src/model/action.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
 import { createTestNamespace, deleteNamespace, statusOf, testKubeConfig, until } from '../support/kube.ts';
+import { memoryRegistrar } from '../support/memory-registrar.ts';
 
 // The launcher against the real apiserver: its pods must pass Pod Security "restricted", its
 // writes must be idempotent, and a quota refusal must come back as a capacity signal.
@@ -18,27 +19,6 @@ const namespaces: string[] = [];
 afterAll(async () => {
   await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
 });
-
-/** GitHub's side of a runner, kept in memory: what the launcher registered and removed. */
-function memoryRegistrar(): RunnerRegistrar & { registered: Set<string>; busy: Set<string> } {
-  const registered = new Set<string>();
-  const busy = new Set<string>();
-  return {
-    registered,
-    busy,
-    async register(action) {
-      registered.add(action.runnerName);
-      return { encodedJitConfig: `jit-for-${action.runnerName}` };
-    },
-    async unregister({ runnerName: name }) {
-      if (busy.has(name)) return 'busy';
-      return registered.delete(name) ? 'removed' : 'absent';
-    },
-    forget({ runnerName: name }) {
-      if (!busy.has(name)) registered.delete(name);
-    },
-  };
-}
 
 function runnerClass(namespace: string, extra: Record<string, unknown> = {}): RunnerClass {
   const parsed = classesSchema.parse({

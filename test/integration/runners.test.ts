@@ -29,11 +29,13 @@ afterAll(async () => {
 async function startEnv(
   classes: (ns: { main: string; release: string }) => Record<string, unknown>,
   fake: Partial<FakeGithubOptions> = {},
+  controller: Record<string, unknown> = {},
 ): Promise<Env> {
   return startGantryEnv(kc, {
     namespaces: ['main', 'release'],
     classes: (ns) => classes({ main: ns.main as string, release: ns.release as string }),
     fake,
+    controller,
     cleanup: namespacesToDelete,
   });
 }
@@ -185,6 +187,8 @@ describe('faults end in the right state', () => {
         publicRepos: ['acme/oss'],
         runnerGroups: [{ name: 'sandbox', allowsPublicRepositories: true }],
       },
+      // A pod no node fits waits for a node this long (4 s is the start timeout here).
+      { capacityTimeoutSeconds: 10 },
     );
   });
   afterAll(async () => {
@@ -240,22 +244,33 @@ describe('faults end in the right state', () => {
     expect((await podsOf('lint')).filter((p) => p.metadata?.deletionTimestamp === undefined)).toEqual([]);
   });
 
-  it('replaces a runner pod that cannot be scheduled once it is stuck, and the job keeps waiting', async () => {
+  it('lets a runner pod no node fits wait for capacity past the start timeout, then replaces it', async () => {
     const [id] = env.fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'huge'], count: 1 }).jobIds;
     const first = await until('an unschedulable runner pod', async () => {
       const pods = await podsOf('huge');
       return pods.find((p) =>
         p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'),
-      )?.metadata?.name;
+      );
     });
+    const name = first.metadata?.name;
+    const createdAt = first.metadata?.creationTimestamp?.getTime() ?? Date.now();
+    const waiting = async () =>
+      (await env.app.metrics.getSingleMetric('gantry_runners_waiting_for_capacity')?.get())?.values.find(
+        (v) => v.labels.class === 'huge',
+      )?.value;
+    // Past the start timeout (4 s) it is still there, counted as waiting for a node, not stuck.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, createdAt + 6_000 - Date.now())));
+    expect((await podsOf('huge')).map((p) => p.metadata?.name)).toContain(name);
+    expect(await waiting()).toBe(1);
     await until(
-      'the stuck pod replaced',
+      'the pod replaced once the capacity timeout (10 s) passed',
       async () => {
         const names = (await podsOf('huge')).map((p) => p.metadata?.name);
-        return !names.includes(first) && names.length > 0;
+        return !names.includes(name) && names.length > 0;
       },
       30_000,
     );
+    expect(Date.now() - createdAt).toBeGreaterThanOrEqual(10_000);
     expect(env.fake.job(id ?? 0)?.status).toBe('queued');
   });
 

@@ -34,6 +34,10 @@ export interface GantryEnv {
 export interface GantryEnvOptions {
   /** Namespaces to create (Pod Security restricted), by the names `classes` refers to them by. */
   namespaces: readonly string[];
+  /** Labels of a namespace instead of Pod Security restricted, by name (e.g. another level). */
+  namespaceLabels?: Record<string, Record<string, string>>;
+  /** Keys of the `controller:` section, over the env's quick defaults. */
+  controller?: Record<string, unknown>;
   /** The classes, given the namespaces made. */
   classes: (namespaces: Record<string, string>) => Record<string, unknown>;
   fake?: Partial<FakeGithubOptions>;
@@ -47,7 +51,7 @@ export interface GantryEnvOptions {
 export async function startGantryEnv(kc: KubeConfig, options: GantryEnvOptions): Promise<GantryEnv> {
   const namespaces: Record<string, string> = {};
   for (const name of options.namespaces) {
-    namespaces[name] = await createTestNamespace(kc, name, RESTRICTED);
+    namespaces[name] = await createTestNamespace(kc, name, options.namespaceLabels?.[name] ?? RESTRICTED);
     options.cleanup.push(namespaces[name]);
   }
   const keys = appKeys();
@@ -70,7 +74,12 @@ export async function startGantryEnv(kc: KubeConfig, options: GantryEnvOptions):
     log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
     http: { address: '127.0.0.1', port: 0 },
     github: { ...fakeGithubConfig(fake, APP_ID, SECRET), ...options.github },
-    controller: { reconcilePeriodSeconds: 0.5, startTimeoutSeconds: 4, deadlineGraceSeconds: 1 },
+    controller: {
+      reconcilePeriodSeconds: 0.5,
+      startTimeoutSeconds: 4,
+      deadlineGraceSeconds: 1,
+      ...options.controller,
+    },
     classes: options.classes(namespaces),
   });
   const startApp = async () => {

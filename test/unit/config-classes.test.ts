@@ -53,6 +53,15 @@ describe('runner class configuration', () => {
       tolerations: [],
       podAnnotations: {},
       podLabels: {},
+      imagePullSecrets: [],
+      mountServiceAccountToken: false,
+      volumes: [],
+      volumeMounts: [],
+      initContainers: [],
+      sidecars: [],
+      topologySpreadConstraints: [],
+      hostAliases: [],
+      doNotDisrupt: true,
       activeDeadlineSeconds: 21600,
       enforce: false,
       caches: [],
@@ -203,13 +212,12 @@ describe('runner class configuration', () => {
     ]);
   });
 
-  it('keeps enforce and serviceAccountName to classes that take Tekton runs', () => {
+  it('keeps enforce to classes that take Tekton runs; serviceAccountName serves runner pods and TaskRuns alike', () => {
     expect(
       parse({ p: { match: { tekton: {} }, enforce: true, serviceAccountName: 'builder' } }).p,
     ).toMatchObject({ enforce: true, serviceAccountName: 'builder' });
     expect(problems({ lint: { ...lint, enforce: true, serviceAccountName: 'builder' } })).toEqual([
       'classes.lint.enforce: only for a class with match.tekton: it judges and sets PipelineRuns',
-      'classes.lint.serviceAccountName: only for a class with match.tekton: it judges and sets PipelineRuns',
     ]);
     expect(problems({ p: { match: { tekton: {} }, serviceAccountName: 'Builder_1' } })).toEqual([
       'classes.p.serviceAccountName: expected a DNS-1123 subdomain (lowercase letters, digits, "-" and ".")',

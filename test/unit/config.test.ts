@@ -28,6 +28,7 @@ describe('configuration', () => {
       classes: {},
       controller: {
         startTimeoutSeconds: 600,
+        capacityTimeoutSeconds: 1800,
         deadlineGraceSeconds: 60,
         reconcilePeriodSeconds: 1,
         concurrency: 8,
@@ -109,6 +110,15 @@ describe('class configuration errors at start', () => {
   it('names a negative maxRunners', async () => {
     await expect(load(`${lint}    maxRunners: -1\n`)).rejects.toThrow(
       /classes\.lint\.maxRunners: expected a number >= 0/,
+    );
+  });
+
+  it('keeps the wait for capacity at least as long as the start timeout, naming the key', () => {
+    expect(() =>
+      parseConfig({ controller: { startTimeoutSeconds: 600, capacityTimeoutSeconds: 300 } }),
+    ).toThrow('controller.capacityTimeoutSeconds: expected at least controller.startTimeoutSeconds (600)');
+    expect(parseConfig({ controller: { startTimeoutSeconds: 60 } }).controller.capacityTimeoutSeconds).toBe(
+      1800,
     );
   });
 

@@ -15,6 +15,7 @@ import {
   type V1CustomResourceDefinition,
   type V1Node,
   type V1StorageClass,
+  type V1Taint,
 } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import {
@@ -383,7 +384,11 @@ function kwokStageFiles(binDir: string): string[] {
   ];
 }
 
-function simulatedNode(name: string): V1Node {
+/** A node KWOK plays (it manages nodes labelled type=kwok), with `extra` labels and taints. */
+export function simulatedNode(
+  name: string,
+  extra: { labels?: Record<string, string>; taints?: V1Taint[] } = {},
+): V1Node {
   const capacity = { cpu: '32', memory: '128Gi', 'ephemeral-storage': '500Gi', pods: '110' };
   return {
     metadata: {
@@ -394,8 +399,10 @@ function simulatedNode(name: string): V1Node {
         'kubernetes.io/hostname': name,
         'kubernetes.io/os': 'linux',
         'kubernetes.io/arch': 'amd64',
+        ...extra.labels,
       },
     },
+    ...(extra.taints ? { spec: { taints: extra.taints } } : {}),
     status: {
       capacity,
       allocatable: capacity,
@@ -487,7 +494,8 @@ function simulatedStorageClass(): V1StorageClass {
   };
 }
 
-function isSchedulable(node: V1Node): boolean {
+/** Ready (KWOK's heartbeat) and rid of the not-ready taint (the node lifecycle controller's part). */
+export function isSchedulable(node: V1Node): boolean {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   const notReadyTaint = node.spec?.taints?.some((t) => t.key === 'node.kubernetes.io/not-ready');
   return ready && !notReadyTaint;

@@ -2,9 +2,10 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createReconciler, type ReconcilerOptions } from '../../../src/controller/reconciler.ts';
 import type { CreateOutcome } from '../../../src/launcher/kube-launcher.ts';
-import { Ledger } from '../../../src/ledger/ledger.ts';
+import { Ledger, type LedgerChange } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
+import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
 import { buildClassifier } from '../../../src/planner/classify.ts';
 import { until } from '../../support/until.ts';
 import { classes, NOW } from '../planner/snapshots.ts';
@@ -58,6 +59,7 @@ function setUp(concurrency: number, options: Partial<ReconcilerOptions> = {}) {
   const ledger = new Ledger({
     classify: buildClassifier(config),
     startTimeoutMs: 60_000,
+    capacityTimeoutMs: 1_800_000,
     deadlineGraceMs: 0,
   });
   const actuator = heldActuator();
@@ -132,6 +134,7 @@ describe('reconciler', () => {
     const ledger = new Ledger({
       classify: buildClassifier(config),
       startTimeoutMs: 60_000,
+      capacityTimeoutMs: 1_800_000,
       deadlineGraceMs: 0,
     });
     let clock = NOW;
@@ -191,6 +194,119 @@ describe('reconciler', () => {
     await reconciler.stop();
   });
 
+  describe('runners that cannot start', () => {
+    function failingSetUp(answer: () => CreateOutcome) {
+      const ledger = new Ledger({
+        classify: buildClassifier(config),
+        startTimeoutMs: 60_000,
+        capacityTimeoutMs: 1_800_000,
+        deadlineGraceMs: 0,
+      });
+      const clock = { now: NOW };
+      const created: CreateRunnerAction[] = [];
+      const reported: LedgerChange[] = [];
+      const reconciler = createReconciler({
+        ledger,
+        classes: config,
+        actuator: {
+          create: async (action) => {
+            created.push(action);
+            return answer();
+          },
+          remove: async () => ({ kind: 'deleted' }),
+        },
+        logger: pino({ level: 'silent' }),
+        now: () => clock.now,
+        periodMs: 60_000,
+        startFailureBackoffMs: [1_000, 4_000],
+        onChange: (change) => reported.push(change),
+      });
+      const passes = async (count = 5) => {
+        for (let i = 0; i < count; i++) {
+          reconciler.trigger();
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      };
+      /** The pod watch reports the runner's pod, as the controller passes it on. */
+      const observe = (action: CreateRunnerAction, extra: Partial<RunnerObservation>) => {
+        const observation: RunnerObservation = {
+          name: action.runnerName,
+          namespace: action.namespace,
+          className: action.className,
+          phase: 'Pending',
+          createdAt: clock.now,
+          deleting: false,
+          ...extra,
+        };
+        for (const change of ledger.observeRunner(observation)) reconciler.observe(change);
+      };
+      return { ledger, clock, created, reported, reconciler, passes, observe };
+    }
+
+    it('holds the class after a pod the apiserver refuses, longer while refusals repeat', async () => {
+      const refusal: CreateOutcome = {
+        kind: 'refused',
+        detail: 'Forbidden',
+        message: 'violates PodSecurity "restricted:latest": privileged (container "dind")',
+      };
+      const { ledger, clock, created, reported, reconciler, passes } = failingSetUp(() => refusal);
+      reconciler.start();
+      ledger.applyJobEvent(queued(1));
+      await passes(10);
+      expect(created).toHaveLength(1);
+      expect(reported).toMatchObject([
+        { kind: 'runner-start-failed', failure: { reason: 'refused', detail: 'Forbidden' } },
+      ]);
+      clock.now = NOW + 999;
+      await passes();
+      expect(created).toHaveLength(1);
+      clock.now = NOW + 1_000;
+      await passes();
+      expect(created).toHaveLength(2);
+      clock.now = NOW + 2_999;
+      await passes();
+      expect(created).toHaveLength(2);
+      clock.now = NOW + 3_000;
+      await passes();
+      expect(created).toHaveLength(3);
+      await reconciler.stop();
+    });
+
+    it('counts a burst of pods whose image does not pull once, then tries one at a time until one runs', async () => {
+      const { ledger, clock, created, reconciler, passes, observe } = failingSetUp(() => ({
+        kind: 'created',
+      }));
+      reconciler.start();
+      for (const id of [1, 2, 3]) ledger.applyJobEvent(queued(id));
+      await passes();
+      expect(created).toHaveLength(3);
+      const pullFailure = {
+        startFailure: { reason: 'image-pull', detail: 'ErrImagePull', container: 'runner' },
+      } as const;
+      for (const action of created) observe(action, pullFailure);
+      // The failed pods go (the planner deletes failed runners), and nothing new comes during the hold.
+      await passes();
+      expect(created).toHaveLength(3);
+      // One hold of the first length, not three doublings: past it, one probe.
+      clock.now = NOW + 1_000;
+      await passes();
+      expect(created).toHaveLength(4);
+      for (const action of created.slice(3)) observe(action, pullFailure);
+      clock.now = NOW + 2_999;
+      await passes();
+      expect(created).toHaveLength(4);
+      clock.now = NOW + 3_000;
+      await passes();
+      expect(created).toHaveLength(5);
+      // The image pulls now: the probe runs, and the class makes runners for every waiting job again.
+      const probe = created[4] as CreateRunnerAction;
+      observe(probe, { phase: 'Running', runningSince: clock.now });
+      await passes();
+      expect(created).toHaveLength(7);
+      await reconciler.stop();
+    });
+  });
+
   it('plans nothing while a watch feeding the ledger is reconnecting', async () => {
     let watchesOpen = false;
     const { ledger, actuator, reconciler } = setUp(8, { periodMs: 5, ready: () => watchesOpen });
@@ -208,6 +324,7 @@ describe('reconciler', () => {
     const ledger = new Ledger({
       classify: buildClassifier(config),
       startTimeoutMs: 60_000,
+      capacityTimeoutMs: 1_800_000,
       deadlineGraceMs: 0,
     });
     const removes: string[] = [];
@@ -252,7 +369,12 @@ describe('reconciler', () => {
     const oneRunner = classes({ lint: { maxRunners: 1, maxCreatePerSecond: 1000 } });
 
     function scripted(startTimeoutMs: number, periodMs = 5) {
-      const ledger = new Ledger({ classify: buildClassifier(oneRunner), startTimeoutMs, deadlineGraceMs: 0 });
+      const ledger = new Ledger({
+        classify: buildClassifier(oneRunner),
+        startTimeoutMs,
+        capacityTimeoutMs: 1_800_000,
+        deadlineGraceMs: 0,
+      });
       const creates: string[] = [];
       const removes: string[] = [];
       let next: () => Promise<CreateOutcome> = async () => ({ kind: 'created' });

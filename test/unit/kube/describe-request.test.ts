@@ -8,6 +8,7 @@ describe('describeRequest', () => {
     ['GET', '/api/v1/namespaces/ci/pods?watch=true&resourceVersion=5', 'watch', 'pods'],
     ['GET', '/api/v1/namespaces/ci/pods/runner-1', 'get', 'pods'],
     ['POST', '/api/v1/namespaces/ci/pods', 'post', 'pods'],
+    ['POST', '/api/v1/namespaces/ci/pods?dryRun=All', 'post-dry-run', 'pods'],
     ['DELETE', '/api/v1/namespaces/ci/secrets/jit-1', 'delete', 'secrets'],
     ['PATCH', '/api/v1/namespaces/ci/pods/runner-1/status', 'patch', 'pods/status'],
     ['GET', '/api/v1/nodes', 'list', 'nodes'],

@@ -113,8 +113,12 @@ describe('buildRunnerPod', () => {
       name: 'runner',
       image: 'ghcr.io/actions/actions-runner:latest',
       command: ['/home/runner/run.sh'],
-      resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '2Gi' } },
       volumeMounts: [{ name: 'work', mountPath: '/home/runner/_work' }],
+    });
+    // Local disk: a limit covering the work folder (20Gi) and 10Gi more, a modest request.
+    expect(container.resources).toEqual({
+      requests: { cpu: '1', memory: '2Gi', 'ephemeral-storage': '1Gi' },
+      limits: { memory: '2Gi', 'ephemeral-storage': '30Gi' },
     });
     expect(pod.spec?.volumes).toEqual([{ name: 'work', emptyDir: { sizeLimit: '20Gi' } }]);
   });
@@ -250,6 +254,9 @@ describe('buildRunnerPod', () => {
       'gantry.dev/name-seed': 'acme/app#0',
       'gantry.dev/repo': 'Acme/my.app',
       'gantry.dev/job': 'github:42',
+      // Node autoscalers leave the node of a running one-shot runner alone (doNotDisrupt, default).
+      'karpenter.sh/do-not-disrupt': 'true',
+      'cluster-autoscaler.kubernetes.io/safe-to-evict': 'false',
     });
     for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) {
       expect(isQualifiedName(key), key).toBe(true);
@@ -471,5 +478,198 @@ describe('buildJitConfigSecret', () => {
       blockOwnerDeletion: false,
     });
     expect(() => runnerPodOwnerReference({ name: 'gantry-build-abc', uid: '' })).toThrow(/name and uid/);
+  });
+});
+
+describe('buildRunnerPod: the class’s pod overrides', () => {
+  const overrides = {
+    imagePullPolicy: 'Always',
+    imagePullSecrets: ['registry-creds'],
+    serviceAccountName: 'ci-builder',
+    volumes: [
+      { name: 'tools', configMap: { name: 'ci-tools' } },
+      { name: 'scratch', emptyDir: { sizeLimit: '2Gi' } },
+    ],
+    volumeMounts: [{ name: 'tools', mountPath: '/opt/tools', readOnly: true, subPath: 'bin' }],
+    initContainers: [{ name: 'warm', image: 'busybox:1', command: ['sh', '-c', 'true'] }],
+    sidecars: [
+      {
+        name: 'proxy',
+        image: 'registry.example.com/proxy:1',
+        imagePullPolicy: 'IfNotPresent',
+        args: ['--listen', ':3128'],
+        env: { ZONE: 'b', PORT: 3128 },
+        resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '64Mi' } },
+        securityContext: { readOnlyRootFilesystem: true },
+        volumeMounts: [{ name: 'scratch', mountPath: '/cache' }],
+        startupProbe: { tcpSocket: { port: 3128 }, periodSeconds: 1 },
+      },
+    ],
+    topologySpreadConstraints: [
+      { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' },
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'DoNotSchedule',
+        labelSelector: { matchLabels: { team: 'web' } },
+      },
+    ],
+    hostAliases: [{ ip: '10.0.0.5', hostnames: ['mirror.internal'] }],
+    dnsPolicy: 'None',
+    dnsConfig: { nameservers: ['10.0.0.53'], options: [{ name: 'ndots', value: '2' }] },
+  };
+
+  it('adds every override around the runner container, and nothing when none is set', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass(overrides));
+    expect(pod.spec).toMatchObject({
+      imagePullSecrets: [{ name: 'registry-creds' }],
+      serviceAccountName: 'ci-builder',
+      // A named service account still mounts no token unless the class asks.
+      automountServiceAccountToken: false,
+      hostAliases: [{ ip: '10.0.0.5', hostnames: ['mirror.internal'] }],
+      dnsPolicy: 'None',
+      dnsConfig: { nameservers: ['10.0.0.53'], options: [{ name: 'ndots', value: '2' }] },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 2,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          // Without a selector a constraint counts no pods: it counts the class's runners.
+          labelSelector: { matchLabels: { 'gantry.dev/class': 'build' } },
+        },
+        { maxSkew: 1, labelSelector: { matchLabels: { team: 'web' } } },
+      ],
+    });
+    expect(pod.spec?.volumes?.map((v) => v.name)).toEqual(['work', 'tools', 'scratch']);
+    expect(pod.spec?.volumes?.[1]).toEqual({ name: 'tools', configMap: { name: 'ci-tools' } });
+    const runner = runnerContainer(pod);
+    expect(runner.imagePullPolicy).toBe('Always');
+    expect(runner.volumeMounts).toEqual([
+      { name: 'work', mountPath: '/home/runner/_work' },
+      { name: 'tools', mountPath: '/opt/tools', readOnly: true, subPath: 'bin' },
+    ]);
+
+    const bare = buildRunnerPod(createAction(), runnerClass()).spec ?? { containers: [] };
+    for (const key of [
+      'initContainers',
+      'imagePullSecrets',
+      'serviceAccountName',
+      'topologySpreadConstraints',
+      'hostAliases',
+      'dnsPolicy',
+      'dnsConfig',
+    ]) {
+      expect(Object.hasOwn(bare, key), key).toBe(false);
+    }
+    expect(
+      Object.hasOwn(runnerContainer(buildRunnerPod(createAction(), runnerClass())), 'imagePullPolicy'),
+    ).toBe(false);
+  });
+
+  it('runs init containers first, then sidecars as native sidecars, restricted where the class left it open', () => {
+    const pod = buildRunnerPod(createAction(), runnerClass(overrides));
+    expect(pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
+      ['warm', undefined],
+      ['proxy', 'Always'],
+    ]);
+    const [warm, proxy] = pod.spec?.initContainers ?? [];
+    expect(warm).toEqual({
+      name: 'warm',
+      image: 'busybox:1',
+      command: ['sh', '-c', 'true'],
+      resources: {},
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+    });
+    expect(proxy).toEqual({
+      name: 'proxy',
+      image: 'registry.example.com/proxy:1',
+      imagePullPolicy: 'IfNotPresent',
+      args: ['--listen', ':3128'],
+      env: [
+        { name: 'PORT', value: '3128' },
+        { name: 'ZONE', value: 'b' },
+      ],
+      resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '64Mi' } },
+      securityContext: {
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      },
+      volumeMounts: [{ name: 'scratch', mountPath: '/cache', readOnly: false }],
+      startupProbe: { tcpSocket: { port: 3128 }, periodSeconds: 1 },
+      restartPolicy: 'Always',
+    });
+    // The runner's JIT config is its own: no other container gets it.
+    for (const container of pod.spec?.initContainers ?? []) {
+      expect(JSON.stringify(container)).not.toContain('ACTIONS_RUNNER_INPUT_JITCONFIG');
+    }
+    expect(restrictedViolations(pod)).toEqual([]);
+  });
+
+  it('keeps a trusted class’s own security settings, and leaves privilege to Pod Security to judge', () => {
+    const pod = buildRunnerPod(
+      createAction(),
+      runnerClass({
+        mountServiceAccountToken: true,
+        sidecars: [
+          {
+            name: 'dind',
+            image: 'docker:dind',
+            securityContext: { privileged: true, runAsUser: 0, runAsNonRoot: false },
+          },
+        ],
+      }),
+    );
+    expect(pod.spec?.automountServiceAccountToken).toBe(true);
+    // No allowPrivilegeEscalation: false beside privileged: true, which Kubernetes refuses.
+    expect(pod.spec?.initContainers?.[0]?.securityContext).toEqual({
+      privileged: true,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(restrictedViolations(pod)).toEqual([
+      'container dind: privileged',
+      'container dind: allowPrivilegeEscalation not false',
+      'container dind: runAsNonRoot not true',
+      'container dind: runAsUser 0',
+    ]);
+  });
+
+  it('asks node autoscalers to leave a runner’s node alone unless the class says otherwise', () => {
+    const protectedPod = buildRunnerPod(createAction(), runnerClass());
+    expect(protectedPod.metadata?.annotations).toMatchObject({
+      'karpenter.sh/do-not-disrupt': 'true',
+      'cluster-autoscaler.kubernetes.io/safe-to-evict': 'false',
+    });
+    const movable = buildRunnerPod(createAction(), runnerClass({ doNotDisrupt: false }));
+    expect(
+      Object.keys(movable.metadata?.annotations ?? {}).filter((k) => !k.startsWith('gantry.dev/')),
+    ).toEqual([]);
+  });
+
+  it('limits the runner’s local disk by default, to the work folder and some room beside it', () => {
+    const storage = (input: Record<string, unknown>) => {
+      const { requests, limits } =
+        runnerContainer(buildRunnerPod(createAction(), runnerClass(input))).resources ?? {};
+      return [requests?.['ephemeral-storage'], limits?.['ephemeral-storage']];
+    };
+    expect(storage({})).toEqual(['1Gi', '30Gi']);
+    expect(storage({ workspace: { sizeLimit: '50Gi' } })).toEqual(['1Gi', '60Gi']);
+    expect(storage({ workspace: { sizeLimit: '1536Mi' } })).toEqual(['1Gi', '11776Mi']);
+    // A request above the default limit raises the limit to it.
+    expect(storage({ resources: { requests: { 'ephemeral-storage': '80Gi' } } })).toEqual(['80Gi', '80Gi']);
+    // A limit the class sets is kept, and Kubernetes takes it as the request.
+    expect(storage({ resources: { limits: { 'ephemeral-storage': '25Gi' } } })).toEqual([undefined, '25Gi']);
+  });
+
+  it('is deterministic and leaves the class untouched', () => {
+    const config = runnerClass(overrides);
+    const before = structuredClone(config);
+    const first = buildRunnerPod(createAction(), config);
+    first.spec?.initContainers?.[1]?.env?.push({ name: 'MUTATED', value: '1' });
+    (first.spec?.volumes?.[1]?.configMap ?? {}).name = 'changed';
+    expect(buildRunnerPod(createAction(), config)).toEqual(buildRunnerPod(createAction(), config));
+    expect(config).toEqual(before);
   });
 });

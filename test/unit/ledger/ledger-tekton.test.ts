@@ -9,7 +9,12 @@ const config = classes({
 });
 
 function ledger(): Ledger {
-  return new Ledger({ classify: buildClassifier(config), startTimeoutMs: seconds(300), deadlineGraceMs: 0 });
+  return new Ledger({
+    classify: buildClassifier(config),
+    startTimeoutMs: seconds(300),
+    capacityTimeoutMs: seconds(1800),
+    deadlineGraceMs: 0,
+  });
 }
 
 function run(uid: string, labels: Record<string, string> = { team: 'web' }): JobIdentity {

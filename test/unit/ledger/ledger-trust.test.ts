@@ -17,6 +17,7 @@ function ledger(): Ledger {
     classify: buildClassifier(config),
     checkRunnerTrust: buildRunnerTrustCheck(config),
     startTimeoutMs: seconds(300),
+    capacityTimeoutMs: seconds(1800),
     deadlineGraceMs: seconds(60),
   });
 }

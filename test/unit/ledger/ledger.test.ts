@@ -12,6 +12,7 @@ function ledger(): Ledger {
   return new Ledger({
     classify: buildClassifier(config),
     startTimeoutMs: seconds(300),
+    capacityTimeoutMs: seconds(1800),
     deadlineGraceMs: seconds(60),
   });
 }
@@ -197,12 +198,115 @@ describe('Ledger runners', () => {
     l.observeRunner(pod('r1'));
     l.noteDeleteRequested('r1');
     expect(lintOf(l)?.runners[0]?.state).toBe('terminating');
-    expect(l.forgetRunner('r1')).toMatchObject([{ kind: 'runner-gone', runner: { name: 'r1' } }]);
+    expect(l.forgetRunner('r1')).toMatchObject([
+      { kind: 'runner-gone', runner: { name: 'r1' }, deleteRequested: true },
+    ]);
     expect(l.forgetRunner('r1')).toEqual([]);
     expect(lintOf(l)).toBeUndefined();
     // Its name is not given to a new runner for a while.
     expect(l.snapshot(config, NOW).retiredNames?.has('r1')).toBe(true);
     expect(l.snapshot(config, NOW).retiredNames?.has('r2')).toBe(false);
+  });
+});
+
+describe('Ledger: capacity, start failures and lost runners', () => {
+  it('lets a pod no node fits wait for capacity past the start timeout, until the capacity timeout', () => {
+    const l = ledger();
+    const waiting = pod('r1', { phase: 'Pending', unschedulable: true, runningSince: undefined });
+    l.observeRunner({ ...waiting, createdAt: NOW - seconds(301) });
+    expect(lintOf(l)?.runners[0]).toMatchObject({ state: 'starting', waitingForCapacity: true });
+    expect(lintOf(l, NOW + seconds(1500))?.runners[0]).toMatchObject({
+      state: 'stuck',
+      waitingForCapacity: true,
+    });
+  });
+
+  it('times a start from the moment a node was found, once one was', () => {
+    const l = ledger();
+    // Created long ago, scheduled 10 s ago after waiting for a node: starting, not stuck.
+    l.observeRunner(
+      pod('r1', { phase: 'Pending', createdAt: NOW - seconds(900), scheduledAt: NOW - seconds(10) }),
+    );
+    expect(lintOf(l)?.runners[0]?.state).toBe('starting');
+    expect(lintOf(l)?.runners[0]?.waitingForCapacity).toBeUndefined();
+    expect(lintOf(l, NOW + seconds(291))?.runners[0]?.state).toBe('stuck');
+  });
+
+  it('fails a runner that cannot start at once, and reports it once', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1', { phase: 'Pending', runningSince: undefined }));
+    const failure = { reason: 'image-pull', detail: 'ErrImagePull', container: 'runner' } as const;
+    const changes = l.observeRunner(
+      pod('r1', { phase: 'Pending', runningSince: undefined, startFailure: failure }),
+    );
+    expect(changes).toMatchObject([{ kind: 'runner-start-failed', runner: { name: 'r1' }, failure }]);
+    expect(lintOf(l)?.runners[0]?.state).toBe('failed');
+    const again = { ...failure, detail: 'ImagePullBackOff' };
+    expect(
+      l.observeRunner(pod('r1', { phase: 'Pending', runningSince: undefined, startFailure: again })),
+    ).toEqual([]);
+  });
+
+  it('reports a refused create as a start failure and forgets its placeholder', () => {
+    const l = ledger();
+    l.noteCreateRequested(create('r1'), 2, NOW);
+    expect(l.noteCreateRefused('r1', 'Forbidden', 'violates PodSecurity "restricted:latest"')).toMatchObject([
+      {
+        kind: 'runner-start-failed',
+        runner: { name: 'r1', className: 'lint' },
+        failure: {
+          reason: 'refused',
+          detail: 'Forbidden',
+          message: 'violates PodSecurity "restricted:latest"',
+        },
+      },
+    ]);
+    expect(lintOf(l)?.runners).toEqual([]);
+    expect(l.noteCreateRefused('r1', 'Forbidden', 'again')).toEqual([]);
+  });
+
+  it('counts a runner the cluster took away mid-job as lost with its job, and spends it even mid-deletion', () => {
+    const l = ledger();
+    l.observeRunner(pod('busy'));
+    l.observeRunner(pod('idle'));
+    l.applyJobEvent(queued(1));
+    l.applyJobEvent(started(1, 'busy'));
+    // The node lifecycle's taint eviction deleted both gracefully; their node will never confirm it.
+    const lost = { lost: 'node-lost', deleting: true } as const;
+    expect(l.observeRunner(pod('busy', lost))).toMatchObject([
+      {
+        kind: 'runner-lost',
+        reason: 'node-lost',
+        midJob: true,
+        jobKey: 'github:1',
+        runner: { name: 'busy' },
+      },
+    ]);
+    expect(l.observeRunner(pod('idle', lost))).toMatchObject([{ kind: 'runner-lost', midJob: false }]);
+    expect(l.observeRunner(pod('busy', lost))).toEqual([]);
+    expect(lintOf(l)?.runners.map((r) => [r.name, r.state, r.lost])).toEqual([
+      ['busy', 'failed', 'node-lost'],
+      ['idle', 'failed', 'node-lost'],
+    ]);
+    // Once Gantry asked for its removal it is terminating like any other.
+    l.noteDeleteRequested('busy');
+    expect(lintOf(l)?.runners[0]?.state).toBe('terminating');
+    // A pod removed by someone else leaves its registration for Gantry to remove.
+    expect(l.forgetRunner('idle')).toMatchObject([{ kind: 'runner-gone', deleteRequested: false }]);
+  });
+
+  it('holds creations per cause: a registration success does not lift a start-failure hold', () => {
+    const l = ledger();
+    l.holdCreations('lint', NOW + seconds(5), 'start-failure');
+    l.holdCreations('lint', NOW + seconds(2));
+    expect(lintOf(l)).toMatchObject({ creationsHeldUntil: NOW + seconds(5), startsFailing: true });
+    l.releaseCreations('lint');
+    expect(lintOf(l)).toMatchObject({ creationsHeldUntil: NOW + seconds(5), startsFailing: true });
+    // Past the hold the class still starts one runner at a time, until one runs.
+    expect(lintOf(l, NOW + seconds(6))?.creationsHeldUntil).toBeUndefined();
+    expect(lintOf(l, NOW + seconds(6))?.startsFailing).toBe(true);
+    l.releaseCreations('lint', 'start-failure');
+    expect(lintOf(l)).toBeUndefined();
   });
 });
 

@@ -9,11 +9,21 @@ import {
 import { CostMeter } from '../../../src/metrics/cost-meter.ts';
 
 const HOUR = 3_600_000;
+/** A class's pod parts beyond the runner container's resources: none. */
+const RUNNER_ONLY = { workspace: { sizeLimit: '20Gi' }, sidecars: [], initContainers: [] };
+const sidecar = (requests: Record<string, string>) => ({
+  name: 'proxy',
+  image: 'proxy:1',
+  env: {},
+  resources: { requests, limits: {} },
+  volumeMounts: [],
+});
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 
 describe('the cost arithmetic', () => {
   it('prices a runner by its requested vCPUs and GiB plus the per-runner rate', () => {
     const rate = runnerHourlyRate({
+      ...RUNNER_ONLY,
       resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: {} },
       cost: { perVcpuHour: 0.04, perGibHour: 0.005, perRunnerHour: 0.01 },
     });
@@ -22,10 +32,23 @@ describe('the cost arithmetic', () => {
 
   it('takes a missing request from the limit, as Kubernetes does', () => {
     const rate = runnerHourlyRate({
+      ...RUNNER_ONLY,
       resources: { requests: {}, limits: { cpu: '2', memory: '512Mi' } },
       cost: { perVcpuHour: 1, perGibHour: 1, perRunnerHour: 0 },
     });
     expect(rate).toBeCloseTo(2.5, 12);
+  });
+
+  it('adds what sidecars request, and counts an init container only where it asks for more', () => {
+    const rate = runnerHourlyRate({
+      ...RUNNER_ONLY,
+      resources: { requests: { cpu: '1', memory: '1Gi' }, limits: {} },
+      sidecars: [sidecar({ cpu: '500m', memory: '512Mi' })],
+      initContainers: [{ ...sidecar({ cpu: '4', memory: '1Gi' }), name: 'warm' }],
+      cost: { perVcpuHour: 1, perGibHour: 1, perRunnerHour: 0 },
+    });
+    // cpu: the init container's 4 beats runner + sidecar (1.5); memory: 1.5 GiB beats the init's 1.
+    expect(rate).toBeCloseTo(4 + 1.5, 12);
   });
 
   it('splits a span into busy (overlapping the job) and idle', () => {

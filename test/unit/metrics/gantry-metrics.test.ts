@@ -21,6 +21,7 @@ function setup() {
   const ledger = new Ledger({
     classify: buildClassifier(config),
     startTimeoutMs: seconds(300),
+    capacityTimeoutMs: seconds(1800),
     deadlineGraceMs: seconds(60),
   });
   const registry = new Registry();
@@ -168,5 +169,55 @@ describe('Gantry metrics from ledger changes', () => {
     expect(report.classes[1]).toMatchObject({ name: 'build', queued: 0, queueP95Seconds: null });
     expect(report.events[0]).toMatchObject({ class: 'lint', message: 'job queued: acme/app job <4>' });
     expect(report.events).toHaveLength(4);
+  });
+
+  it('counts runners lost mid-job by reason, failed starts by reason, and runners waiting for a node', async () => {
+    const { ledger, apply, value, metrics } = setup();
+    // Every class and reason is exported at zero from the start, so rate() sees the first loss.
+    expect(await value('gantry_runners_lost_total', { class: 'build', reason: 'oom-killed' })).toBe(0);
+    expect(await value('gantry_runner_start_failures_total', { class: 'build', reason: 'refused' })).toBe(0);
+    apply(ledger.observeRunner(pod('busy')));
+    apply(ledger.observeRunner(pod('idle')));
+    apply(
+      ledger.applyJobEvent({
+        kind: 'started',
+        job: identity(1),
+        via: 'webhook',
+        createdAt: NOW - seconds(5),
+        startedAt: NOW,
+        runnerName: 'busy',
+      }),
+    );
+    apply(ledger.observeRunner(pod('busy', { phase: 'Failed', lost: 'node-lost' })));
+    apply(ledger.observeRunner(pod('idle', { phase: 'Failed', lost: 'node-lost' })));
+    // Only the runner that held a job lost one.
+    expect(await value('gantry_runners_lost_total', { class: 'lint', reason: 'node-lost' })).toBe(1);
+    apply(
+      ledger.observeRunner(
+        pod('pull', {
+          phase: 'Pending',
+          runningSince: undefined,
+          startFailure: {
+            reason: 'image-pull',
+            detail: 'ErrImagePull',
+            container: 'runner',
+            message: 'not found',
+          },
+        }),
+      ),
+    );
+    expect(await value('gantry_runner_start_failures_total', { class: 'lint', reason: 'image-pull' })).toBe(
+      1,
+    );
+    ledger.observeRunner(pod('wait', { phase: 'Pending', runningSince: undefined, unschedulable: true }));
+    expect(await value('gantry_runners_waiting_for_capacity', { class: 'lint' })).toBe(1);
+    expect(await value('gantry_runners_waiting_for_capacity', { class: 'build' })).toBe(0);
+    expect(await value('gantry_runners', { class: 'lint', state: 'starting' })).toBe(1);
+    const messages = metrics.status().events.map((e) => e.message);
+    expect(messages).toContain(
+      `runner failed to start, ErrImagePull (container runner): pull: not found; creations of the class held`,
+    );
+    expect(messages).toContain('runner lost mid-job (node-lost): busy, job github:1; the job fails');
+    expect(messages).toContain('runner lost before it took a job (node-lost): idle');
   });
 });

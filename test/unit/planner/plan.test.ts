@@ -53,6 +53,21 @@ describe('plan: supply for queued jobs', () => {
     expect(creates(actions).map((a) => a.jobKey)).toEqual(['github:1']);
   });
 
+  it('counts a runner waiting for a node as supply: it is not replaced while it waits', () => {
+    const config = classes({ lint: { maxRunners: 10 } });
+    const waiting = runner('r1', 'starting', { plannedFor: 'github:1', waitingForCapacity: true });
+    const actions = plan(snapshot({ lint: { queued: [job('github:1')], runners: [waiting] } }), config, NOW);
+    expect(actions).toEqual([]);
+  });
+
+  it('removes a runner the cluster took away as lost, and replaces it for a job still queued', () => {
+    const config = classes({ lint: { maxRunners: 2 } });
+    const lost = runner('r1', 'failed', { plannedFor: 'github:1', lost: 'node-lost' });
+    const actions = plan(snapshot({ lint: { queued: [job('github:1')], runners: [lost] } }), config, NOW);
+    expect(deletes(actions)).toMatchObject([{ runnerName: 'r1', reason: 'lost' }]);
+    expect(creates(actions)).toMatchObject([{ jobKey: 'github:1' }]);
+  });
+
   it('counts idle and starting runners as supply, busy ones not', () => {
     const config = classes({ lint: { minIdle: 1 } });
     const runners = [runner('a', 'idle'), runner('b', 'starting'), runner('c', 'busy')];
@@ -151,6 +166,16 @@ describe('plan: namespace quota', () => {
       build: 10,
       lint: 12,
     });
+  });
+
+  it('starts one runner at a time, once the hold is over, while the class’s runners fail to start', () => {
+    const config = classes({ lint: { maxRunners: 100, maxCreatePerSecond: 100, minIdle: 2 } });
+    const failing = { queued, creationsHeldUntil: NOW + seconds(5), startsFailing: true };
+    expect(creates(plan(snapshot({ lint: failing }), config, NOW))).toHaveLength(0);
+    expect(creates(plan(snapshot({ lint: failing }), config, NOW + seconds(5)))).toHaveLength(1);
+    // The one that started is the probe: nothing more until it runs (or fails, and the hold doubles).
+    const probing = { ...failing, runners: [runner('probe', 'starting', { plannedFor: 'github:0' })] };
+    expect(creates(plan(snapshot({ lint: probing }), config, NOW + seconds(5)))).toHaveLength(0);
   });
 
   it('shares one namespace quota between its classes by turns', () => {
