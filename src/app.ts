@@ -155,6 +155,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       apis,
       classes: config.classes,
       trustPolicy: config.github.trust,
+      namePrefix: config.github.runners.namePrefix,
       ...(registrar ? { registrar } : {}),
       ...(tekton ? { runs: tekton.actuator } : {}),
       logger,

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
-import type { CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
+import type { CheckOutcome, CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
 import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type {
   Action,
   AdmitRunAction,
   CancelRunAction,
+  CheckRunnerAction,
   CreateRunnerAction,
   DeleteRunnerAction,
 } from '../model/action.ts';
@@ -15,6 +16,7 @@ import { plan } from '../planner/plan.ts';
 export interface RunnerActuator {
   create(action: CreateRunnerAction, runnerClass: RunnerClasses[string]): Promise<CreateOutcome>;
   remove(action: DeleteRunnerAction): Promise<DeleteOutcome>;
+  check(action: CheckRunnerAction): Promise<CheckOutcome>;
 }
 
 /** What became of an admission or cancellation of a queued run. */
@@ -125,6 +127,8 @@ export function createReconciler(options: ReconcilerOptions) {
         ledger.noteCreateRequested(action, runnerClass.maxCreatePerSecond, now());
       } else if (action.kind === 'delete-runner') {
         ledger.noteDeleteRequested(action.runnerName);
+      } else if (action.kind === 'check-runner') {
+        ledger.noteCheckRequested(action.runnerName);
       } else if (action.kind === 'admit-run' && runnerClass) {
         ledger.noteAdmitRequested(action, runnerClass.maxCreatePerSecond, now());
       } else if (action.kind === 'cancel-run') {
@@ -163,6 +167,7 @@ export function createReconciler(options: ReconcilerOptions) {
   function abandon(action: Action): Promise<void> {
     if (action.kind === 'create-runner') ledger.noteCreateFailed(action.runnerName);
     else if (action.kind === 'delete-runner') ledger.noteDeleteAbandoned(action.runnerName);
+    else if (action.kind === 'check-runner') ledger.noteCheckResult(action.runnerName, 'failed');
     else ledger.noteRunActionFailed(action.runKey);
     return Promise.resolve();
   }
@@ -211,6 +216,7 @@ export function createReconciler(options: ReconcilerOptions) {
           'runner create failed',
         );
       } else {
+        ledger.noteCreateSucceeded(action.runnerName);
         if (registrationFailures.delete(action.className)) ledger.releaseCreations(action.className);
         // Its removal was planned while the create was under way (too slow to start) and found no
         // pod then: plan it again now that the pod exists.
@@ -235,6 +241,17 @@ export function createReconciler(options: ReconcilerOptions) {
         log.error(
           { class: action.className, pod: action.runnerName, err: outcome.error.message },
           'runner delete failed',
+        );
+      }
+    } else if (action.kind === 'check-runner') {
+      const outcome: CheckOutcome = actuator
+        ? await actuator.check(action)
+        : { kind: 'failed', error: new Error('no source registers runners') };
+      ledger.noteCheckResult(action.runnerName, outcome.kind);
+      if (outcome.kind === 'failed') {
+        log.warn(
+          { class: action.className, pod: action.runnerName, err: outcome.error.message },
+          'runner check failed',
         );
       }
     } else {

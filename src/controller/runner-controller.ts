@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { KubeConfig, V1Pod, V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
@@ -12,6 +13,7 @@ import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
+import { DEFAULT_RUNNER_NAME_PREFIX } from '../model/runner-name.ts';
 import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../planner/classify.ts';
 import { createReconciler, type ReconcilerOptions, type RunActuator } from './reconciler.ts';
 
@@ -21,6 +23,8 @@ export interface RunnerControllerOptions {
   classes: RunnerClasses;
   /** Which jobs trusted-only classes take (GitHub's trust policy). */
   trustPolicy?: ClassTrustPolicy;
+  /** `github.runners.namePrefix`: new runners' names start with it. */
+  namePrefix?: string;
   /** Registers runners with GitHub; absent when no class serves GitHub jobs. */
   registrar?: RunnerRegistrar;
   /** Admits and cancels queued Tekton runs; absent when Tekton is disabled. */
@@ -51,6 +55,11 @@ export function createRunnerController(options: RunnerControllerOptions) {
     startTimeoutMs: options.startTimeoutMs,
     capacityTimeoutMs: options.capacityTimeoutMs,
     deadlineGraceMs: options.deadlineGraceMs,
+    naming: {
+      prefix: options.namePrefix ?? DEFAULT_RUNNER_NAME_PREFIX,
+      // This run's own: when it started, and a little chance, for replicas started together.
+      generation: `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`,
+    },
   });
   const { registrar, runs } = options;
   const log = logger.child({ component: 'runner-controller' });

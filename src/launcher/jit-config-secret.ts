@@ -4,8 +4,9 @@ import { COMPONENT_JIT_CONFIG, LABEL_RUNNER, runnerNameOf, runnerObjectLabels } 
 
 /**
  * The Secret holding a runner's JIT config (GitHub's `encoded_jit_config`), which its pod receives as
- * ACTIONS_RUNNER_INPUT_JITCONFIG. Create it before the pod, then make the pod its owner with
- * `runnerPodOwnerReference` so Kubernetes deletes it with the pod.
+ * ACTIONS_RUNNER_INPUT_JITCONFIG. It is written after the pod (the quota judges the pod before a
+ * registration is spent), owned by it through `runnerPodOwnerReference`, so Kubernetes deletes it
+ * with the pod.
  */
 
 /** The Secret key holding the encoded JIT config. */

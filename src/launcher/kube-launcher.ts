@@ -9,7 +9,7 @@ import {
   kubeRetryAfterMs,
   kubeStatus,
 } from '../kube/errors.ts';
-import type { CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type { CheckRunnerAction, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
 import { withRetry } from '../util/retry.ts';
 import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
 import { buildRunnerPod } from './runner-pod.ts';
@@ -59,6 +59,9 @@ export type CreateOutcome =
 
 export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind: 'failed'; error: Error };
 
+/** Whether a runner's pod has its own JIT Secret; `failed`: the apiserver could not say. */
+export type CheckOutcome = { kind: 'written' } | { kind: 'missing' } | { kind: 'failed'; error: Error };
+
 export interface KubeLauncherOptions {
   core: CoreV1Api;
   registrar: RunnerRegistrar;
@@ -85,13 +88,11 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
     const { runnerName: name, namespace } = action;
     const fields = { class: action.className, pod: name, namespace };
     // The pod first: the quota admission judges it before any GitHub registration is spent.
+    const body = buildRunnerPod(action, runnerClass);
     let podUid = '';
     let existed = false;
     try {
-      const created = await withRetry(
-        () => core.createNamespacedPod({ namespace, body: buildRunnerPod(action, runnerClass) }),
-        policy,
-      );
+      const created = await withRetry(() => core.createNamespacedPod({ namespace, body }), policy);
       podUid = created.metadata?.uid ?? '';
     } catch (err) {
       if (isQuotaExceeded(err)) {
@@ -234,6 +235,21 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
     }
   }
 
+  /** One read: a pod whose Secret is absent, or an earlier pod's, never becomes a runner. */
+  async function check(action: CheckRunnerAction): Promise<CheckOutcome> {
+    try {
+      const secret = await secretOf(action.runnerName, action.namespace, action.podUid);
+      if (secret === 'own') return { kind: 'written' };
+      log.warn(
+        { class: action.className, pod: action.runnerName, namespace: action.namespace, secret },
+        'runner pod has no JIT Secret of its own (its create stopped half-way); it is removed',
+      );
+      return { kind: 'missing' };
+    } catch (err) {
+      return { kind: 'failed', error: describe('check runner', action.runnerName, err) };
+    }
+  }
+
   /** Whether the pod is gone (removed now, or already absent). */
   async function removePod(name: string, namespace: string, rethrow = false): Promise<boolean> {
     try {
@@ -250,7 +266,7 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
     }
   }
 
-  return { create, remove };
+  return { create, remove, check };
 }
 
 export type KubeLauncher = ReturnType<typeof createKubeLauncher>;

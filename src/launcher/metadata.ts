@@ -48,7 +48,7 @@ export function runnerObjectLabels(create: CreateRunnerAction, component: string
 
 /** The runner's name; it must be the one its seed gives, or retried creates would not be idempotent. */
 export function runnerNameOf(create: CreateRunnerAction): string {
-  const expected = runnerNameFor(create.className, create.nameSeed);
+  const expected = runnerNameFor(create.className, create.nameSeed, create.namePrefix);
   if (create.runnerName !== expected) {
     throw new Error(
       `create-runner ${create.className}: runnerName ${create.runnerName} is not the name its nameSeed gives (${expected})`,

@@ -36,9 +36,11 @@ export function observeRunnerPod(pod: V1Pod): RunnerObservation | null {
     phase === 'Failed' ? (status?.reason ?? terminated?.reason ?? disruption?.reason) : undefined;
   const startFailure = phase === 'Pending' ? startFailureOf(pod, name) : undefined;
   const scheduledAt = scheduled?.status === 'True' ? toMillis(scheduled.lastTransitionTime) : undefined;
+  const uid = pod.metadata?.uid;
   return {
     name,
     namespace,
+    ...(uid ? { uid } : {}),
     className,
     ...(repo ? { repo } : {}),
     ...(plannedFor ? { plannedFor } : {}),

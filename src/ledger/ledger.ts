@@ -13,6 +13,7 @@ import type {
   QuotaHeadroom,
   QuotaLimits,
   QuotaResource,
+  RunnerNaming,
   RunnerView,
 } from '../model/ledger-snapshot.ts';
 import type { LostReason, RunnerObservation, StartFailure } from '../model/runner-observation.ts';
@@ -33,6 +34,8 @@ export interface LedgerOptions {
   capacityTimeoutMs: number;
   /** Grace beyond a class's activeDeadlineSeconds before a busy runner counts as stuck. */
   deadlineGraceMs: number;
+  /** How new runners are named (the planner reads it from the snapshot). */
+  naming?: RunnerNaming;
 }
 
 export interface JobRecord {
@@ -49,9 +52,21 @@ export interface JobRecord {
   runAction?: 'admit' | 'cancel';
 }
 
+/**
+ * What Gantry knows of a runner's JIT Secret, without which its pod never becomes a runner:
+ * - `creating`: this run of Gantry is creating the runner (pod, registration, Secret);
+ * - `written`: the create went through, or a check found the Secret;
+ * - `unknown`: the pod was made by an earlier run (before a restart or a takeover) or its create
+ *   ended in an error: to be checked;
+ * - `checking`: a check is on its way;
+ * - `missing`: the pod has no Secret of its own: it is removed.
+ */
+type SecretState = 'creating' | 'written' | 'unknown' | 'checking' | 'missing';
+
 /** What the ledger knows of one runner: what the pod watch reported, or a create still in flight. */
 interface RunnerRecord {
   observation: RunnerObservation;
+  secret: SecretState;
   /** Set from the moment Gantry asked for its deletion. */
   deleteRequested: boolean;
   /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
@@ -260,6 +275,8 @@ export class Ledger {
       const jobKey = startedAt !== undefined && couldHaveRun(observation, startedAt) ? linked : undefined;
       const added: RunnerRecord = {
         observation,
+        // Not this run's create: whether its Secret was ever written is unknown.
+        secret: 'unknown',
         deleteRequested: false,
         ...(jobKey !== undefined ? { jobKey } : {}),
       };
@@ -345,6 +362,7 @@ export class Ledger {
           createdAt: now,
           deleting: false,
         },
+        secret: 'creating',
         deleteRequested: false,
       });
     }
@@ -354,10 +372,33 @@ export class Ledger {
     );
   }
 
-  /** The create failed before any pod existed: forget the placeholder so it can be planned again. */
+  /**
+   * The create failed. Before any pod was seen: forget the placeholder so it can be planned again.
+   * A pod that exists may lack its Secret: it is checked.
+   */
   noteCreateFailed(runnerName: string): void {
     const record = this.#runners.get(runnerName);
     if (record?.observation.phase === 'Requested') this.#runners.delete(runnerName);
+    else if (record?.secret === 'creating') record.secret = 'unknown';
+  }
+
+  /** The create went through: pod, registration and Secret. */
+  noteCreateSucceeded(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record) record.secret = 'written';
+  }
+
+  /** A check of the runner's JIT Secret is on its way. */
+  noteCheckRequested(runnerName: string): void {
+    const record = this.#runners.get(runnerName);
+    if (record?.secret === 'unknown') record.secret = 'checking';
+  }
+
+  /** What the check found; `failed`: it could not tell, and is tried again. */
+  noteCheckResult(runnerName: string, result: 'written' | 'missing' | 'failed'): void {
+    const record = this.#runners.get(runnerName);
+    if (record?.secret !== 'checking') return;
+    record.secret = result === 'failed' ? 'unknown' : result;
   }
 
   /** The apiserver refused the runner's pod (`detail`: its reason, `message` its words): reported. */
@@ -547,7 +588,12 @@ export class Ledger {
         ...(this.#placementHolds.has(className) ? { placement: this.#placementHolds.get(className) } : {}),
       };
     }
-    return { classes: classesOut, quotas: this.#quotaHeadroom(classes), retiredNames: this.#retiredNames };
+    return {
+      classes: classesOut,
+      quotas: this.#quotaHeadroom(classes),
+      retiredNames: this.#retiredNames,
+      ...(this.#options.naming ? { naming: this.#options.naming } : {}),
+    };
   }
 
   /**
@@ -588,6 +634,24 @@ export class Ledger {
 
   /** A runner's state as the planner sees it, derived from what was observed and the clock. */
   #view(
+    record: RunnerRecord,
+    activeDeadlineSeconds: number | undefined,
+    now: EpochMillis,
+  ): Pick<
+    RunnerView,
+    'state' | 'idleSince' | 'jobKey' | 'lost' | 'waitingForCapacity' | 'halfMade' | 'unconfirmed' | 'podUid'
+  > {
+    const view = this.#lifecycleView(record, activeDeadlineSeconds, now);
+    const { secret, observation } = record;
+    if (view.state !== 'starting' && view.state !== 'idle') return view;
+    if (secret === 'missing') return { state: 'failed', halfMade: true };
+    if (secret === 'unknown' && observation.uid !== undefined) {
+      return { ...view, unconfirmed: true, podUid: observation.uid };
+    }
+    return view;
+  }
+
+  #lifecycleView(
     record: RunnerRecord,
     activeDeadlineSeconds: number | undefined,
     now: EpochMillis,

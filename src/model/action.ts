@@ -4,9 +4,11 @@ export interface CreateRunnerAction {
   kind: 'create-runner';
   className: string;
   namespace: string;
-  /** Seed of the runner's name; `runnerName` is `runnerNameFor(className, nameSeed)`. */
+  /** Seed of the runner's name; `runnerName` is `runnerNameFor(className, nameSeed, namePrefix)`. */
   nameSeed: string;
   runnerName: string;
+  /** `github.runners.namePrefix`; absent: the default, `gantry`. */
+  namePrefix?: string;
   /** The repository a repo-scoped runner registers to; absent for org-scoped runners. */
   repo?: string;
   /**
@@ -29,7 +31,9 @@ export type DeleteRunnerReason =
   /** It took a job it must not run: stopped at once, job and all. */
   | 'trust-violation'
   /** Its class's runner group lets untrusted jobs reach it: an idle or starting runner goes. */
-  | 'placement-unsafe';
+  | 'placement-unsafe'
+  /** Its pod has no JIT Secret (a create stopped half-way, e.g. by a crash): it can never connect. */
+  | 'half-made';
 
 export interface DeleteRunnerAction {
   kind: 'delete-runner';
@@ -39,6 +43,19 @@ export interface DeleteRunnerAction {
   /** The repository a repo-scoped runner is registered to. */
   repo?: string;
   reason: DeleteRunnerReason;
+}
+
+/**
+ * Looks whether a runner's JIT Secret exists for its pod. A runner whose create this run of Gantry
+ * did not see through (a predecessor's, or one that ended in an error) is not counted on until then.
+ */
+export interface CheckRunnerAction {
+  kind: 'check-runner';
+  className: string;
+  namespace: string;
+  runnerName: string;
+  /** The pod's uid: a Secret left by an earlier pod of the same name is not this one's. */
+  podUid: string;
 }
 
 /** Lets a pending Tekton PipelineRun start: it now holds one slot of its class. */
@@ -59,4 +76,9 @@ export interface CancelRunAction {
   reason: 'max-queue-age';
 }
 
-export type Action = CreateRunnerAction | DeleteRunnerAction | AdmitRunAction | CancelRunAction;
+export type Action =
+  | CreateRunnerAction
+  | DeleteRunnerAction
+  | CheckRunnerAction
+  | AdmitRunAction
+  | CancelRunAction;

@@ -27,7 +27,8 @@ export interface QueuedJob {
  * - `idle`: registered and waiting for a job;
  * - `busy`: running a job;
  * - `terminating`: being deleted;
- * - `failed`: the pod failed, a container of it cannot start, or the cluster took it away (`lost`);
+ * - `failed`: the pod failed, a container of it cannot start, the cluster took it away (`lost`), or
+ *   it has no JIT Secret (`halfMade`: its create stopped between the pod and the Secret);
  * - `finished`: the one-shot runner's pod ended after its job; only its removal is left;
  * - `stuck`: starting (or waiting for capacity) or busy for longer than the ledger allows;
  * - `compromised`: it took a job it must not run (an untrusted job on a trusted runner): stop it now.
@@ -58,8 +59,18 @@ export interface RunnerView {
   plannedFor?: string;
   /** A failed runner the cluster took away (its node went, eviction, OOM kill). */
   lost?: LostReason;
+  /** A failed runner whose pod has no JIT Secret: it can never connect. */
+  halfMade?: boolean;
   /** A starting runner the scheduler found no node for yet. */
   waitingForCapacity?: boolean;
+  /**
+   * A starting or idle runner whose JIT Secret Gantry has not seen written: its create was another
+   * run's (before a restart or a takeover) or ended in an error. A pod without its Secret never
+   * becomes a runner, so the planner has it checked.
+   */
+  unconfirmed?: boolean;
+  /** The pod's uid, for an unconfirmed runner's check. */
+  podUid?: string;
 }
 
 /** A Tekton PipelineRun Gantry admitted that has not finished: it holds one slot of its class. */
@@ -141,4 +152,16 @@ export interface LedgerSnapshot {
    * be collected yet.
    */
   retiredNames?: { has(name: string): boolean };
+  /** How new runners are named; absent: the default prefix and no generation. */
+  naming?: RunnerNaming;
+}
+
+export interface RunnerNaming {
+  /** `github.runners.namePrefix`: GitHub and the cluster see runners under it. */
+  prefix: string;
+  /**
+   * A token of this run of Gantry, mixed into every name seed: names of retired runners are
+   * remembered only while Gantry runs, so a restarted one must not produce them again.
+   */
+  generation: string;
 }

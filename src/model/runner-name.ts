@@ -1,13 +1,21 @@
+/** The prefix of runner names when `github.runners.namePrefix` is left at its default. */
+export const DEFAULT_RUNNER_NAME_PREFIX = 'gantry';
+
 /**
  * The name of a runner (its pod, and the runner GitHub sees) from its class and name seed. The same
  * seed always yields the same name, so a create that is planned or retried twice collides with
  * itself (AlreadyExists) instead of launching a second runner.
  */
-export function runnerNameFor(className: string, nameSeed: string): string {
+export function runnerNameFor(
+  className: string,
+  nameSeed: string,
+  prefix: string = DEFAULT_RUNNER_NAME_PREFIX,
+): string {
   const digest = digest40(`${className}\u0000${nameSeed}`);
-  // "gantry-" + class + "-" + 10 hex digits stays within the 63 characters of a DNS label.
-  const classPart = className.slice(0, 63 - 'gantry-'.length - 1 - digest.length).replace(/-+$/, '');
-  return `gantry-${classPart}-${digest}`;
+  // prefix + "-" + class + "-" + 10 hex digits stays within the 63 characters of a DNS label.
+  const room = 63 - prefix.length - 2 - digest.length;
+  const classPart = className.slice(0, room).replace(/-+$/, '');
+  return `${prefix}-${classPart}-${digest}`;
 }
 
 /**

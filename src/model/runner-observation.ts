@@ -11,6 +11,8 @@ export interface RunnerObservation {
   /** The pod's name, which is also the runner's name on GitHub. */
   name: string;
   namespace: string;
+  /** The pod's uid; absent for a create not yet reported by the watch. */
+  uid?: string;
   className: string;
   /** The repository a repo-scoped runner registers to. */
   repo?: string;

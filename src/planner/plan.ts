@@ -3,12 +3,13 @@ import type {
   Action,
   AdmitRunAction,
   CancelRunAction,
+  CheckRunnerAction,
   CreateRunnerAction,
   DeleteRunnerAction,
 } from '../model/action.ts';
 import type { EpochMillis } from '../model/job.ts';
 import type { ClassSnapshot, LedgerSnapshot, QueuedJob, RunnerView } from '../model/ledger-snapshot.ts';
-import { runnerNameFor } from '../model/runner-name.ts';
+import { DEFAULT_RUNNER_NAME_PREFIX, runnerNameFor } from '../model/runner-name.ts';
 import { creationsAllowed } from './creation-budget.ts';
 import { fairOrder, type Tenant } from './fair-order.ts';
 import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
@@ -36,6 +37,10 @@ import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
  * - A runner that took a job it must not run (an untrusted job on a trusted runner) is deleted at once.
  * - While the class's runner group lets untrusted jobs reach it, no runner is created and idle and
  *   starting runners are deleted; while the group is not known yet, no runner is created.
+ * - A starting or idle runner whose JIT Secret Gantry has not seen written (made before a restart or
+ *   a takeover, or its create ended in an error) is checked once it is `CHECK_AFTER_MS` old (a
+ *   predecessor's write may still be landing); one found without its Secret is deleted. It counts as
+ *   supply for the second its check takes.
  *
  * The output is deterministic: the same input gives the same actions in the same order (classes by
  * name; per class deletions by runner name, cancellations by key, then creations and admissions in
@@ -50,18 +55,29 @@ export function plan(snapshot: LedgerSnapshot, classes: RunnerClasses, now: Epoc
     plans.push(
       runnerClass
         ? planClass(name, runnerClass, classSnapshot, now)
-        : { name, deletes: deleteUnconfigured(name, classSnapshot), cancels: [], wanted: [], granted: [] },
+        : {
+            name,
+            deletes: deleteUnconfigured(name, classSnapshot),
+            checks: [],
+            cancels: [],
+            wanted: [],
+            granted: [],
+          },
     );
   }
   grantWithinQuotas(plans, classes, snapshot, now);
   return plans.flatMap((classPlan) => [
     ...classPlan.deletes,
+    ...classPlan.checks,
     ...classPlan.cancels,
     ...toActions(classPlan, classes, snapshot),
   ]);
 }
 
 const EMPTY_CLASS: ClassSnapshot = { queued: [], runners: [], admittedRuns: [] };
+
+/** How old an unconfirmed runner's pod is before its Secret is looked for: a create lands within it. */
+export const CHECK_AFTER_MS = 5_000;
 
 /** One runner to create or one run to admit, before quota and naming. */
 type Unit =
@@ -77,6 +93,7 @@ type Unit =
 interface ClassPlan {
   name: string;
   deletes: DeleteRunnerAction[];
+  checks: CheckRunnerAction[];
   cancels: CancelRunAction[];
   /** Units within the class's own limits, most urgent first. */
   wanted: Unit[];
@@ -89,6 +106,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   const poolOf = (repo: string | undefined) => (repoScoped ? (repo ?? '') : '');
 
   const deletes: DeleteRunnerAction[] = [];
+  const checks: CheckRunnerAction[] = [];
   const live: RunnerView[] = [];
   const spareByPool = new Map<string, RunnerView[]>();
   for (const runner of snap.runners) {
@@ -97,10 +115,23 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
     if (isSpent(runner)) {
       deletes.push(deleteAction(name, runner, spentReason(runner)));
     } else if (runner.state === 'idle' || runner.state === 'starting') {
-      if (snap.placement === 'unsafe') deletes.push(deleteAction(name, runner, 'placement-unsafe'));
-      else pushTo(spareByPool, poolOf(runner.repo), runner);
+      if (snap.placement === 'unsafe') {
+        deletes.push(deleteAction(name, runner, 'placement-unsafe'));
+        continue;
+      }
+      pushTo(spareByPool, poolOf(runner.repo), runner);
+      if (runner.unconfirmed && runner.podUid !== undefined && now - runner.createdAt >= CHECK_AFTER_MS) {
+        checks.push({
+          kind: 'check-runner',
+          className: name,
+          namespace: runner.namespace,
+          runnerName: runner.name,
+          podUid: runner.podUid,
+        });
+      }
     }
   }
+  checks.sort((a, b) => compareText(a.runnerName, b.runnerName));
 
   const githubByPool = new Map<string, QueuedJob[]>();
   const tektonByNamespace = new Map<string, QueuedJob[]>();
@@ -200,7 +231,7 @@ function planClass(name: string, runnerClass: RunnerClass, snap: ClassSnapshot, 
   }
 
   const wanted = runnerClass.fairness.enabled ? fairOrder(tenants, capacity) : oldestFirst(tenants, capacity);
-  return { name, deletes, cancels, wanted, granted: [] };
+  return { name, deletes, checks, cancels, wanted, granted: [] };
 }
 
 /** Fairness off: the oldest job first across all tenants; warm-pool runners last. */
@@ -276,6 +307,9 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
   if (!runnerClass) return [];
   const taken = new Set((snapshot.classes[classPlan.name]?.runners ?? []).map((runner) => runner.name));
   const nextIndex = new Map<string, number>();
+  const prefix = snapshot.naming?.prefix ?? DEFAULT_RUNNER_NAME_PREFIX;
+  const generation = snapshot.naming?.generation ?? '';
+  const nameOf = (seed: string) => runnerNameFor(classPlan.name, seed, prefix);
   return classPlan.granted.map((unit): CreateRunnerAction | AdmitRunAction => {
     if (unit.kind === 'admit') {
       return { kind: 'admit-run', className: classPlan.name, runKey: unit.job.key, repo: unit.job.repo };
@@ -283,15 +317,16 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
     // A runner planned for a job is named after it, so the same need planned again (before the
     // watch reports the pod) gives the same name and collides with itself, while runners for other
     // jobs, now or later, get names of their own. Warm-pool runners count up per scope. A name in
-    // use, or used recently, moves on to the next suffix.
+    // use, or used recently, moves on to the next suffix; the generation keeps a restarted Gantry,
+    // which has forgotten the names it retired, off them.
     const base = unit.job ? unit.job.key : `warm:${unit.repo ?? '*'}`;
     let index = unit.job ? 0 : (nextIndex.get(base) ?? 0);
-    let nameSeed = seedOf(base, index);
-    let runnerName = runnerNameFor(classPlan.name, nameSeed);
+    let nameSeed = seedOf(base, index, generation);
+    let runnerName = nameOf(nameSeed);
     while (taken.has(runnerName) || snapshot.retiredNames?.has(runnerName)) {
       index += 1;
-      nameSeed = seedOf(base, index);
-      runnerName = runnerNameFor(classPlan.name, nameSeed);
+      nameSeed = seedOf(base, index, generation);
+      runnerName = nameOf(nameSeed);
     }
     if (!unit.job) nextIndex.set(base, index + 1);
     taken.add(runnerName);
@@ -301,6 +336,7 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
       namespace: runnerClass.namespace,
       nameSeed,
       runnerName,
+      ...(snapshot.naming ? { namePrefix: prefix } : {}),
       ...(unit.repo !== undefined ? { repo: unit.repo } : {}),
       ...(unit.job ? { jobKey: unit.job.key } : {}),
       reason: unit.job ? 'queued-jobs' : 'warm-pool',
@@ -308,8 +344,9 @@ function toActions(classPlan: ClassPlan, classes: RunnerClasses, snapshot: Ledge
   });
 }
 
-function seedOf(base: string, index: number): string {
-  return index === 0 ? base : `${base}#${index}`;
+function seedOf(base: string, index: number, generation: string): string {
+  const seed = generation ? `${base}@${generation}` : base;
+  return index === 0 ? seed : `${seed}#${index}`;
 }
 
 function deleteUnconfigured(name: string, snap: ClassSnapshot): DeleteRunnerAction[] {
@@ -333,6 +370,7 @@ function isSpent(runner: RunnerView): runner is RunnerView & { state: SpentState
 
 function spentReason(runner: RunnerView & { state: SpentState }): DeleteRunnerAction['reason'] {
   if (runner.lost) return 'lost';
+  if (runner.halfMade) return 'half-made';
   return runner.state === 'compromised' ? 'trust-violation' : runner.state;
 }
 

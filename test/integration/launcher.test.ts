@@ -5,6 +5,7 @@ import { classesSchema, type RunnerClass } from '../../src/config/classes.ts';
 import { createKubeApis } from '../../src/kube/client.ts';
 import { jitConfigSecretName } from '../../src/launcher/jit-config-secret.ts';
 import { createKubeLauncher, type RunnerRegistrar } from '../../src/launcher/kube-launcher.ts';
+import { buildRunnerPod } from '../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../src/model/action.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
 import { createTestNamespace, deleteNamespace, statusOf, testKubeConfig, until } from '../support/kube.ts';
@@ -197,6 +198,70 @@ describe('kube launcher', () => {
     expect(secret.metadata?.ownerReferences?.[0]?.uid).toBe(pod.metadata?.uid);
     expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(
       `jit-for-${action.runnerName}`,
+    );
+  });
+
+  it('tells a pod with its own JIT Secret from a half-made one, and removes the half-made with its registration', async () => {
+    const registrar = memoryRegistrar();
+    const launcher = launcherWith(registrar);
+    const whole = createAction(ns, 'acme/app#whole');
+    expect(await launcher.create(whole, runnerClass(ns))).toEqual({ kind: 'created' });
+    const wholeUid =
+      (await core.readNamespacedPod({ name: whole.runnerName, namespace: ns })).metadata?.uid ?? '';
+    const check = (action: CreateRunnerAction, podUid: string) =>
+      launcher.check({
+        kind: 'check-runner',
+        className: 'lint',
+        namespace: ns,
+        runnerName: action.runnerName,
+        podUid,
+      });
+    expect(await check(whole, wholeUid)).toEqual({ kind: 'written' });
+    // The Secret of an earlier pod of the same name is not this pod's.
+    expect(await check(whole, 'another-pod-uid')).toEqual({ kind: 'missing' });
+
+    // A create that stopped after the pod (Gantry killed): the pod alone, its registration made.
+    const half = createAction(ns, 'acme/app#half');
+    const pod = await core.createNamespacedPod({
+      namespace: ns,
+      body: buildRunnerPod(half, runnerClass(ns)),
+    });
+    registrar.registered.add(half.runnerName);
+    expect(await check(half, pod.metadata?.uid ?? '')).toEqual({ kind: 'missing' });
+    expect(
+      await launcher.remove({
+        kind: 'delete-runner',
+        className: 'lint',
+        namespace: ns,
+        runnerName: half.runnerName,
+        reason: 'half-made',
+      }),
+    ).toEqual({ kind: 'deleted' });
+    expect(registrar.registered.has(half.runnerName)).toBe(false);
+    await until('half-made pod gone', async () =>
+      core.readNamespacedPod({ name: half.runnerName, namespace: ns }).then(
+        () => false,
+        (err: unknown) => statusOf(err) === 404,
+      ),
+    );
+  });
+
+  it('names runners under a configured prefix, end to end on the apiserver', async () => {
+    const registrar = memoryRegistrar();
+    const launcher = launcherWith(registrar);
+    const seed = 'acme/app#prefixed';
+    const action = {
+      ...createAction(ns, seed),
+      namePrefix: 'ci-acme',
+      runnerName: runnerNameFor('lint', seed, 'ci-acme'),
+    };
+    expect(action.runnerName).toMatch(/^ci-acme-lint-/);
+    expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
+    expect(registrar.registered.has(action.runnerName)).toBe(true);
+    await core.readNamespacedSecret({ name: jitConfigSecretName(action.runnerName), namespace: ns });
+    // A name that is not what the seed and prefix give is refused before anything is written.
+    await expect(launcher.create({ ...action, namePrefix: 'gantry' }, runnerClass(ns))).rejects.toThrow(
+      /is not the name its nameSeed gives/,
     );
   });
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SchedulingV1Api } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -16,6 +17,7 @@ import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../
 // must not contain one credential.
 
 const kc = testKubeConfig();
+const scheduling = kc.makeApiClient(SchedulingV1Api);
 const APP_ID = 781;
 const WEBHOOK_SECRET = `log-test-${'s3cr3t'.repeat(8)}`;
 const cleanup: string[] = [];
@@ -29,6 +31,8 @@ describe('logs', () => {
       'pod-security.kubernetes.io/enforce': 'restricted',
     });
     cleanup.push(namespace);
+    const priority = `${namespace}-gone`;
+    await scheduling.createPriorityClass({ body: { metadata: { name: priority }, value: 0 } });
     const dir = mkdtempSync(join(tmpdir(), 'gantry-log-secrets-'));
     const keyPath = join(dir, 'app.pem');
     writeFileSync(keyPath, appKeys().privateKeyPem);
@@ -60,19 +64,21 @@ describe('logs', () => {
       controller: { reconcilePeriodSeconds: 0.5 },
       classes: {
         lint: runnerClass(namespace, ['self-hosted', 'lint'], { maxRunners: 3 }),
-        // The apiserver refuses its pods (an error path of the launcher).
-        broken: runnerClass(namespace, ['self-hosted', 'broken'], { priorityClassName: 'no-such-priority' }),
+        // The apiserver refuses its pods once their PriorityClass is gone (an error path of the launcher).
+        broken: runnerClass(namespace, ['self-hosted', 'broken'], { priorityClassName: priority }),
       },
     });
     const app = createApp(config, { kubeConfig: kc, logger });
     try {
       const { webhookUrl } = await app.start();
+      // Gantry's dry run at start accepted the class; its pods are refused from now on.
+      await scheduling.deletePriorityClass({ name: priority });
       fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, WEBHOOK_SECRET);
       fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'lint'], count: 3, durationMs: 60_000 });
       fake.queueJobs({ repo: 'acme/app', labels: ['self-hosted', 'broken'], count: 1, durationMs: 60_000 });
       await until('JIT configs issued and a pod refused', async () => {
         const log = lines.join('');
-        return fake.credentialsIssued.length >= 3 && log.includes('no-such-priority');
+        return fake.credentialsIssued.length >= 3 && log.includes(`no PriorityClass with name ${priority}`);
       });
       // GitHub: a revoked token (401), server errors, answers slower than the timeout.
       fake.revokeInstallationTokens();
@@ -103,7 +109,7 @@ describe('logs', () => {
     const log = lines.join('');
     // The failure paths were taken (a 401 is retried at once with a new token: GitHub saw it), and logged.
     expect(fake.requests.filter((r) => r.status === 401).length).toBeGreaterThan(0);
-    expect(log).toMatch(/no PriorityClass with name no-such-priority/);
+    expect(log).toContain(`no PriorityClass with name ${priority} was found`);
     expect(log).toMatch(/"status":502/);
     expect(log).toContain('timed out after 1000 ms');
     expect(log).toContain('missing or wrong X-Hub-Signature-256');

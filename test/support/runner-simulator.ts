@@ -101,6 +101,8 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
 
   return {
     podsSeen,
+    /** Every runner pod seen, by uid: its name. */
+    podNames: podNames as ReadonlyMap<string, string>,
     killedMidJob,
     /** The class of the pod that ran a job, found by the runner's name the job reports. */
     classOfRunner(name: string | undefined): string | undefined {

@@ -51,6 +51,7 @@ function heldActuator() {
         }),
       );
     },
+    check: () => Promise.resolve({ kind: 'written' as const }),
     remove: () => Promise.resolve({ kind: 'deleted' as const }),
   };
 }
@@ -148,6 +149,7 @@ describe('reconciler', () => {
           attempts.push(clock);
           return answer;
         },
+        check: () => Promise.resolve({ kind: 'written' as const }),
         remove: async () => ({ kind: 'deleted' }),
       },
       logger: pino({ level: 'silent' }),
@@ -213,6 +215,7 @@ describe('reconciler', () => {
             created.push(action);
             return answer();
           },
+          check: () => Promise.resolve({ kind: 'written' as const }),
           remove: async () => ({ kind: 'deleted' }),
         },
         logger: pino({ level: 'silent' }),
@@ -334,6 +337,7 @@ describe('reconciler', () => {
       classes: classes({ lint: { maxRunners: 100, maxCreatePerSecond: 1000, idleTimeout: 0 } }),
       actuator: {
         create: async () => ({ kind: 'created' }),
+        check: () => Promise.resolve({ kind: 'written' as const }),
         remove: async (action) => {
           removes.push(`${action.runnerName} ${action.reason}`);
           return { kind: 'kept-busy' };
@@ -386,6 +390,7 @@ describe('reconciler', () => {
             creates.push(action.jobKey ?? '');
             return next();
           },
+          check: () => Promise.resolve({ kind: 'written' as const }),
           remove: async (action) => {
             removes.push(action.runnerName);
             return { kind: 'deleted' };

@@ -209,6 +209,70 @@ describe('Ledger runners', () => {
   });
 });
 
+describe('Ledger: runners whose JIT Secret was not seen written', () => {
+  it('has a pod an earlier run made checked, and fails it when the check finds no Secret', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1', { uid: 'uid-1' }));
+    expect(lintOf(l)?.runners).toMatchObject([
+      { name: 'r1', state: 'idle', unconfirmed: true, podUid: 'uid-1' },
+    ]);
+    l.noteCheckRequested('r1');
+    expect(lintOf(l)?.runners[0]).toMatchObject({ state: 'idle' });
+    expect(lintOf(l)?.runners[0]?.unconfirmed).toBeUndefined();
+    l.noteCheckResult('r1', 'missing');
+    expect(lintOf(l)?.runners[0]).toMatchObject({ state: 'failed', halfMade: true });
+  });
+
+  it('counts on a pod whose Secret the check found, and checks again after a check that could not tell', () => {
+    const l = ledger();
+    l.observeRunner(pod('r1', { uid: 'uid-1', phase: 'Pending', runningSince: undefined }));
+    l.noteCheckRequested('r1');
+    l.noteCheckResult('r1', 'failed');
+    expect(lintOf(l)?.runners[0]).toMatchObject({ state: 'starting', unconfirmed: true });
+    l.noteCheckRequested('r1');
+    l.noteCheckResult('r1', 'written');
+    expect(lintOf(l)?.runners[0]?.unconfirmed).toBeUndefined();
+    expect(lintOf(l)?.runners[0]?.state).toBe('starting');
+  });
+
+  it('counts on its own creates, and has one checked whose create ended in an error after its pod was seen', () => {
+    const l = ledger();
+    l.noteCreateRequested(create('ok'), 10, NOW);
+    l.observeRunner(pod('ok', { uid: 'uid-ok' }));
+    l.noteCreateSucceeded('ok');
+    l.noteCreateRequested(create('half'), 10, NOW);
+    l.observeRunner(pod('half', { uid: 'uid-half' }));
+    // In flight: its Secret may be on its way.
+    expect(lintOf(l)?.runners.every((r) => r.unconfirmed === undefined)).toBe(true);
+    l.noteCreateFailed('half');
+    expect(lintOf(l)?.runners.map((r) => [r.name, r.unconfirmed])).toEqual([
+      ['ok', undefined],
+      ['half', true],
+    ]);
+  });
+
+  it('never checks a runner that took a job: it connected, so its Secret was there', () => {
+    const l = ledger();
+    l.applyJobEvent(queued(1));
+    l.observeRunner(pod('r1', { uid: 'uid-1' }));
+    l.applyJobEvent(started(1, 'r1'));
+    expect(lintOf(l)?.runners[0]).toMatchObject({ state: 'busy' });
+    expect(lintOf(l)?.runners[0]?.unconfirmed).toBeUndefined();
+  });
+
+  it('hands the planner how to name runners', () => {
+    const naming = { prefix: 'ci-acme', generation: 'g1' };
+    const l = new Ledger({
+      classify: buildClassifier(config),
+      startTimeoutMs: seconds(300),
+      capacityTimeoutMs: seconds(1800),
+      deadlineGraceMs: seconds(60),
+      naming,
+    });
+    expect(l.snapshot(config, NOW).naming).toEqual(naming);
+  });
+});
+
 describe('Ledger: capacity, start failures and lost runners', () => {
   it('lets a pod no node fits wait for capacity past the start timeout, until the capacity timeout', () => {
     const l = ledger();

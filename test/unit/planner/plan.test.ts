@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isDnsLabel } from '../../../src/model/kube-names.ts';
 import { runnerNameFor } from '../../../src/model/runner-name.ts';
 import { creationsAllowed, spendCreationBudget } from '../../../src/planner/creation-budget.ts';
-import { plan } from '../../../src/planner/plan.ts';
+import { CHECK_AFTER_MS, plan } from '../../../src/planner/plan.ts';
 import {
   admits,
   classes,
@@ -428,5 +428,70 @@ describe('plan: names and repeat passes', () => {
     const [again] = creates(plan(retired, config, NOW));
     expect(again).toMatchObject({ jobKey: one.jobKey, nameSeed: `${one.nameSeed}#1` });
     expect(again?.runnerName).not.toBe(one.runnerName);
+  });
+
+  it('names runners with the configured prefix and this run’s generation, which a later run does not share', () => {
+    const warm = classes({ lint: { minIdle: 1 } });
+    const named = (generation: string) =>
+      creates(
+        plan(
+          { ...snapshot({ lint: { queued: [job('github:1')] } }), naming: { prefix: 'ci-acme', generation } },
+          warm,
+          NOW,
+        ),
+      );
+    const first = named('g1');
+    for (const create of first) {
+      expect(create.runnerName).toMatch(/^ci-acme-lint-[0-9a-f]{10}$/);
+      expect(create.namePrefix).toBe('ci-acme');
+      expect(create.runnerName).toBe(runnerNameFor('lint', create.nameSeed, 'ci-acme'));
+    }
+    expect(first.map((a) => a.nameSeed)).toEqual(['github:1@g1', 'warm:*@g1']);
+    // The same run plans the same names again; a restarted one (another generation) never does.
+    expect(named('g1').map((a) => a.runnerName)).toEqual(first.map((a) => a.runnerName));
+    const restarted = named('g2').map((a) => a.runnerName);
+    expect(restarted.filter((name) => first.some((a) => a.runnerName === name))).toEqual([]);
+  });
+});
+
+describe('plan: runners whose JIT Secret was not seen written', () => {
+  const config = classes({ lint: { maxRunners: 10 } });
+
+  it('has an unconfirmed runner checked once its pod is old enough, and keeps counting it meanwhile', () => {
+    const adopted = runner('r-old', 'idle', {
+      unconfirmed: true,
+      podUid: 'u1',
+      createdAt: NOW - CHECK_AFTER_MS,
+    });
+    const young = runner('r-young', 'starting', { unconfirmed: true, podUid: 'u2', createdAt: NOW - 1_000 });
+    const actions = plan(
+      snapshot({ lint: { queued: [job('github:1'), job('github:2')], runners: [young, adopted] } }),
+      config,
+      NOW,
+    );
+    expect(actions).toEqual([
+      {
+        kind: 'check-runner',
+        className: 'lint',
+        namespace: 'gantry-runners',
+        runnerName: 'r-old',
+        podUid: 'u1',
+      },
+    ]);
+  });
+
+  it('removes a runner found without its Secret, and replaces it for the job that waits', () => {
+    const halfMade = runner('r1', 'failed', { halfMade: true, plannedFor: 'github:1' });
+    const actions = plan(snapshot({ lint: { queued: [job('github:1')], runners: [halfMade] } }), config, NOW);
+    expect(deletes(actions)).toEqual([
+      {
+        kind: 'delete-runner',
+        className: 'lint',
+        namespace: 'gantry-runners',
+        runnerName: 'r1',
+        reason: 'half-made',
+      },
+    ]);
+    expect(creates(actions).map((a) => a.jobKey)).toEqual(['github:1']);
   });
 });
