@@ -358,7 +358,7 @@ function demoConfig({
       },
       untrusted: {
         ...common,
-        // A namespace and runner group of its own, and a sandboxing runtime: see README, Trust.
+        // A namespace and runner group of its own, and a sandboxing runtime: see docs/trust.md.
         namespace: sandboxNamespace,
         runnerGroup: 'sandbox',
         runtimeClassName: 'gvisor',

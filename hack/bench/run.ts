@@ -138,7 +138,7 @@ const machine = {
     after: loadavg().map((l) => Number(l.toFixed(2))),
   },
 };
-// The figures as the README's Performance table has them, in Markdown.
+// The figures as docs/performance.md's table has them, in Markdown.
 const headlines = outcomes.flatMap((o) => o.result?.headline ?? []);
 if (headlines.length > 0) {
   const cells = [

@@ -35,7 +35,7 @@ const MANAGED = 'app.kubernetes.io/managed-by=gantry';
 
 /**
  * The classes every scenario runs: two for the jobs, so that each class's own maxRunners is what
- * holds, and the sandbox for untrusted jobs that a real configuration has (README): its own
+ * holds, and the sandbox for untrusted jobs that a real configuration has (docs/trust.md): its own
  * namespace and runner group, which admits the public repository acme/oss only. Trusted jobs come
  * from the private repositories, fork jobs (where a scenario queues them) from forks of acme/oss. A
  * job that ran on a runner of the other trust was misjudged or misplaced, and fails the scenario.

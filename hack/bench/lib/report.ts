@@ -22,7 +22,7 @@ export function printTable(title: string, header: string[], rows: string[][]): v
   process.stdout.write('\n');
 }
 
-/** One line of the summary `npm run bench` prints at the end (and the README's Performance table). */
+/** One line of the summary `npm run bench` prints at the end (and docs/performance.md's table). */
 export interface Headline {
   what: string;
   figure: string;
