@@ -6,13 +6,11 @@
 //
 // GANTRY_TEST_CLUSTER=existing runs it against the cluster named by KUBECONFIG instead of starting
 // one (as the integration tests do); it then works in a namespace of its own and deletes it at the end.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig, NodeV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -22,6 +20,7 @@ import { cacheDir, controlPlaneBinDir } from '../test/support/control-plane/bina
 import { startControlPlane } from '../test/support/control-plane/control-plane.ts';
 import { freePort } from '../test/support/control-plane/processes.ts';
 import { appKeys, FakeGithub } from '../test/support/fake-github/index.ts';
+import { spawnGantry } from '../test/support/gantry-process.ts';
 import { startRunnerSimulator } from '../test/support/runner-simulator.ts';
 import { ensureSandboxRuntimeClass } from '../test/support/runtime-class.ts';
 
@@ -36,7 +35,6 @@ const WEBHOOK_SECRET = 'demo-webhook-secret';
 const APP_ID = 1001;
 /** The only workflow the release class's runner group admits. */
 const RELEASE_WORKFLOW = 'acme/web/.github/workflows/release.yml@refs/heads/main';
-const GANTRY_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 /** How often the view is refreshed: in place on a terminal, as new lines elsewhere (logs, CI). */
 const REDRAW_MS = 1_000;
 const PLAIN_EVERY_MS = 5_000;
@@ -265,18 +263,12 @@ async function main(): Promise<void> {
  * which stops Gantry with one SIGTERM (a second signal would make Gantry exit at once, with code 1).
  */
 function startGantry(configPath: string, kubeconfigPath: string, logPath: string) {
-  const log = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [GANTRY_MAIN, '--config', configPath], {
-      stdio: ['ignore', log, log],
-      env: { ...process.env, KUBECONFIG: kubeconfigPath },
-      detached: true,
-    });
-  } finally {
-    closeSync(log);
-  }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { child, exited } = spawnGantry({
+    configPath,
+    env: { KUBECONFIG: kubeconfigPath },
+    logPath,
+    detached: true,
+  });
   const alive = () => child.exitCode === null && child.signalCode === null;
   // Whichever way this process ends, Gantry does not outlive it.
   process.on('exit', () => {

@@ -8,7 +8,7 @@ import { inject } from 'vitest';
 import { type RunningWatch, startWatch } from '../../src/kube/watch.ts';
 import { reviveComponents } from '../support/control-plane/process-control.ts';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
-import { spawnGantry } from '../support/gantry-process.ts';
+import { metricSamples, metricSum, spawnGantry } from '../support/gantry-process.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 import { ensureSandboxRuntimeClass } from '../support/runtime-class.ts';
 import { until } from '../support/until.ts';
@@ -133,22 +133,8 @@ async function startGantryProcess(name: string, configPath: string, logPath: str
   const { url, webhookUrl } = await gantry.started.catch((err: Error) => {
     throw new Error(`${name}: ${err.message} (${logPath})`);
   });
-  const samples = async (metricName: string) => {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-    const found = new Map<string, number>();
-    for (const line of (await res.text()).split('\n')) {
-      const match = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-      if (match?.[1] === metricName) found.set(match[2] ?? '', Number(match[3]));
-    }
-    return found;
-  };
-  const metric = async (metricName: string, labels: string[] = []) => {
-    let sum = 0;
-    for (const [labelText, value] of await samples(metricName)) {
-      if (labels.every((l) => labelText.includes(l))) sum += value;
-    }
-    return sum;
-  };
+  const samples = (metricName: string) => metricSamples(url, metricName);
+  const metric = (metricName: string, labels: string[] = []) => metricSum(url, metricName, labels);
   return {
     name,
     url,

@@ -92,8 +92,9 @@ function startDemo(args: string[], env: NodeJS.ProcessEnv): DemoRun {
   const seen = new Map<number, ProcessInfo>();
   const pid = child.pid ?? 0;
   const watch = setInterval(() => {
-    // The latest look: a process caught between fork and exec still shows its parent's command.
-    for (const proc of descendantsOf(pid)) seen.set(proc.pid, proc);
+    // The latest look (a process caught between fork and exec still shows its parent's command),
+    // but not an exited one's, whose command line is empty.
+    for (const proc of descendantsOf(pid)) if (proc.command || !seen.has(proc.pid)) seen.set(proc.pid, proc);
   }, 200);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
     child.once('exit', (code, signal) => {

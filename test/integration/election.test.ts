@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
-import { spawnGantry } from '../support/gantry-process.ts';
+import { metricSum, spawnGantry } from '../support/gantry-process.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
 import { startRunnerSimulator } from '../support/runner-simulator.ts';
 
@@ -47,17 +47,8 @@ async function startReplica(name: string, config = configPath): Promise<Replica>
   return replica;
 }
 
-/** The sum of the samples of `name` whose label text contains every one of `labels`. */
-async function metric(replica: Replica, name: string, labels: string[] = []): Promise<number> {
-  const text = await (await fetch(`${replica.url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-    if (match?.[1] !== name || !labels.every((l) => (match[2] ?? '').includes(l))) continue;
-    sum += Number(match[3]);
-  }
-  return sum;
-}
+const metric = (replica: Replica, name: string, labels: string[] = []) =>
+  metricSum(replica.url, name, labels);
 
 const isLeader = async (r: Replica) => (await metric(r, 'gantry_leader')) === 1;
 const podCreates = (r: Replica) =>

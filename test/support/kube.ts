@@ -41,24 +41,5 @@ export async function deleteNamespace(kc: KubeConfig, name: string): Promise<voi
     .catch(() => {});
 }
 
-/** The HTTP status of a rejected client-node call (its ApiException), or undefined. */
-export function statusOf(err: unknown): number | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number'
-    ? err.code
-    : undefined;
-}
-
-/** The message body of a rejected client-node call, for asserting what the apiserver said. */
-export function messageOf(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'body' in err) {
-    const body = (err as { body: unknown }).body;
-    if (typeof body === 'string') {
-      try {
-        return (JSON.parse(body) as { message?: string }).message ?? body;
-      } catch {
-        return body;
-      }
-    }
-  }
-  return String(err);
-}
+/** The status and the apiserver's message of a rejected client-node call, as Gantry reads them. */
+export { kubeMessage as messageOf, kubeStatus as statusOf } from '../../src/kube/errors.ts';

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/http/server.ts';
+import { spawnGantry } from '../support/gantry-process.ts';
 
 const run = promisify(execFile);
 const main = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -115,13 +116,15 @@ describe('a running gantry and its config file', () => {
     const path = join(dir, 'gantry.yaml');
     const valid = 'http:\n  port: 0\n  address: 127.0.0.1\n';
     await writeFile(path, valid);
-    const child = spawn(process.execPath, [main, '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
+    const { child, exited } = spawnGantry({
+      configPath: path,
+      stderr: 'ignore',
+      onLine: (line) => {
+        output += `${line}\n`;
+      },
     });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     let code: number | null | undefined;
     void exited.then((c) => {
       code = c;

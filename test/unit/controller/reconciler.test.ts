@@ -4,29 +4,14 @@ import { createReconciler, type ReconcilerOptions } from '../../../src/controlle
 import type { CreateOutcome } from '../../../src/launcher/kube-launcher.ts';
 import { Ledger, type LedgerChange } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
-import type { JobEvent } from '../../../src/model/job.ts';
 import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
 import { buildClassifier } from '../../../src/planner/classify.ts';
+import { classes, githubJob, NOW, queuedEvent } from '../../support/builders.ts';
 import { until } from '../../support/until.ts';
-import { classes, NOW } from '../planner/snapshots.ts';
 
 const config = classes({ lint: { maxRunners: 100, maxCreatePerSecond: 1000 } });
 
-const queued = (id: number): JobEvent => ({
-  kind: 'queued',
-  job: {
-    source: 'github',
-    key: `github:${id}`,
-    repo: 'acme/app',
-    labels: ['self-hosted', 'lint'],
-    runId: '1',
-    runAttempt: 1,
-    untrusted: false,
-    name: `job ${id}`,
-  },
-  via: 'webhook',
-  createdAt: NOW,
-});
+const queued = (id: number) => queuedEvent(githubJob(id), NOW);
 
 /** An actuator whose creates stay in flight until the test lets them finish. */
 function heldActuator() {

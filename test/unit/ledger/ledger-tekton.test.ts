@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../../../src/ledger/ledger.ts';
+import type { Ledger } from '../../../src/ledger/ledger.ts';
 import type { JobEvent, JobIdentity } from '../../../src/model/job.ts';
-import { buildClassifier } from '../../../src/planner/classify.ts';
-import { classes, NOW, seconds } from '../planner/snapshots.ts';
+import { classes, NOW, seconds, testLedger } from '../../support/builders.ts';
 
 const config = classes({
   pipelines: { match: { tekton: { matchLabels: { team: 'web' } } }, maxRunners: 2, maxCreatePerSecond: 1 },
 });
 
-function ledger(): Ledger {
-  return new Ledger({
-    classify: buildClassifier(config),
-    startTimeoutMs: seconds(300),
-    capacityTimeoutMs: seconds(1800),
-    deadlineGraceMs: 0,
-  });
-}
+const ledger = () => testLedger(config, { deadlineGraceMs: 0 });
 
 function run(uid: string, labels: Record<string, string> = { team: 'web' }): JobIdentity {
   return {

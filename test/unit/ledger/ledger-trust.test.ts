@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../../../src/ledger/ledger.ts';
 import type { JobEvent, JobIdentity } from '../../../src/model/job.ts';
-import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
-import { buildClassifier, buildRunnerTrustCheck } from '../../../src/planner/classify.ts';
+import { buildRunnerTrustCheck } from '../../../src/planner/classify.ts';
 import { plan } from '../../../src/planner/plan.ts';
-import { classes, NOW, seconds } from '../planner/snapshots.ts';
+import { classes, githubJob, NOW, runnerPod, seconds, testLedger } from '../../support/builders.ts';
 
 const sandbox = { namespace: 'sandbox', runnerGroup: 'sandbox', runtimeClassName: 'gvisor' };
 const config = classes({
@@ -12,33 +10,18 @@ const config = classes({
   forks: { ...sandbox, untrusted: true, match: { github: { labels: ['self-hosted', 'lint'] } } },
 });
 
-function ledger(): Ledger {
-  return new Ledger({
-    classify: buildClassifier(config),
-    checkRunnerTrust: buildRunnerTrustCheck(config),
-    startTimeoutMs: seconds(300),
-    capacityTimeoutMs: seconds(1800),
-    deadlineGraceMs: seconds(60),
-  });
-}
+const ledger = () => testLedger(config, { checkRunnerTrust: buildRunnerTrustCheck(config) });
 
-function identity(id: number, untrusted: boolean): JobIdentity {
-  return {
-    source: 'github',
-    key: `github:${id}`,
+const identity = (id: number, untrusted: boolean): JobIdentity =>
+  githubJob(id, {
     repo: 'acme/oss',
-    labels: ['self-hosted', 'lint'],
-    runId: '1',
-    runAttempt: 1,
     untrusted,
     origin: {
       event: 'pull_request',
       headBranch: 'patch-1',
       ...(untrusted ? { untrustedBecause: 'fork' } : {}),
     },
-    name: `job ${id}`,
-  };
-}
+  });
 
 const event = (kind: 'queued' | 'started', id: number, untrusted: boolean, runnerName = ''): JobEvent =>
   kind === 'queued'
@@ -52,17 +35,13 @@ const event = (kind: 'queued' | 'started', id: number, untrusted: boolean, runne
         runnerName,
       };
 
-function pod(name: string, className: string): RunnerObservation {
-  return {
-    name,
-    namespace: className === 'forks' ? 'sandbox' : 'gantry-runners',
+const pod = (name: string, className: string) =>
+  runnerPod(name, {
     className,
-    phase: 'Running',
+    namespace: className === 'forks' ? 'sandbox' : 'gantry-runners',
     createdAt: NOW - seconds(60),
     runningSince: NOW - seconds(55),
-    deleting: false,
-  };
-}
+  });
 
 describe('the ledger and the runner GitHub gave a job', () => {
   it('reports an untrusted job on a trusted runner, and the planner deletes that runner at once', () => {

@@ -1,72 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
-import type { JobEvent, JobIdentity } from '../../../src/model/job.ts';
-import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
+import type { JobEvent } from '../../../src/model/job.ts';
 import { buildClassifier } from '../../../src/planner/classify.ts';
-import { classes, NOW, seconds } from '../planner/snapshots.ts';
+import {
+  classes,
+  completedEvent,
+  githubJob,
+  NOW,
+  queuedEvent,
+  runnerPod,
+  seconds,
+  startedEvent,
+  testLedger,
+} from '../../support/builders.ts';
 
 const config = classes({ lint: { activeDeadlineSeconds: 600 }, build: {} });
 
-function ledger(): Ledger {
-  return new Ledger({
-    classify: buildClassifier(config),
-    startTimeoutMs: seconds(300),
-    capacityTimeoutMs: seconds(1800),
-    deadlineGraceMs: seconds(60),
-  });
-}
-
-function identity(id: number, labels = ['self-hosted', 'lint']): JobIdentity {
-  return {
-    source: 'github',
-    key: `github:${id}`,
-    repo: 'acme/app',
-    labels,
-    runId: '1',
-    runAttempt: 1,
-    untrusted: false,
-    name: `job ${id}`,
-  };
-}
-
-const queued = (id: number, labels?: string[]): JobEvent => ({
-  kind: 'queued',
-  job: identity(id, labels),
-  via: 'webhook',
-  createdAt: NOW - seconds(30),
-});
-const started = (id: number, runnerName: string): JobEvent => ({
-  kind: 'started',
-  job: identity(id),
-  via: 'webhook',
-  createdAt: NOW - seconds(30),
-  startedAt: NOW - seconds(10),
-  runnerName,
-});
-const completed = (id: number, runnerName: string): JobEvent => ({
-  kind: 'completed',
-  job: identity(id),
-  via: 'webhook',
-  createdAt: NOW - seconds(30),
-  startedAt: NOW - seconds(10),
-  completedAt: NOW,
-  conclusion: 'success',
-  runnerName,
-});
-
-function pod(name: string, options: Partial<RunnerObservation> = {}): RunnerObservation {
-  return {
-    name,
-    namespace: 'gantry-runners',
-    className: 'lint',
-    phase: 'Running',
-    createdAt: NOW - seconds(20),
-    runningSince: NOW - seconds(15),
-    deleting: false,
-    ...options,
-  };
-}
+const ledger = () => testLedger(config);
+const identity = (id: number, labels?: string[]) => githubJob(id, labels ? { labels } : {});
+const queued = (id: number, labels?: string[]) => queuedEvent(identity(id, labels));
+const started = (id: number, runnerName: string) => startedEvent(identity(id), runnerName);
+const completed = (id: number, runnerName: string) => completedEvent(identity(id), runnerName);
+const pod = runnerPod;
 
 const create = (runnerName: string): CreateRunnerAction => ({
   kind: 'create-runner',

@@ -1,11 +1,9 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../../../src/ledger/ledger.ts';
+import type { Ledger } from '../../../src/ledger/ledger.ts';
 import { createGantryMetrics } from '../../../src/metrics/gantry-metrics.ts';
-import type { JobIdentity } from '../../../src/model/job.ts';
 import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
-import { buildClassifier } from '../../../src/planner/classify.ts';
-import { classes, NOW, seconds } from '../planner/snapshots.ts';
+import { classes, githubJob, NOW, runnerPod, seconds, testLedger } from '../../support/builders.ts';
 
 const config = classes({
   lint: {
@@ -18,12 +16,7 @@ const config = classes({
 
 function setup() {
   let now = NOW;
-  const ledger = new Ledger({
-    classify: buildClassifier(config),
-    startTimeoutMs: seconds(300),
-    capacityTimeoutMs: seconds(1800),
-    deadlineGraceMs: seconds(60),
-  });
+  const ledger = testLedger(config);
   const registry = new Registry();
   const metrics = createGantryMetrics({
     registry,
@@ -51,27 +44,11 @@ function setup() {
   };
 }
 
-const identity = (id: number, labels = ['self-hosted', 'lint']): JobIdentity => ({
-  source: 'github',
-  key: `github:${id}`,
-  repo: 'acme/app',
-  labels,
-  runId: '1',
-  runAttempt: 1,
-  untrusted: false,
-  name: `job <${id}>`,
-});
+const identity = (id: number, labels?: string[]) =>
+  githubJob(id, { name: `job <${id}>`, ...(labels ? { labels } : {}) });
 
-const pod = (name: string, options: Partial<RunnerObservation> = {}): RunnerObservation => ({
-  name,
-  namespace: 'gantry-runners',
-  className: 'lint',
-  phase: 'Running',
-  createdAt: NOW - seconds(4),
-  runningSince: NOW,
-  deleting: false,
-  ...options,
-});
+const pod = (name: string, options: Partial<RunnerObservation> = {}) =>
+  runnerPod(name, { createdAt: NOW - seconds(4), runningSince: NOW, ...options });
 
 describe('Gantry metrics from ledger changes', () => {
   it('observes queue times, runner start-up and job durations, and charges the scripted runner', async () => {

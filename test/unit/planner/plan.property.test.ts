@@ -15,7 +15,7 @@ import { runnerNameFor } from '../../../src/model/runner-name.ts';
 import { creationsAllowed, spendCreationBudget } from '../../../src/planner/creation-budget.ts';
 import { plan } from '../../../src/planner/plan.ts';
 import { runnerQuotaUsage } from '../../../src/planner/quota.ts';
-import { admits, classes, countBy, creates, deletes, NOW, seconds } from './snapshots.ts';
+import { admits, classes, countBy, creates, deletes, NOW, seconds } from '../../support/builders.ts';
 
 const CLASS_NAMES = ['build', 'lint', 'test'] as const;
 const REPOS = ['acme/a', 'acme/b', 'acme/c', 'acme/d'];

@@ -14,7 +14,7 @@ import {
   runner,
   seconds,
   snapshot,
-} from './snapshots.ts';
+} from '../../support/builders.ts';
 
 describe('plan: supply for queued jobs', () => {
   it('creates one runner per queued job plus the warm pool', () => {

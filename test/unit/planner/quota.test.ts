@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runnerQuotaUsage } from '../../../src/planner/quota.ts';
-import { classes } from './snapshots.ts';
+import { classes } from '../../support/builders.ts';
 
 const GI = 2 ** 30;
 const MI = 2 ** 20;
