@@ -16,11 +16,11 @@
  */
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { classesSchema } from '../../src/config/classes.ts';
-import { createGithubRegistrar } from '../../src/controller/github-registrar.ts';
+import { classesSchema } from '../../src/classes/schema.ts';
 import { createWebhookServer } from '../../src/http/server.ts';
 import type { JobEvent } from '../../src/model/job.ts';
 import { githubConfigSchema } from '../../src/sources/github/config.ts';
+import { createGithubRegistrar } from '../../src/sources/github/registrar.ts';
 import { createGithubSource } from '../../src/sources/github/source.ts';
 import { appKeys, FakeGithub, fakeAppAuth, ManualClock } from '../../test/support/fake-github/index.ts';
 import { emitJson, type Headline, printTable, round, runBench } from './lib/report.ts';

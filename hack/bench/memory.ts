@@ -16,13 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { classesSchema, type RunnerClasses } from '../../src/config/classes.ts';
+import { buildClassifier } from '../../src/classes/matching.ts';
+import { classesSchema, type RunnerClasses } from '../../src/classes/schema.ts';
 import { buildRunnerPod } from '../../src/launcher/runner-pod.ts';
 import { Ledger, type LedgerChange } from '../../src/ledger/ledger.ts';
 import { createGantryMetrics } from '../../src/metrics/gantry-metrics.ts';
 import type { JobEvent, JobIdentity } from '../../src/model/job.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
-import { buildClassifier } from '../../src/planner/classify.ts';
 import { emitJson, type Headline, printTable, round, runBench } from './lib/report.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -10,7 +10,8 @@
  * at most twice as many), so that no size takes much longer than another.
  */
 import { parseArgs } from 'node:util';
-import { classesSchema, type RunnerClasses } from '../../src/config/classes.ts';
+import { buildClassifier } from '../../src/classes/matching.ts';
+import { classesSchema, type RunnerClasses } from '../../src/classes/schema.ts';
 import type {
   ClassifiableJob,
   ClassSnapshot,
@@ -19,7 +20,6 @@ import type {
   RunnerState,
   RunnerView,
 } from '../../src/model/ledger-snapshot.ts';
-import { buildClassifier } from '../../src/planner/classify.ts';
 import { plan } from '../../src/planner/plan.ts';
 import type { Headline } from './lib/report.ts';
 

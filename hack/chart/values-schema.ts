@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { classesSchema } from '../../src/config/classes.ts';
+import { classesSchema } from '../../src/classes/schema.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName } from '../../src/model/kube-names.ts';
 

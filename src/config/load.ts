@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
-import { ConfigError } from './error.ts';
+import { ConfigError } from '../errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
 export { ConfigError };

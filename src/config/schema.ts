@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { classesSchema, isSandboxTier } from '../classes/schema.ts';
 import { githubConfigSchema } from '../sources/github/config.ts';
 import { tektonConfigSchema } from '../sources/tekton/config.ts';
-import { classesSchema, isSandboxTier } from './classes.ts';
 
 /**
  * Gantry's configuration: the daemon's config file and, rendered from them, the Helm values.

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { RunnerClasses } from '../config/classes.ts';
-import type { CheckOutcome, CreateOutcome, DeleteOutcome } from '../launcher/kube-launcher.ts';
+import type { RunnerClasses } from '../classes/schema.ts';
 import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type {
   Action,
@@ -12,26 +11,7 @@ import type {
 } from '../model/action.ts';
 import type { EpochMillis } from '../model/job.ts';
 import { plan } from '../planner/plan.ts';
-
-export interface RunnerActuator {
-  create(action: CreateRunnerAction, runnerClass: RunnerClasses[string]): Promise<CreateOutcome>;
-  remove(action: DeleteRunnerAction): Promise<DeleteOutcome>;
-  check(action: CheckRunnerAction): Promise<CheckOutcome>;
-}
-
-/** What became of an admission or cancellation of a queued run. */
-export type RunOutcome =
-  /** Done as asked. */
-  | { kind: 'done' }
-  /** The run is no longer queued (started, cancelled or deleted by someone else): nothing to do. */
-  | { kind: 'gone' }
-  | { kind: 'failed'; error: Error };
-
-/** Tekton's side: lets queued PipelineRuns start, or cancels them. */
-export interface RunActuator {
-  admit(action: AdmitRunAction): Promise<RunOutcome>;
-  cancel(action: CancelRunAction): Promise<RunOutcome>;
-}
+import type { CheckOutcome, CreateOutcome, DeleteOutcome, RunActuator, RunnerActuator } from '../ports.ts';
 
 export interface ReconcilerOptions {
   ledger: Ledger;

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { KubeConfig, V1Pod, V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { RunnerClasses } from '../config/classes.ts';
-import { ConfigError } from '../config/error.ts';
+import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../classes/matching.ts';
+import type { RunnerClasses } from '../classes/schema.ts';
+import { ConfigError } from '../errors.ts';
 import type { KubeApis } from '../kube/client.ts';
 import { type RunningWatch, startWatch } from '../kube/watch.ts';
 import { findAdmissionProblems } from '../launcher/admission-check.ts';
-import { createKubeLauncher, type RunnerRegistrar } from '../launcher/kube-launcher.ts';
+import { createKubeLauncher } from '../launcher/kube-launcher.ts';
 import { RUNNER_POD_SELECTOR } from '../launcher/metadata.ts';
 import { quotaLimits } from '../launcher/quota-headroom.ts';
 import { observeRunnerPod } from '../launcher/runner-observation.ts';
@@ -14,8 +15,8 @@ import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { JobEvent } from '../model/job.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
 import { DEFAULT_RUNNER_NAME_PREFIX } from '../model/runner-name.ts';
-import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../planner/classify.ts';
-import { createReconciler, type ReconcilerOptions, type RunActuator } from './reconciler.ts';
+import type { RunActuator, RunnerRegistrar } from '../ports.ts';
+import { createReconciler, type ReconcilerOptions } from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;

@@ -1,6 +1,6 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { RunnerClasses } from '../config/classes.ts';
+import type { RunnerClasses } from '../classes/schema.ts';
 import {
   isQuotaExceeded,
   isTransientKubeError,

@@ -1,5 +1,5 @@
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { type CacheConfig, type CacheTool, cacheMountPath, cacheVolumeName } from '../config/classes.ts';
+import { type CacheConfig, type CacheTool, cacheMountPath, cacheVolumeName } from '../classes/schema.ts';
 
 /**
  * A class's caches as pod volumes, mounts and tool environment.

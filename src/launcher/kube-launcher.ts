@@ -1,6 +1,6 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { RunnerClass } from '../config/classes.ts';
+import type { RunnerClass } from '../classes/schema.ts';
 import {
   isQuotaExceeded,
   isTransientKubeError,
@@ -10,57 +10,10 @@ import {
   kubeStatus,
 } from '../kube/errors.ts';
 import type { CheckRunnerAction, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
+import type { CheckOutcome, CreateOutcome, DeleteOutcome, RunnerRegistrar } from '../ports.ts';
 import { withRetry } from '../util/retry.ts';
 import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
 import { buildRunnerPod } from './runner-pod.ts';
-
-/** A runner as its registration is found again: its name, class and (repo scope) repository. */
-export interface RegisteredRunner {
-  runnerName: string;
-  className: string;
-  repo?: string;
-}
-
-/** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
-export interface RunnerRegistrar {
-  /**
-   * Registers the runner and returns its secret JIT config. An error with a numeric `untilMs` (epoch
-   * ms) says when the CI system will take registrations again (a rate limit).
-   */
-  register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
-  /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
-  unregister(runner: RegisteredRunner): Promise<'removed' | 'busy' | 'absent'>;
-  /**
-   * The runner's pod is gone: remove its registration now, or once the CI system lets go of it (it
-   * refuses while the runner still holds the job it lost with its pod). Never throws; works on in
-   * the background.
-   */
-  forget(runner: RegisteredRunner): void;
-}
-
-export type CreateOutcome =
-  | { kind: 'created' }
-  /** The pod and its secret already existed: a retried action. */
-  | { kind: 'exists' }
-  /** The namespace's ResourceQuota refused the pod: a capacity signal, nothing was left behind. */
-  | { kind: 'quota-exceeded'; message: string; retryAfterMs?: number }
-  /**
-   * The apiserver refused the pod for good (Pod Security, validation, a missing service account or
-   * namespace, no permission): `detail` is its reason, `message` its words. Nothing was stored.
-   */
-  | { kind: 'refused'; detail: string; message: string }
-  /** The CI system did not register the runner; its pod was removed again. `retryAt`: when it will. */
-  | { kind: 'registration-failed'; error: Error; retryAt?: number }
-  /**
-   * `podMayExist`: the apiserver did not answer (or the clean-up failed), so the pod may have been
-   * stored all the same; the create is idempotent and can be sent again to find out and finish it.
-   */
-  | { kind: 'failed'; error: Error; podMayExist?: boolean };
-
-export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind: 'failed'; error: Error };
-
-/** Whether a runner's pod has its own JIT Secret; `failed`: the apiserver could not say. */
-export type CheckOutcome = { kind: 'written' } | { kind: 'missing' } | { kind: 'failed'; error: Error };
 
 export interface KubeLauncherOptions {
   core: CoreV1Api;

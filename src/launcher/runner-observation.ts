@@ -1,5 +1,5 @@
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { RUNNER_CONTAINER } from '../config/classes.ts';
+import { RUNNER_CONTAINER } from '../classes/schema.ts';
 import type {
   LostReason,
   RunnerObservation,

@@ -9,14 +9,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import {
-  JIT_CONFIG_ENV,
-  RUNNER_CONTAINER,
-  RUNNER_WORK_DIR,
-  RUNNER_WORK_VOLUME,
-  type RunnerClass,
-} from '../config/classes.ts';
-import type { ResourceName } from '../config/fields.ts';
+import type { ResourceName } from '../classes/fields.ts';
 import {
   type ContainerSecurity,
   DO_NOT_DISRUPT_ANNOTATIONS,
@@ -24,8 +17,15 @@ import {
   type PodVolume,
   type PodVolumeMount,
   type SpreadConstraint,
-} from '../config/pod-overrides.ts';
-import { runnerContainerResources } from '../config/runner-resources.ts';
+} from '../classes/pod-overrides.ts';
+import { runnerContainerResources } from '../classes/runner-resources.ts';
+import {
+  JIT_CONFIG_ENV,
+  RUNNER_CONTAINER,
+  RUNNER_WORK_DIR,
+  RUNNER_WORK_VOLUME,
+  type RunnerClass,
+} from '../classes/schema.ts';
 import type { CreateRunnerAction } from '../model/action.ts';
 import { buildCachePodParts } from './cache-volumes.ts';
 import { JIT_CONFIG_KEY, jitConfigSecretName } from './jit-config-secret.ts';

@@ -1,5 +1,8 @@
 import { LRUCache } from 'lru-cache';
-import type { RunnerClasses } from '../config/classes.ts';
+import { spendCreationBudget } from '../classes/creation-budget.ts';
+import type { Classification, RunnerTrustCheck, RunnerTrustVerdict } from '../classes/matching.ts';
+import { runnerQuotaUsage } from '../classes/quota-usage.ts';
+import type { RunnerClasses } from '../classes/schema.ts';
 import type { AdmitRunAction, CreateRunnerAction } from '../model/action.ts';
 import type { EpochMillis, JobEvent, JobIdentity } from '../model/job.ts';
 import type {
@@ -17,9 +20,6 @@ import type {
   RunnerView,
 } from '../model/ledger-snapshot.ts';
 import type { LostReason, RunnerObservation, StartFailure } from '../model/runner-observation.ts';
-import type { Classification, RunnerTrustCheck, RunnerTrustVerdict } from '../planner/classify.ts';
-import { spendCreationBudget } from '../planner/creation-budget.ts';
-import { runnerQuotaUsage } from '../planner/quota.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;

@@ -1,5 +1,5 @@
-import type { RunnerClass } from '../config/classes.ts';
-import { podResourceTotals } from '../config/runner-resources.ts';
+import { podResourceTotals } from '../classes/runner-resources.ts';
+import type { RunnerClass } from '../classes/schema.ts';
 import type { EpochMillis } from '../model/job.ts';
 
 /**

@@ -1,10 +1,10 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { RunnerClasses } from '../config/classes.ts';
+import { fitsQuota, runnerQuotaUsage } from '../classes/quota-usage.ts';
+import type { RunnerClasses } from '../classes/schema.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { EpochMillis } from '../model/job.ts';
 import type { LedgerSnapshot, RunnerState } from '../model/ledger-snapshot.ts';
 import { LOST_REASONS, type StartFailureReason } from '../model/runner-observation.ts';
-import { fitsQuota, runnerQuotaUsage } from '../planner/quota.ts';
 import { runnerHourlyRate } from './cost.ts';
 import { CostMeter } from './cost-meter.ts';
 import { RecentActivity, type StatusReport } from './status.ts';

@@ -1,4 +1,6 @@
-import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
+import { creationsAllowed } from '../classes/creation-budget.ts';
+import { consumeQuota, fitsQuota, runnerQuotaUsage } from '../classes/quota-usage.ts';
+import type { RunnerClass, RunnerClasses } from '../classes/schema.ts';
 import type {
   Action,
   AdmitRunAction,
@@ -10,9 +12,7 @@ import type {
 import type { EpochMillis } from '../model/job.ts';
 import type { ClassSnapshot, LedgerSnapshot, QueuedJob, RunnerView } from '../model/ledger-snapshot.ts';
 import { DEFAULT_RUNNER_NAME_PREFIX, runnerNameFor } from '../model/runner-name.ts';
-import { creationsAllowed } from './creation-budget.ts';
 import { fairOrder, type Tenant } from './fair-order.ts';
-import { consumeQuota, fitsQuota, runnerQuotaUsage } from './quota.ts';
 
 /**
  * The scaling policy, as one pure function of the ledger snapshot, the classes and the clock.

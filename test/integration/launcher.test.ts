@@ -1,13 +1,14 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classesSchema, type RunnerClass } from '../../src/config/classes.ts';
+import { classesSchema, type RunnerClass } from '../../src/classes/schema.ts';
 import { createKubeApis } from '../../src/kube/client.ts';
 import { jitConfigSecretName } from '../../src/launcher/jit-config-secret.ts';
-import { createKubeLauncher, type RunnerRegistrar } from '../../src/launcher/kube-launcher.ts';
+import { createKubeLauncher } from '../../src/launcher/kube-launcher.ts';
 import { buildRunnerPod } from '../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../src/model/action.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
+import type { RunnerRegistrar } from '../../src/ports.ts';
 import { createTestNamespace, deleteNamespace, statusOf, testKubeConfig, until } from '../support/kube.ts';
 import { memoryRegistrar } from '../support/memory-registrar.ts';
 

@@ -1,7 +1,7 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classesSchema, type RunnerClass } from '../../src/config/classes.ts';
+import { classesSchema, type RunnerClass } from '../../src/classes/schema.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createKubeApis } from '../../src/kube/client.ts';
 import { createKubeLauncher } from '../../src/launcher/kube-launcher.ts';

@@ -1,4 +1,5 @@
-import { classesSchema, type RunnerClasses } from '../../src/config/classes.ts';
+import { buildClassifier } from '../../src/classes/matching.ts';
+import { classesSchema, type RunnerClasses } from '../../src/classes/schema.ts';
 import { Ledger, type LedgerOptions } from '../../src/ledger/ledger.ts';
 import type {
   Action,
@@ -15,7 +16,6 @@ import type {
   RunnerView,
 } from '../../src/model/ledger-snapshot.ts';
 import type { RunnerObservation } from '../../src/model/runner-observation.ts';
-import { buildClassifier } from '../../src/planner/classify.ts';
 
 /**
  * Small builders so each test states only what matters to it: the planner's snapshots, the sources'

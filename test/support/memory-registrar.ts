@@ -1,4 +1,4 @@
-import type { RunnerRegistrar } from '../../src/launcher/kube-launcher.ts';
+import type { RunnerRegistrar } from '../../src/ports.ts';
 
 /** GitHub's side of a runner, kept in memory: what the launcher registered and removed. */
 export function memoryRegistrar(): RunnerRegistrar & { registered: Set<string>; busy: Set<string> } {

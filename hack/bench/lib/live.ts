@@ -18,7 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { type App, createApp } from '../../../src/app.ts';
-import type { RunnerClass } from '../../../src/config/classes.ts';
+import type { RunnerClass } from '../../../src/classes/schema.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import type { Config } from '../../../src/config/schema.ts';
 import { createKubeApis, type KubeApis } from '../../../src/kube/client.ts';

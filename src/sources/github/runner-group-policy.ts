@@ -1,4 +1,4 @@
-import { isSandboxTier, type RunnerClasses } from '../../config/classes.ts';
+import { isSandboxTier, type RunnerClasses } from '../../classes/schema.ts';
 
 /** The access settings of an organisation runner group, as GitHub reports them. */
 export interface RunnerGroupAccess {

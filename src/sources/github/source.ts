@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { ConfigError } from '../../config/error.ts';
+import { ConfigError } from '../../errors.ts';
 import type { JobEvent } from '../../model/job.ts';
 import { createGithubApi, type InstallationTokenScope } from './api.ts';
 import { createAppAuth, createTokenAuth, type GithubAuth, parseAppPrivateKey } from './auth.ts';

@@ -1,9 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { GITHUB_WEBHOOK_PATH } from './webhook-route.ts';
-
-/** Set on a forwarded delivery: its receiver never forwards it again (one hop at most). */
-export const FORWARDED_BY_HEADER = 'x-gantry-forwarded-by';
+import { FORWARDED_BY_HEADER, GITHUB_WEBHOOK_PATH, type RawDelivery } from './webhook-route.ts';
 
 /** GitHub's headers that go with a delivery; the signature covers the body, so both travel as they came. */
 const FORWARDED_HEADERS = [
@@ -17,13 +14,6 @@ const FORWARDED_HEADERS = [
   'x-hub-signature',
   'x-hub-signature-256',
 ];
-
-/** A verified delivery exactly as GitHub sent it. */
-export interface RawDelivery {
-  deliveryId: string;
-  body: Buffer;
-  headers: Record<string, string | string[] | undefined>;
-}
 
 /** Where a replica's deliveries belong: to itself while it leads, else to the leader's URL if known. */
 export interface ForwardTarget {

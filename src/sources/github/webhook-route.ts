@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import { jsonDepthMessage, jsonTooDeep } from '../../http/body-limits.ts';
 import type { DeliveryPlace } from './delivery-scope.ts';
 import type { GithubMetrics } from './metrics.ts';
-import { FORWARDED_BY_HEADER, type RawDelivery } from './webhook-forward.ts';
 import { verifyWebhookSignature } from './webhook-signature.ts';
 import {
   checkJobFields,
@@ -16,6 +15,16 @@ import {
 } from './workflow-job.ts';
 
 export const GITHUB_WEBHOOK_PATH = '/webhooks/github';
+
+/** Set on a forwarded delivery: its receiver never forwards it again (one hop at most). */
+export const FORWARDED_BY_HEADER = 'x-gantry-forwarded-by';
+
+/** A verified delivery exactly as GitHub sent it. */
+export interface RawDelivery {
+  deliveryId: string;
+  body: Buffer;
+  headers: Record<string, string | string[] | undefined>;
+}
 /**
  * The events Gantry acts on (workflow_run says where a run comes from before its jobs are
  * announced); every other is answered 202 before its body is read.

@@ -1,5 +1,5 @@
-import type { RunnerClass, RunnerClasses } from '../../config/classes.ts';
-import { buildClassifier } from '../../planner/classify.ts';
+import { buildClassifier } from '../../classes/matching.ts';
+import type { RunnerClass, RunnerClasses } from '../../classes/schema.ts';
 import { addPodSettings, PatchBuilder, warnTaskOverrides } from './admission-patch.ts';
 import { enforcementMessage, enforcementViolations } from './admission-policy.ts';
 import { type AdmissionAnswer, allow, deny, readReview } from './admission-review.ts';

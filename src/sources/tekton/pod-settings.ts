@@ -1,4 +1,4 @@
-import type { RunnerClass } from '../../config/classes.ts';
+import type { RunnerClass } from '../../classes/schema.ts';
 import { isObject, own } from './json-reading.ts';
 
 /**

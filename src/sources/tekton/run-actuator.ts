@@ -1,7 +1,7 @@
 import { type CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { RunActuator, RunOutcome } from '../../controller/reconciler.ts';
 import { isTransientKubeError, kubeMessage, kubeRetryAfterMs, kubeStatus } from '../../kube/errors.ts';
 import type { AdmitRunAction, CancelRunAction } from '../../model/action.ts';
+import type { RunActuator, RunOutcome } from '../../ports.ts';
 import { withRetry } from '../../util/retry.ts';
 import {
   ANNOTATION_ADMITTED_AT,

@@ -1,11 +1,11 @@
 import type { KubeConfig, KubernetesListObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { RunnerClasses } from '../../config/classes.ts';
-import type { RunActuator } from '../../controller/reconciler.ts';
+import { buildClassifier } from '../../classes/matching.ts';
+import type { RunnerClasses } from '../../classes/schema.ts';
 import type { KubeApis } from '../../kube/client.ts';
 import { type RunningWatch, startWatch } from '../../kube/watch.ts';
 import type { EpochMillis, JobEvent } from '../../model/job.ts';
-import { buildClassifier } from '../../planner/classify.ts';
+import type { RunActuator } from '../../ports.ts';
 import type { TektonConfig } from './config.ts';
 import {
   ANNOTATION_ADMITTED_AT,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RunnerClasses } from '../../config/classes.ts';
+import type { RunnerClasses } from '../../classes/schema.ts';
 import type { KubeApis } from '../../kube/client.ts';
 import { createPipelineRunAdmission } from './admission.ts';
 import { createAdmissionServer } from './admission-server.ts';

@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ConfigError } from '../../../src/config/error.ts';
 import type { Config } from '../../../src/config/schema.ts';
 import { watchConfigFile } from '../../../src/config/watch.ts';
+import type { ConfigError } from '../../../src/errors.ts';
 
 const DEBOUNCE_MS = 30;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

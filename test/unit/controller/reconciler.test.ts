@@ -1,11 +1,11 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { buildClassifier } from '../../../src/classes/matching.ts';
 import { createReconciler, type ReconcilerOptions } from '../../../src/controller/reconciler.ts';
-import type { CreateOutcome } from '../../../src/launcher/kube-launcher.ts';
 import { Ledger, type LedgerChange } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
 import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
-import { buildClassifier } from '../../../src/planner/classify.ts';
+import type { CreateOutcome } from '../../../src/ports.ts';
 import { classes, githubJob, NOW, queuedEvent } from '../../support/builders.ts';
 import { until } from '../../support/until.ts';
 

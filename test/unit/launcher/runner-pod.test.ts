@@ -1,6 +1,6 @@
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { classesSchema, type RunnerClass } from '../../../src/config/classes.ts';
+import { classesSchema, type RunnerClass } from '../../../src/classes/schema.ts';
 import {
   buildJitConfigSecret,
   JIT_CONFIG_KEY,

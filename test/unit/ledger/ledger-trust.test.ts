@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { buildRunnerTrustCheck } from '../../../src/classes/matching.ts';
 import type { JobEvent, JobIdentity } from '../../../src/model/job.ts';
-import { buildRunnerTrustCheck } from '../../../src/planner/classify.ts';
 import { plan } from '../../../src/planner/plan.ts';
 import { classes, githubJob, NOW, runnerPod, seconds, testLedger } from '../../support/builders.ts';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { buildClassifier } from '../../../src/classes/matching.ts';
 import { Ledger } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
-import { buildClassifier } from '../../../src/planner/classify.ts';
 import {
   classes,
   completedEvent,

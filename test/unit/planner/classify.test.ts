@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { classesSchema } from '../../../src/config/classes.ts';
+import { buildClassifier, buildRunnerTrustCheck, classifyJob } from '../../../src/classes/matching.ts';
+import { classesSchema } from '../../../src/classes/schema.ts';
 import type { JobOrigin } from '../../../src/model/job.ts';
 import type { ClassifiableJob } from '../../../src/model/ledger-snapshot.ts';
-import { buildClassifier, buildRunnerTrustCheck, classifyJob } from '../../../src/planner/classify.ts';
 
 const classes = classesSchema.parse({
   small: { match: { github: { labels: ['self-hosted', 'linux'] } } },

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RunnerClasses } from '../../../src/config/classes.ts';
+import { creationsAllowed, spendCreationBudget } from '../../../src/classes/creation-budget.ts';
+import { runnerQuotaUsage } from '../../../src/classes/quota-usage.ts';
+import type { RunnerClasses } from '../../../src/classes/schema.ts';
 import type { Action } from '../../../src/model/action.ts';
 import { isDnsLabel } from '../../../src/model/kube-names.ts';
 import type {
@@ -12,9 +14,7 @@ import type {
   RunnerView,
 } from '../../../src/model/ledger-snapshot.ts';
 import { runnerNameFor } from '../../../src/model/runner-name.ts';
-import { creationsAllowed, spendCreationBudget } from '../../../src/planner/creation-budget.ts';
 import { plan } from '../../../src/planner/plan.ts';
-import { runnerQuotaUsage } from '../../../src/planner/quota.ts';
 import { admits, classes, countBy, creates, deletes, NOW, seconds } from '../../support/builders.ts';
 
 const CLASS_NAMES = ['build', 'lint', 'test'] as const;

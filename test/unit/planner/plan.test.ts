@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { creationsAllowed, spendCreationBudget } from '../../../src/classes/creation-budget.ts';
 import { isDnsLabel } from '../../../src/model/kube-names.ts';
 import { runnerNameFor } from '../../../src/model/runner-name.ts';
-import { creationsAllowed, spendCreationBudget } from '../../../src/planner/creation-budget.ts';
 import { CHECK_AFTER_MS, plan } from '../../../src/planner/plan.ts';
 import {
   admits,

@@ -1,8 +1,8 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classesSchema } from '../../../../src/config/classes.ts';
-import { createGithubRegistrar, UnsafePlacementError } from '../../../../src/controller/github-registrar.ts';
+import { classesSchema } from '../../../../src/classes/schema.ts';
+import { createGithubRegistrar, UnsafePlacementError } from '../../../../src/sources/github/registrar.ts';
 import {
   placementProblems,
   type RunnerGroupAccess,

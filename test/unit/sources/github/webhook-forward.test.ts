@@ -7,12 +7,12 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { advertisedUrl } from '../../../../src/election/advertise.ts';
 import { createGithubMetrics } from '../../../../src/sources/github/metrics.ts';
+import { createWebhookForwarder } from '../../../../src/sources/github/webhook-forward.ts';
 import {
-  createWebhookForwarder,
   FORWARDED_BY_HEADER,
   type RawDelivery,
-} from '../../../../src/sources/github/webhook-forward.ts';
-import { registerGithubWebhookRoute } from '../../../../src/sources/github/webhook-route.ts';
+  registerGithubWebhookRoute,
+} from '../../../../src/sources/github/webhook-route.ts';
 import { signWebhookBody } from '../../../../src/sources/github/webhook-signature.ts';
 import { workflowJobExamples } from '../../../support/fake-github/index.ts';
 

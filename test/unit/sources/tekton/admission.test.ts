@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classesSchema } from '../../../../src/config/classes.ts';
+import { classesSchema } from '../../../../src/classes/schema.ts';
 import {
   type AdmissionAnswer,
   type AdmissionResponse,

@@ -1,11 +1,6 @@
-import {
-  isSandboxTier,
-  type RunnerClass,
-  type RunnerClasses,
-  type TektonSelector,
-} from '../config/classes.ts';
 import type { JobOrigin } from '../model/job.ts';
 import type { ClassifiableJob } from '../model/ledger-snapshot.ts';
+import { isSandboxTier, type RunnerClass, type RunnerClasses, type TektonSelector } from './schema.ts';
 
 /**
  * Which runner class a job belongs to: exactly one class, or a reason it has none.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { classesSchema } from '../../../src/config/classes.ts';
+import { classesSchema } from '../../../src/classes/schema.ts';
 
 // The pod overrides a class may set: checked key by key with the key named, and on the sandbox tier
 // refused wherever they would weaken the pod's isolation.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { classesSchema, runnerClassSchema } from '../../../src/config/classes.ts';
+import { classesSchema, runnerClassSchema } from '../../../src/classes/schema.ts';
 import { cpuMillicores, parseQuantity } from '../../../src/model/quantity.ts';
 
 // The top-level config nests the map under `classes`; parse the same way so paths read as operators see them.

@@ -1,15 +1,15 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import type { RunnerClass, RunnerClasses } from '../config/classes.ts';
-import { ConfigError } from '../config/error.ts';
-import type { RegisteredRunner, RunnerRegistrar } from '../launcher/kube-launcher.ts';
-import type { CreateRunnerAction } from '../model/action.ts';
-import type { PlacementHold } from '../model/ledger-snapshot.ts';
-import type { RunnerScope } from '../sources/github/api.ts';
-import { isRefusedForGood } from '../sources/github/errors.ts';
-import type { JitRunnerService, RunnerPlacement } from '../sources/github/jit-runners.ts';
-import { type PlacementProblem, placementProblems } from '../sources/github/runner-group-policy.ts';
-import { backoffDelayMs } from '../util/retry.ts';
+import type { RunnerClass, RunnerClasses } from '../../classes/schema.ts';
+import { ConfigError } from '../../errors.ts';
+import type { CreateRunnerAction } from '../../model/action.ts';
+import type { PlacementHold } from '../../model/ledger-snapshot.ts';
+import type { RegisteredRunner, RunnerRegistrar } from '../../ports.ts';
+import { backoffDelayMs } from '../../util/retry.ts';
+import type { RunnerScope } from './api.ts';
+import { isRefusedForGood } from './errors.ts';
+import type { JitRunnerService, RunnerPlacement } from './jit-runners.ts';
+import { type PlacementProblem, placementProblems } from './runner-group-policy.ts';
 
 /** A class whose runner group (or repository) GitHub would let untrusted jobs reach. */
 export class UnsafePlacementError extends ConfigError {

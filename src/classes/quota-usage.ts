@@ -1,7 +1,7 @@
-import type { RunnerClass } from '../config/classes.ts';
-import { podResourceTotals } from '../config/runner-resources.ts';
 import type { QuotaHeadroom, QuotaResource } from '../model/ledger-snapshot.ts';
 import { cpuMillicores, parseQuantity } from '../model/quantity.ts';
+import { podResourceTotals } from './runner-resources.ts';
+import type { RunnerClass } from './schema.ts';
 
 /** What one runner pod of a class counts against its namespace's ResourceQuota. */
 export type QuotaUsage = Partial<Record<QuotaResource, number>>;

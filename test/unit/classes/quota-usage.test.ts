@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runnerQuotaUsage } from '../../../src/planner/quota.ts';
+import { runnerQuotaUsage } from '../../../src/classes/quota-usage.ts';
 import { classes } from '../../support/builders.ts';
 
 const GI = 2 ** 30;

@@ -1,6 +1,6 @@
 import { parseQuantity } from '../model/quantity.ts';
-import type { RunnerClass } from './classes.ts';
 import type { ResourceName } from './fields.ts';
+import type { RunnerClass } from './schema.ts';
 
 /**
  * The resources of a class's runner pods as Kubernetes will count them: the runner container's own
