@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DO_NOT_DISRUPT_ANNOTATIONS } from '../model/keys.ts';
 import { isQualifiedName } from '../model/kube-names.ts';
 import { parseQuantity } from '../model/quantity.ts';
 import { absolutePath, dnsLabel, dnsSubdomain, envMap, labelMap, quantity, resourceList } from './fields.ts';
@@ -209,12 +210,6 @@ const dnsConfig = z.strictObject({
   searches: z.array(z.string().min(1)).max(32).optional(),
   options: z.array(z.strictObject({ name: z.string().min(1), value: z.string().optional() })).optional(),
 });
-
-/** The annotations that keep node autoscalers from removing a node under a running runner. */
-export const DO_NOT_DISRUPT_ANNOTATIONS: Readonly<Record<string, string>> = {
-  'karpenter.sh/do-not-disrupt': 'true',
-  'cluster-autoscaler.kubernetes.io/safe-to-evict': 'false',
-};
 
 /** The class keys, spread into the runner class schema. */
 export const podOverrideFields = {

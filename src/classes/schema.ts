@@ -1,5 +1,6 @@
 import type { V1Affinity } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { LABEL_COMPONENT, LABEL_MANAGED_BY, RESERVED_KEY_PREFIX } from '../model/keys.ts';
 import { isDnsLabel, isQualifiedName } from '../model/kube-names.ts';
 import { parseQuantity } from '../model/quantity.ts';
 import {
@@ -23,8 +24,7 @@ import { checkPodOverrides, podOverrideFields } from './pod-overrides.ts';
  */
 
 /** Pod labels Gantry sets itself (and finds its pods by), which a class may not set. */
-export const RESERVED_LABEL_PREFIX = 'gantry.dev/';
-const RESERVED_LABELS = ['app.kubernetes.io/managed-by', 'app.kubernetes.io/component'];
+const RESERVED_LABELS = [LABEL_MANAGED_BY, LABEL_COMPONENT];
 /** The runner's JIT config variable, which Gantry fills from the runner's secret. */
 export const JIT_CONFIG_ENV = 'ACTIONS_RUNNER_INPUT_JITCONFIG';
 export const CACHE_TOOLS = ['npm', 'pip', 'go', 'gradle'] as const;
@@ -473,7 +473,7 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
     issue(['env', JIT_CONFIG_ENV], 'is set by Gantry from the runner’s secret');
   }
   for (const key of Object.keys(runnerClass.podLabels)) {
-    if (key.startsWith(RESERVED_LABEL_PREFIX) || RESERVED_LABELS.includes(key)) {
+    if (key.startsWith(RESERVED_KEY_PREFIX) || RESERVED_LABELS.includes(key)) {
       issue(['podLabels', key], 'is reserved: Gantry sets it to find its pods');
     }
   }

@@ -1,17 +1,10 @@
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../classes/schema.ts';
 import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
-import type {
-  Action,
-  AdmitRunAction,
-  CancelRunAction,
-  CheckRunnerAction,
-  CreateRunnerAction,
-  DeleteRunnerAction,
-} from '../model/action.ts';
+import type { Action, CreateRunnerAction } from '../model/action.ts';
 import type { EpochMillis } from '../model/job.ts';
 import { plan } from '../planner/plan.ts';
-import type { CheckOutcome, CreateOutcome, DeleteOutcome, RunActuator, RunnerActuator } from '../ports.ts';
+import type { CheckOutcome, CreateOutcome, RunActuator, RunnerActuator } from '../ports.ts';
 
 export interface ReconcilerOptions {
   ledger: Ledger;

@@ -3,10 +3,8 @@ import { hostname } from 'node:os';
 import { type CoordinationV1Api, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { kubeMessage as messageOf, kubeStatus as statusOf } from '../kube/errors.ts';
+import { LEADER_URL_ANNOTATION } from '../model/keys.ts';
 import { decide, leaseExpiresAt, type ObservedLease } from './decide.ts';
-
-/** Annotation of the Lease with the URL its holder serves HTTP on, for followers to forward webhooks to. */
-export const LEADER_URL_ANNOTATION = 'gantry.dev/leader-url';
 
 export interface ElectorOptions {
   coordination: CoordinationV1Api;

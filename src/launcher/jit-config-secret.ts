@@ -1,6 +1,7 @@
 import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import type { CreateRunnerAction } from '../model/action.ts';
-import { COMPONENT_JIT_CONFIG, LABEL_RUNNER, runnerNameOf, runnerObjectLabels } from './metadata.ts';
+import { COMPONENT_JIT_CONFIG, LABEL_RUNNER } from '../model/keys.ts';
+import { runnerNameOf, runnerObjectLabels } from './runner-labels.ts';
 
 /**
  * The Secret holding a runner's JIT config (GitHub's `encoded_jit_config`), which its pod receives as

@@ -1,5 +1,6 @@
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { RUNNER_CONTAINER } from '../classes/schema.ts';
+import { ANNOTATION_JOB, ANNOTATION_REPO, LABEL_CLASS } from '../model/keys.ts';
 import type {
   LostReason,
   RunnerObservation,
@@ -7,7 +8,6 @@ import type {
   StartFailure,
 } from '../model/runner-observation.ts';
 import { jitConfigSecretName } from './jit-config-secret.ts';
-import { ANNOTATION_JOB, ANNOTATION_REPO, LABEL_CLASS } from './metadata.ts';
 
 const PHASES: ReadonlySet<string> = new Set(['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown']);
 

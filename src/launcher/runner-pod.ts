@@ -10,13 +10,12 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { ResourceName } from '../classes/fields.ts';
-import {
-  type ContainerSecurity,
-  DO_NOT_DISRUPT_ANNOTATIONS,
-  type ExtraContainer,
-  type PodVolume,
-  type PodVolumeMount,
-  type SpreadConstraint,
+import type {
+  ContainerSecurity,
+  ExtraContainer,
+  PodVolume,
+  PodVolumeMount,
+  SpreadConstraint,
 } from '../classes/pod-overrides.ts';
 import { runnerContainerResources } from '../classes/runner-resources.ts';
 import {
@@ -27,17 +26,17 @@ import {
   type RunnerClass,
 } from '../classes/schema.ts';
 import type { CreateRunnerAction } from '../model/action.ts';
-import { buildCachePodParts } from './cache-volumes.ts';
-import { JIT_CONFIG_KEY, jitConfigSecretName } from './jit-config-secret.ts';
 import {
   ANNOTATION_JOB,
   ANNOTATION_NAME_SEED,
   ANNOTATION_REPO,
   COMPONENT_RUNNER,
+  DO_NOT_DISRUPT_ANNOTATIONS,
   LABEL_CLASS,
-  runnerNameOf,
-  runnerObjectLabels,
-} from './metadata.ts';
+} from '../model/keys.ts';
+import { buildCachePodParts } from './cache-volumes.ts';
+import { JIT_CONFIG_KEY, jitConfigSecretName } from './jit-config-secret.ts';
+import { runnerNameOf, runnerObjectLabels } from './runner-labels.ts';
 
 /**
  * A runner's one-shot Pod. A pure builder: the same action and class always give the same pod, so a

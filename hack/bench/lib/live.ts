@@ -24,9 +24,9 @@ import type { Config } from '../../../src/config/schema.ts';
 import { createKubeApis, type KubeApis } from '../../../src/kube/client.ts';
 import { startWatch } from '../../../src/kube/watch.ts';
 import { buildJitConfigSecret, runnerPodOwnerReference } from '../../../src/launcher/jit-config-secret.ts';
-import { ANNOTATION_JOB } from '../../../src/launcher/metadata.ts';
 import { buildRunnerPod } from '../../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
+import { ANNOTATION_JOB } from '../../../src/model/keys.ts';
 import { runnerNameFor } from '../../../src/model/runner-name.ts';
 import { cacheDir, controlPlaneBinDir } from '../../../test/support/control-plane/binaries.ts';
 import {

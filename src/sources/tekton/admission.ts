@@ -1,9 +1,5 @@
 import { buildClassifier } from '../../classes/matching.ts';
 import type { RunnerClass, RunnerClasses } from '../../classes/schema.ts';
-import { addPodSettings, PatchBuilder, warnTaskOverrides } from './admission-patch.ts';
-import { enforcementMessage, enforcementViolations } from './admission-policy.ts';
-import { type AdmissionAnswer, allow, deny, readReview } from './admission-review.ts';
-import { describe, isObject, isObjectOrAbsent, type JsonObject, own, stringValues } from './json-reading.ts';
 import {
   ANNOTATION_ADMITTED_AT,
   ANNOTATION_CANCEL_REASON,
@@ -11,10 +7,12 @@ import {
   ANNOTATION_HELD,
   ANNOTATION_QUEUED_AT,
   LABEL_CLASS,
-  PENDING,
-  TEKTON_GROUP,
-  TEKTON_VERSION,
-} from './pipeline-run.ts';
+} from '../../model/keys.ts';
+import { addPodSettings, PatchBuilder, warnTaskOverrides } from './admission-patch.ts';
+import { enforcementMessage, enforcementViolations } from './admission-policy.ts';
+import { type AdmissionAnswer, allow, deny, readReview } from './admission-review.ts';
+import { describe, isObject, isObjectOrAbsent, type JsonObject, own, stringValues } from './json-reading.ts';
+import { PENDING, TEKTON_GROUP, TEKTON_VERSION } from './pipeline-run.ts';
 
 export type {
   AdmissionAnswer,

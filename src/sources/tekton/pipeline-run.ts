@@ -15,19 +15,6 @@ export const PENDING = 'PipelineRunPending';
 /** `spec.status` that cancels a run (a pending one never starts). */
 export const CANCELLED = 'Cancelled';
 
-/** Label a user sets on a PipelineRun to ask for a class by name. */
-export const LABEL_CLASS = 'gantry.dev/class';
-/** The class the webhook put the run in. */
-export const ANNOTATION_CLASS = 'gantry.dev/class';
-/** When the webhook queued the run (RFC 3339 with milliseconds); absent on runs Gantry does not hold. */
-export const ANNOTATION_QUEUED_AT = 'gantry.dev/queued-at';
-/** When Gantry let the run start. */
-export const ANNOTATION_ADMITTED_AT = 'gantry.dev/admitted-at';
-/** `user`: the run was created pending by its author; Gantry never releases it. */
-export const ANNOTATION_HELD = 'gantry.dev/held';
-/** Why Gantry cancelled a queued run, e.g. `max-queue-age`. */
-export const ANNOTATION_CANCEL_REASON = 'gantry.dev/cancel-reason';
-
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown' | string;

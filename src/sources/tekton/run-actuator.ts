@@ -1,11 +1,10 @@
 import { type CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { isTransientKubeError, kubeMessage, kubeRetryAfterMs, kubeStatus } from '../../kube/errors.ts';
 import type { AdmitRunAction, CancelRunAction } from '../../model/action.ts';
+import { ANNOTATION_ADMITTED_AT, ANNOTATION_CANCEL_REASON } from '../../model/keys.ts';
 import type { RunActuator, RunOutcome } from '../../ports.ts';
 import { withRetry } from '../../util/retry.ts';
 import {
-  ANNOTATION_ADMITTED_AT,
-  ANNOTATION_CANCEL_REASON,
   CANCELLED,
   PENDING,
   PIPELINE_RUNS,

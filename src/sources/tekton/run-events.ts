@@ -11,9 +11,8 @@ import {
   ANNOTATION_HELD,
   ANNOTATION_QUEUED_AT,
   LABEL_CLASS,
-  PENDING,
-  type PipelineRun,
-} from './pipeline-run.ts';
+} from '../../model/keys.ts';
+import { PENDING, type PipelineRun } from './pipeline-run.ts';
 
 /**
  * What a PipelineRun means to the queue, read from the run alone (its spec.status, Gantry's

@@ -5,15 +5,10 @@ import type { RunnerClasses } from '../../classes/schema.ts';
 import type { KubeApis } from '../../kube/client.ts';
 import { type RunningWatch, startWatch } from '../../kube/watch.ts';
 import type { EpochMillis, JobEvent } from '../../model/job.ts';
+import { ANNOTATION_ADMITTED_AT } from '../../model/keys.ts';
 import type { RunActuator } from '../../ports.ts';
 import type { TektonConfig } from './config.ts';
-import {
-  ANNOTATION_ADMITTED_AT,
-  PIPELINE_RUNS,
-  type PipelineRun,
-  TEKTON_GROUP,
-  TEKTON_VERSION,
-} from './pipeline-run.ts';
+import { PIPELINE_RUNS, type PipelineRun, TEKTON_GROUP, TEKTON_VERSION } from './pipeline-run.ts';
 import { createRunActuator, type RunLocation } from './run-actuator.ts';
 import { runDeletedEvent, runEvent } from './run-events.ts';
 

@@ -7,9 +7,9 @@ import {
   jitConfigSecretName,
   runnerPodOwnerReference,
 } from '../../../src/launcher/jit-config-secret.ts';
-import { RUNNER_POD_SELECTOR } from '../../../src/launcher/metadata.ts';
 import { buildRunnerPod } from '../../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
+import { RUNNER_POD_SELECTOR } from '../../../src/model/keys.ts';
 import { isDnsLabel, isLabelValue, isQualifiedName, toLabelValue } from '../../../src/model/kube-names.ts';
 import { runnerNameFor } from '../../../src/model/runner-name.ts';
 

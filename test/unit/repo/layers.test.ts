@@ -27,7 +27,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   launcher: ['model', 'classes', 'ports', 'kube', 'util'],
   'sources/github': ['model', 'classes', 'ports', 'errors', 'http', 'util'],
   'sources/tekton': ['model', 'classes', 'ports', 'errors', 'http', 'kube', 'util'],
-  election: ['kube', 'util'],
+  election: ['model', 'kube', 'util'],
   // Observers of the ledger, and what serves them.
   metrics: ['model', 'classes', 'ledger'],
   http: ['metrics'],
