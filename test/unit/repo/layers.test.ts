@@ -109,7 +109,7 @@ function cycles(graph: Map<string, string[]>): string[][] {
 }
 
 /** Imports that cross units against MAY_IMPORT, as 'from -> to'. */
-export function forbiddenImports(graph: Map<string, string[]>): string[] {
+function forbiddenImports(graph: Map<string, string[]>): string[] {
   const forbidden: string[] = [];
   for (const [file, targets] of graph) {
     const from = unitOf(file);
