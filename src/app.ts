@@ -2,14 +2,16 @@ import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { buildServableCheck } from './classes/matching.ts';
 import type { Config } from './config/schema.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
 import { advertisedUrl } from './election/advertise.ts';
 import { createElector, type Elector, electionIdentity } from './election/elector.ts';
+import { leaderMetric } from './election/metrics.ts';
 import { createHttpServer, createWebhookServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
+import { kubeRequestCounter } from './kube/metrics.ts';
 import { createLogger } from './log/logger.ts';
 import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
@@ -78,12 +80,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   let advertised: string | undefined;
   let leading = false;
   let stopping = false;
-  const leaderGauge = new Gauge({
-    name: 'gantry_leader',
-    help: '1 while this replica is the leader (plans and acts), else 0.',
-    registers: [metrics],
-  });
-  leaderGauge.set(0);
+  const leaderGauge = leaderMetric(metrics);
 
   if (config.github.enabled) {
     webhooks = createWebhookServer(logger);
@@ -106,15 +103,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const launchesRunners = github !== undefined && githubClasses.length > 0;
   if (launchesRunners || config.tekton.enabled) {
     const kc = deps.kubeConfig ?? defaultKubeConfig();
-    const kubeRequests = new Counter({
-      name: 'gantry_kube_requests_total',
-      help: 'Kubernetes API requests by verb, resource and HTTP status (0: no answer).',
-      labelNames: ['verb', 'resource', 'code'],
-      registers: [metrics],
-    });
+    const countKubeRequest = kubeRequestCounter(metrics);
     const apis = createKubeApis(kc, {
       timeoutMs: config.kubernetes.requestTimeoutSeconds * 1000,
-      onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
+      onResponse: countKubeRequest,
     });
     const controllerRef: { current?: RunnerController } = {};
     if (github && launchesRunners) {
@@ -175,7 +167,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         // A lease request must not outlast a retry period: the renew deadline is counted in them.
         coordination: createKubeApis(kc, {
           timeoutMs: Math.min(config.kubernetes.requestTimeoutSeconds * 1000, retryPeriodMs),
-          onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
+          onResponse: countKubeRequest,
         }).coordination,
         namespace: election.namespace ?? ownNamespace(kc),
         leaseName: election.leaseName,
@@ -199,7 +191,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   function startLeading(): void {
     if (leading || stopping) return;
     leading = true;
-    leaderGauge.set(1);
+    leaderGauge.set(true);
     runners?.startActing();
     github?.start();
     registrar?.start();
@@ -209,7 +201,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   async function stopLeading(): Promise<void> {
     if (!leading) return;
     leading = false;
-    leaderGauge.set(0);
+    leaderGauge.set(false);
     await Promise.all([runners?.stopActing(), github?.stopPolling(), registrar?.stop()]);
   }
 

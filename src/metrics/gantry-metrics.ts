@@ -40,6 +40,18 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
   const now = options.now ?? Date.now;
   const registers = [registry];
   const sourceOf = (className: string) => (classes[className]?.match.github ? 'github' : 'tekton');
+  // A scrape calls every gauge's collect() synchronously, one after the other: they share one
+  // projection of the ledger, dropped once that synchronous run is over.
+  let scraped: { snapshot: ReturnType<GantryMetricsOptions['snapshot']> } | undefined;
+  const scrapeSnapshot = () => {
+    if (!scraped) {
+      scraped = { snapshot: options.snapshot(now()) };
+      queueMicrotask(() => {
+        scraped = undefined;
+      });
+    }
+    return scraped.snapshot;
+  };
 
   const queueSeconds = new Histogram({
     name: 'gantry_job_queue_seconds',
@@ -150,7 +162,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     registers,
     collect() {
       this.reset();
-      const snapshot = options.snapshot(now());
+      const snapshot = scrapeSnapshot();
       for (const className of Object.keys(classes)) {
         const counts = new Map<RunnerState, number>(RUNNER_STATES.map((s) => [s, 0]));
         for (const runner of snapshot?.classes[className]?.runners ?? []) {
@@ -169,7 +181,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     registers,
     collect() {
       this.reset();
-      const snapshot = options.snapshot(now());
+      const snapshot = scrapeSnapshot();
       for (const [className, runnerClass] of Object.entries(classes)) {
         if (!runnerClass.match.github) continue;
         const runners = snapshot?.classes[className]?.runners ?? [];
@@ -185,7 +197,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     registers,
     collect() {
       this.reset();
-      const snapshot = options.snapshot(now());
+      const snapshot = scrapeSnapshot();
       for (const className of Object.keys(classes)) {
         const bySource = new Map<string, number>([[sourceOf(className), 0]]);
         for (const job of snapshot?.classes[className]?.queued ?? []) {
@@ -202,7 +214,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     registers,
     collect() {
       this.reset();
-      const snapshot = options.snapshot(now());
+      const snapshot = scrapeSnapshot();
       for (const [className, runnerClass] of Object.entries(classes)) {
         if (runnerClass.match.tekton) {
           this.set({ class: className }, snapshot?.classes[className]?.admittedRuns.length ?? 0);
@@ -228,7 +240,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
     registers,
     collect() {
       const at = now();
-      const quotas = options.snapshot(at)?.quotas ?? {};
+      const quotas = scrapeSnapshot()?.quotas ?? {};
       for (const [className, runnerClass] of Object.entries(classes)) {
         const headroom = quotas[runnerClass.namespace];
         const limited =

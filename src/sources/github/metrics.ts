@@ -10,6 +10,8 @@ export interface GithubMetrics {
   /** 1 while Gantry sends nothing to GitHub because of a rate limit; `reason` is primary or secondary. */
   rateLimitBlocked: Gauge<'reason'>;
   webhookDeliveries: Counter<'result'>;
+  /** Deliveries a follower passed on to the leader: ok, failed, no_leader. */
+  webhookForwards: Counter<'result'>;
   events: Counter<'kind' | 'via'>;
   /** Queued jobs the poller found before any webhook announced them (lost deliveries, downtime). */
   jobsFoundByPoll: Counter;
@@ -62,6 +64,12 @@ export function createGithubMetrics(registry: Registry): GithubMetrics {
     webhookDeliveries: new Counter({
       name: 'gantry_github_webhook_deliveries_total',
       help: 'Webhook deliveries by outcome.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    webhookForwards: new Counter({
+      name: 'gantry_github_webhook_forwards_total',
+      help: 'Webhook deliveries a follower passed on to the leader, by result (ok, failed, no_leader).',
       labelNames: ['result'] as const,
       registers,
     }),

@@ -206,7 +206,7 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
       target: deps.forwardTo,
       identity: deps.identity ?? 'unknown',
       logger,
-      metrics: deps.metrics,
+      metrics,
     });
   }
   if (webhookSecret) {

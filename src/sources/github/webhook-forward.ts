@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import type { GithubMetrics } from './metrics.ts';
 import { FORWARDED_BY_HEADER, GITHUB_WEBHOOK_PATH, type RawDelivery } from './webhook-route.ts';
 
 /** GitHub's headers that go with a delivery; the signature covers the body, so both travel as they came. */
@@ -27,7 +27,7 @@ export interface WebhookForwarderOptions {
   /** This replica's election identity, sent along for the leader's logs. */
   identity: string;
   logger: Logger;
-  metrics: Registry;
+  metrics: Pick<GithubMetrics, 'webhookForwards'>;
   /** Bound of one attempt; the delivery has been answered already, so this only bounds the work. */
   timeoutMs?: number;
   /** Wait before the one retry. */
@@ -53,12 +53,7 @@ export function createWebhookForwarder(options: WebhookForwarderOptions): Webhoo
   const log = options.logger.child({ component: 'github-webhook-forward' });
   const timeoutMs = options.timeoutMs ?? 2_000;
   const retryDelayMs = options.retryDelayMs ?? 250;
-  const forwards = new Counter({
-    name: 'gantry_github_webhook_forwards_total',
-    help: 'Webhook deliveries a follower passed on to the leader, by result (ok, failed, no_leader).',
-    labelNames: ['result'],
-    registers: [options.metrics],
-  });
+  const forwards = options.metrics.webhookForwards;
   for (const result of ['ok', 'failed', 'no_leader']) forwards.inc({ result }, 0);
   const inflight = new Set<Promise<void>>();
 

@@ -121,6 +121,25 @@ describe('Gantry metrics from ledger changes', () => {
     expect(await value('gantry_runners', { class: 'lint', state: 'idle' })).toBe(0);
   });
 
+  it('projects the ledger once per scrape, however many gauges read it', async () => {
+    const ledger = testLedger(config);
+    let projections = 0;
+    const registry = new Registry();
+    createGantryMetrics({
+      registry,
+      classes: config,
+      snapshot: (at) => {
+        projections += 1;
+        return ledger.snapshot(config, at);
+      },
+      now: () => NOW,
+    });
+    await registry.metrics();
+    expect(projections).toBe(1);
+    await registry.metrics();
+    expect(projections).toBe(2);
+  });
+
   it('builds the status report: counts per class, queue p95 and recent events', () => {
     const { ledger, apply, metrics } = setup();
     for (const [id, waited] of [

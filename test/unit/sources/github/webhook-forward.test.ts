@@ -74,7 +74,7 @@ describe('webhook forwarding to the leader', () => {
       target: { leading: () => false, leaderUrl: () => target.url },
       identity: 'me',
       logger: silent,
-      metrics,
+      metrics: createGithubMetrics(metrics),
     });
     const d = delivery();
     forwarder.forward(d);
@@ -99,7 +99,7 @@ describe('webhook forwarding to the leader', () => {
       target: { leading: () => false, leaderUrl: () => url },
       identity: 'me',
       logger: silent,
-      metrics,
+      metrics: createGithubMetrics(metrics),
       retryDelayMs: 1,
     });
     forwarder.forward(delivery());
@@ -127,7 +127,7 @@ describe('webhook forwarding to the leader', () => {
       target: { leading: () => leading, leaderUrl: () => undefined },
       identity: 'me',
       logger: silent,
-      metrics,
+      metrics: createGithubMetrics(metrics),
     });
     forwarder.forward(delivery());
     await forwarder.whenIdle();
