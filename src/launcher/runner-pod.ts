@@ -18,6 +18,7 @@ import type {
   SpreadConstraint,
 } from '../classes/pod-overrides.ts';
 import { runnerContainerResources } from '../classes/runner-resources.ts';
+import { SANDBOX_CONTAINER, SANDBOX_FLOOR } from '../classes/sandbox.ts';
 import {
   JIT_CONFIG_ENV,
   RUNNER_CONTAINER,
@@ -99,13 +100,13 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
       enableServiceLinks: false,
       activeDeadlineSeconds: runnerClass.activeDeadlineSeconds,
       securityContext: {
-        runAsNonRoot: true,
+        runAsNonRoot: SANDBOX_FLOOR.runAsNonRoot,
         runAsUser: RUNNER_UID,
         runAsGroup: RUNNER_UID,
         // Volumes (caches, work folder) become writable by the runner's group.
         fsGroup: RUNNER_UID,
         fsGroupChangePolicy: 'OnRootMismatch',
-        seccompProfile: { type: 'RuntimeDefault' },
+        seccompProfile: { ...SANDBOX_FLOOR.seccompProfile },
       },
       containers: [
         {
@@ -116,12 +117,11 @@ export function buildRunnerPod(create: CreateRunnerAction, runnerClass: RunnerCl
           env,
           resources: requirements(runnerContainerResources(runnerClass)),
           securityContext: {
-            runAsNonRoot: true,
+            runAsNonRoot: SANDBOX_FLOOR.runAsNonRoot,
             runAsUser: RUNNER_UID,
-            allowPrivilegeEscalation: false,
-            privileged: false,
-            capabilities: { drop: ['ALL'] },
-            seccompProfile: { type: 'RuntimeDefault' },
+            ...SANDBOX_CONTAINER,
+            capabilities: { drop: [...SANDBOX_CONTAINER.capabilities.drop] },
+            seccompProfile: { ...SANDBOX_FLOOR.seccompProfile },
           },
           volumeMounts: [
             { name: RUNNER_WORK_VOLUME, mountPath: RUNNER_WORK_DIR },
@@ -206,8 +206,9 @@ function extraContainer(container: ExtraContainer): V1Container {
  */
 function restrictedDefaults(given: ContainerSecurity | undefined): V1SecurityContext {
   const context: V1SecurityContext = given ? structuredClone(given) : {};
-  if (context.privileged !== true) context.allowPrivilegeEscalation ??= false;
-  context.capabilities ??= { drop: ['ALL'] };
+  if (context.privileged !== true)
+    context.allowPrivilegeEscalation ??= SANDBOX_CONTAINER.allowPrivilegeEscalation;
+  context.capabilities ??= { drop: [...SANDBOX_CONTAINER.capabilities.drop] };
   return context;
 }
 

@@ -1,3 +1,4 @@
+import { SANDBOX_FLOOR } from '../../classes/sandbox.ts';
 import type { RunnerClass } from '../../classes/schema.ts';
 import type { JsonPatchOperation } from './admission-review.ts';
 import {
@@ -10,7 +11,7 @@ import {
   own,
 } from './json-reading.ts';
 import { pointerKey } from './pipeline-run.ts';
-import { classManagedFields, FLOOR, POD_TEMPLATE, sameToleration } from './pod-settings.ts';
+import { classManagedFields, POD_TEMPLATE, sameToleration } from './pod-settings.ts';
 
 /**
  * The JSON patch that puts a class's pod settings into a new run. Minimal: it adds what is absent and
@@ -174,14 +175,14 @@ export function addPodSettings(
     const securityContext = patch.childObject(target, 'securityContext');
     const runAsNonRoot = own(securityContext.object, 'runAsNonRoot');
     if (runAsNonRoot === undefined || runAsNonRoot === null) {
-      patch.put(securityContext, 'runAsNonRoot', FLOOR.runAsNonRoot);
-    } else if (runAsNonRoot !== FLOOR.runAsNonRoot) {
+      patch.put(securityContext, 'runAsNonRoot', SANDBOX_FLOOR.runAsNonRoot);
+    } else if (runAsNonRoot !== SANDBOX_FLOOR.runAsNonRoot) {
       keptInPod('securityContext.runAsNonRoot', runAsNonRoot, 'Gantry: true');
     }
     const seccomp = own(securityContext.object, 'seccompProfile');
     if (seccomp === undefined || seccomp === null) {
-      patch.put(securityContext, 'seccompProfile', { ...FLOOR.seccompProfile });
-    } else if (!isObject(seccomp) || own(seccomp, 'type') !== FLOOR.seccompProfile.type) {
+      patch.put(securityContext, 'seccompProfile', { ...SANDBOX_FLOOR.seccompProfile });
+    } else if (!isObject(seccomp) || own(seccomp, 'type') !== SANDBOX_FLOOR.seccompProfile.type) {
       keptInPod('securityContext.seccompProfile', seccomp, 'Gantry: RuntimeDefault');
     }
   }
@@ -189,8 +190,8 @@ export function addPodSettings(
   // A CI step has no business with the cluster's API unless its author says so.
   const automount = own(target.object, 'automountServiceAccountToken');
   if (automount === undefined || automount === null) {
-    patch.put(target, 'automountServiceAccountToken', FLOOR.automountServiceAccountToken);
-  } else if (automount !== FLOOR.automountServiceAccountToken) {
+    patch.put(target, 'automountServiceAccountToken', SANDBOX_FLOOR.automountServiceAccountToken);
+  } else if (automount !== SANDBOX_FLOOR.automountServiceAccountToken) {
     keptInPod('automountServiceAccountToken', automount, 'Gantry: false');
   }
 }

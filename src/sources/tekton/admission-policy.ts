@@ -1,3 +1,4 @@
+import { SANDBOX_FLOOR } from '../../classes/sandbox.ts';
 import type { RunnerClass } from '../../classes/schema.ts';
 import {
   arrayAt,
@@ -9,7 +10,7 @@ import {
   own,
   ownPath,
 } from './json-reading.ts';
-import { FLOOR, POD_TEMPLATE, sameToleration } from './pod-settings.ts';
+import { POD_TEMPLATE, sameToleration } from './pod-settings.ts';
 
 /**
  * What a class with `enforce: true` refuses in a new PipelineRun (tekton.dev/v1), as messages that
@@ -132,13 +133,13 @@ function checkPodTemplate(judge: Judge, pod: unknown, where: string, replaces: b
   if (!isObjectOrAbsent(context)) found.push(`${where}.securityContext: expected an object`);
   else if (isObject(context)) {
     const runAsNonRoot = own(context, 'runAsNonRoot');
-    if (unset(runAsNonRoot) ? replaces : runAsNonRoot !== FLOOR.runAsNonRoot) {
+    if (unset(runAsNonRoot) ? replaces : runAsNonRoot !== SANDBOX_FLOOR.runAsNonRoot) {
       found.push(`${where}.securityContext.runAsNonRoot ${describe(runAsNonRoot)}: Gantry requires true`);
     }
     if (own(context, 'runAsUser') === 0) found.push(`${where}.securityContext.runAsUser 0 runs as root`);
     const seccomp = own(context, 'seccompProfile');
     const seccompType = ownPath(seccomp, 'type');
-    if (unset(seccomp) ? replaces : seccompType !== FLOOR.seccompProfile.type) {
+    if (unset(seccomp) ? replaces : seccompType !== SANDBOX_FLOOR.seccompProfile.type) {
       const shown = typeof seccompType === 'string' ? seccompType : seccomp;
       found.push(
         `${where}.securityContext.seccompProfile ${describe(shown)}: Gantry requires RuntimeDefault`,
@@ -147,7 +148,7 @@ function checkPodTemplate(judge: Judge, pod: unknown, where: string, replaces: b
   }
 
   const automount = own(pod, 'automountServiceAccountToken');
-  if (!unset(automount) && automount !== FLOOR.automountServiceAccountToken) {
+  if (!unset(automount) && automount !== SANDBOX_FLOOR.automountServiceAccountToken) {
     found.push(`${where}.automountServiceAccountToken ${describe(automount)}: Gantry requires false`);
   }
 

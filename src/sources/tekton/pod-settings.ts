@@ -11,12 +11,6 @@ import { isObject, own } from './json-reading.ts';
 /** Where Tekton v1 keeps the pod template of every TaskRun of a run (and of one task). */
 export const POD_TEMPLATE = 'podTemplate';
 
-export const FLOOR = {
-  runAsNonRoot: true,
-  seccompProfile: { type: 'RuntimeDefault' },
-  automountServiceAccountToken: false,
-} as const;
-
 /** Pod-template fields whose values the class sets, by name, for messages and per-task overrides. */
 export function classManagedFields(runnerClass: RunnerClass): string[] {
   return [
