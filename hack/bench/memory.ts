@@ -23,6 +23,7 @@ import { Ledger, type LedgerChange } from '../../src/ledger/ledger.ts';
 import { createGantryMetrics } from '../../src/metrics/gantry-metrics.ts';
 import type { JobEvent, JobIdentity } from '../../src/model/job.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
+import { runnerHealthRules } from '../../src/planner/runner-health.ts';
 import { emitJson, type Headline, printTable, round, runBench } from './lib/report.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -88,9 +89,11 @@ const runnerName = (i: number) =>
 function createPicture() {
   const ledger = new Ledger({
     classify: buildClassifier(classes),
-    startTimeoutMs: 600_000,
-    capacityTimeoutMs: 1_800_000,
-    deadlineGraceMs: 60_000,
+    health: runnerHealthRules({
+      startTimeoutMs: 600_000,
+      capacityTimeoutMs: 1_800_000,
+      deadlineGraceMs: 60_000,
+    }),
   });
   const registry = new Registry();
   const metrics = createGantryMetrics({

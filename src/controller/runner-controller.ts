@@ -15,6 +15,7 @@ import type { JobEvent } from '../model/job.ts';
 import { RUNNER_POD_SELECTOR } from '../model/keys.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
 import { DEFAULT_RUNNER_NAME_PREFIX } from '../model/runner-name.ts';
+import { runnerHealthRules } from '../planner/runner-health.ts';
 import type { RunActuator, RunnerRegistrar } from '../ports.ts';
 import { createReconciler, type ReconcilerOptions } from './reconciler.ts';
 
@@ -53,9 +54,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
   const ledger = new Ledger({
     classify: buildClassifier(classes, options.trustPolicy),
     checkRunnerTrust: buildRunnerTrustCheck(classes, options.trustPolicy),
-    startTimeoutMs: options.startTimeoutMs,
-    capacityTimeoutMs: options.capacityTimeoutMs,
-    deadlineGraceMs: options.deadlineGraceMs,
+    health: runnerHealthRules(options),
     naming: {
       prefix: options.namePrefix ?? DEFAULT_RUNNER_NAME_PREFIX,
       // This run's own: when it started, and a little chance, for replicas started together.

@@ -16,24 +16,23 @@ import type {
   QuotaHeadroom,
   QuotaLimits,
   QuotaResource,
+  RunnerHealth,
   RunnerNaming,
   RunnerView,
 } from '../model/ledger-snapshot.ts';
-import type { LostReason, RunnerObservation, StartFailure } from '../model/runner-observation.ts';
+import type {
+  LostReason,
+  RunnerFacts,
+  RunnerObservation,
+  StartFailure,
+} from '../model/runner-observation.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
   /** Judges the runner that took a job (GitHub picks it, not Gantry); every runner is fine when absent. */
   checkRunnerTrust?: RunnerTrustCheck;
-  /** A runner not Running this long after it was scheduled (or created) is stuck (image pull, …). */
-  startTimeoutMs: number;
-  /**
-   * A runner the scheduler found no node for waits this long from its creation before it is stuck:
-   * a node autoscaler may be adding the node it needs.
-   */
-  capacityTimeoutMs: number;
-  /** Grace beyond a class's activeDeadlineSeconds before a busy runner counts as stuck. */
-  deadlineGraceMs: number;
+  /** When a runner is starting, idle, busy, stuck or spent (planner/runner-health.ts). */
+  health: RunnerHealth;
   /** How new runners are named (the planner reads it from the snapshot). */
   naming?: RunnerNaming;
 }
@@ -52,47 +51,10 @@ export interface JobRecord {
   runAction?: 'admit' | 'cancel';
 }
 
-/**
- * What Gantry knows of a runner's JIT Secret, without which its pod never becomes a runner:
- * - `creating`: this run of Gantry is creating the runner (pod, registration, Secret);
- * - `written`: the create went through, or a check found the Secret;
- * - `unknown`: the pod was made by an earlier run (before a restart or a takeover) or its create
- *   ended in an error: to be checked;
- * - `checking`: a check is on its way;
- * - `missing`: the pod has no Secret of its own: it is removed.
- */
-type SecretState = 'creating' | 'written' | 'unknown' | 'checking' | 'missing';
-
 /** What the ledger knows of one runner: what the pod watch reported, or a create still in flight. */
-interface RunnerRecord {
-  observation: RunnerObservation;
-  secret: SecretState;
-  /** Set from the moment Gantry asked for its deletion. */
-  deleteRequested: boolean;
-  /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
-  jobKey?: string;
-  /** The CI system refused to remove it as busy: it took a job no event has named yet. */
-  tookUnnamedJob?: boolean;
+interface RunnerRecord extends Omit<RunnerFacts, 'contain'> {
   /** It took a job it must not run (see checkRunnerTrust); `contain`: it is to be stopped at once. */
   violation?: Extract<RunnerTrustVerdict, { ok: false }>;
-}
-
-/**
- * GitHub hands a queued job to an idle runner with matching labels within seconds. A runner that has
- * been idle since before `since` while a job it could take has waited since before `since` is not
- * really there (its process never connected, or hung): it is stuck, not supply, so it is replaced
- * rather than holding the job back for ever.
- */
-function markIdleWhileJobsWait(
-  found: { queued: QueuedJob[]; runners: RunnerView[] },
-  since: EpochMillis,
-): void {
-  const waiting = found.queued.filter((job) => job.source === 'github' && job.queuedAt < since);
-  if (waiting.length === 0) return;
-  for (const runner of found.runners) {
-    if (runner.state !== 'idle' || (runner.idleSince ?? runner.createdAt) >= since) continue;
-    if (waiting.some((job) => runner.repo === undefined || runner.repo === job.repo)) runner.state = 'stuck';
-  }
 }
 
 /**
@@ -558,7 +520,11 @@ export class Ledger {
     }
     for (const record of this.#runners.values()) {
       const { observation } = record;
-      const view = this.#view(record, classes[observation.className]?.activeDeadlineSeconds, now);
+      const view = this.#options.health.of(
+        { ...record, contain: record.violation?.contain === true },
+        classes[observation.className]?.activeDeadlineSeconds,
+        now,
+      );
       entry(observation.className).runners.push({
         name: observation.name,
         namespace: observation.namespace,
@@ -568,8 +534,7 @@ export class Ledger {
         ...view,
       });
     }
-    for (const found of Object.values(byClass))
-      markIdleWhileJobsWait(found, now - this.#options.startTimeoutMs);
+    for (const found of Object.values(byClass)) this.#options.health.markIdleWhileJobsWait(found, now);
     const classesOut: Record<string, ClassSnapshot> = {};
     for (const className of new Set([
       ...Object.keys(byClass),
@@ -630,59 +595,5 @@ export class Ledger {
       headroom[namespace] = { remaining, ...(backoffUntil !== undefined ? { backoffUntil } : {}) };
     }
     return headroom;
-  }
-
-  /** A runner's state as the planner sees it, derived from what was observed and the clock. */
-  #view(
-    record: RunnerRecord,
-    activeDeadlineSeconds: number | undefined,
-    now: EpochMillis,
-  ): Pick<
-    RunnerView,
-    'state' | 'idleSince' | 'jobKey' | 'lost' | 'waitingForCapacity' | 'halfMade' | 'unconfirmed' | 'podUid'
-  > {
-    const view = this.#lifecycleView(record, activeDeadlineSeconds, now);
-    const { secret, observation } = record;
-    if (view.state !== 'starting' && view.state !== 'idle') return view;
-    if (secret === 'missing') return { state: 'failed', halfMade: true };
-    if (secret === 'unknown' && observation.uid !== undefined) {
-      return { ...view, unconfirmed: true, podUid: observation.uid };
-    }
-    return view;
-  }
-
-  #lifecycleView(
-    record: RunnerRecord,
-    activeDeadlineSeconds: number | undefined,
-    now: EpochMillis,
-  ): Pick<RunnerView, 'state' | 'idleSince' | 'jobKey' | 'lost' | 'waitingForCapacity'> {
-    const { observation: pod, jobKey } = record;
-    const withJob = jobKey !== undefined ? { jobKey } : {};
-    if (record.deleteRequested) return { state: 'terminating', ...withJob };
-    // A pod the cluster took away may hang in its deletion for good (its node is gone): it is spent.
-    if (pod.lost) return { state: 'failed', lost: pod.lost, ...withJob };
-    if (pod.deleting) return { state: 'terminating', ...withJob };
-    if (record.violation?.contain) return { state: 'compromised', ...withJob };
-    if (pod.phase === 'Failed' || pod.startFailure) return { state: 'failed', ...withJob };
-    if (pod.phase === 'Succeeded') return { state: 'finished', ...withJob };
-    if (pod.phase !== 'Running') {
-      if (pod.unschedulable && pod.scheduledAt === undefined) {
-        // No node fits it yet: an autoscaler may be adding one. It waits longer than a start.
-        const waited = now - pod.createdAt > this.#options.capacityTimeoutMs;
-        return { state: waited ? 'stuck' : 'starting', waitingForCapacity: true, ...withJob };
-      }
-      const since = Math.max(pod.createdAt, pod.scheduledAt ?? pod.createdAt);
-      return { state: now - since > this.#options.startTimeoutMs ? 'stuck' : 'starting', ...withJob };
-    }
-    const runningSince = pod.runningSince ?? pod.createdAt;
-    if (jobKey !== undefined || record.tookUnnamedJob) {
-      // A one-shot runner whose job ended only waits for its pod to exit: it is not supply.
-      const deadline =
-        activeDeadlineSeconds !== undefined
-          ? runningSince + activeDeadlineSeconds * 1000 + this.#options.deadlineGraceMs
-          : Number.POSITIVE_INFINITY;
-      return { state: now > deadline ? 'stuck' : 'busy', ...withJob };
-    }
-    return { state: 'idle', idleSince: runningSince };
   }
 }

@@ -1,5 +1,5 @@
 import type { EpochMillis, JobIdentity, JobSourceName } from './job.ts';
-import type { LostReason } from './runner-observation.ts';
+import type { LostReason, RunnerFacts } from './runner-observation.ts';
 
 /**
  * What the planner sees of the ledger at one instant: per class, the demand still waiting and the
@@ -71,6 +71,22 @@ export interface RunnerView {
   unconfirmed?: boolean;
   /** The pod's uid, for an unconfirmed runner's check. */
   podUid?: string;
+}
+
+/**
+ * The health rules the ledger applies when it projects a snapshot (planner/runner-health.ts): a
+ * runner's state from its facts and the clock, and the class-wide rule for idle runners no job takes.
+ */
+export interface RunnerHealth {
+  of(
+    facts: RunnerFacts,
+    activeDeadlineSeconds: number | undefined,
+    now: EpochMillis,
+  ): Pick<
+    RunnerView,
+    'state' | 'idleSince' | 'jobKey' | 'lost' | 'waitingForCapacity' | 'halfMade' | 'unconfirmed' | 'podUid'
+  >;
+  markIdleWhileJobsWait(found: { queued: QueuedJob[]; runners: RunnerView[] }, now: EpochMillis): void;
 }
 
 /** A Tekton PipelineRun Gantry admitted that has not finished: it holds one slot of its class. */

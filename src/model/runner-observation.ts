@@ -39,6 +39,31 @@ export interface RunnerObservation {
 }
 
 /**
+ * What Gantry knows of a runner's JIT Secret, without which its pod never becomes a runner:
+ * - `creating`: this run of Gantry is creating the runner (pod, registration, Secret);
+ * - `written`: the create went through, or a check found the Secret;
+ * - `unknown`: the pod was made by an earlier run (before a restart or a takeover) or its create
+ *   ended in an error: to be checked;
+ * - `checking`: a check is on its way;
+ * - `missing`: the pod has no Secret of its own: it is removed.
+ */
+export type SecretState = 'creating' | 'written' | 'unknown' | 'checking' | 'missing';
+
+/** What the ledger knows of one runner, beyond its pod: what its health depends on. */
+export interface RunnerFacts {
+  observation: RunnerObservation;
+  secret: SecretState;
+  /** Gantry asked for its deletion. */
+  deleteRequested: boolean;
+  /** The job the runner took (from the source's `started`); a one-shot runner never takes another. */
+  jobKey?: string;
+  /** The CI system refused to remove it as busy: it took a job no event has named yet. */
+  tookUnnamedJob?: boolean;
+  /** It took a job it must not run and is to be stopped at once. */
+  contain?: boolean;
+}
+
+/**
  * Why a runner never got running:
  * - `image-pull`: an image of the pod does not pull (ErrImagePull, ImagePullBackOff, InvalidImageName…);
  * - `container-config`: the kubelet cannot build a container from the spec (CreateContainerConfigError:

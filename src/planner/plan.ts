@@ -15,7 +15,9 @@ import { DEFAULT_RUNNER_NAME_PREFIX, runnerNameFor } from '../model/runner-name.
 import { fairOrder, type Tenant } from './fair-order.ts';
 
 /**
- * The scaling policy, as one pure function of the ledger snapshot, the classes and the clock.
+ * The scaling policy, as one pure function of the ledger snapshot, the classes and the clock. The
+ * runners' states in the snapshot (starting, idle, busy, stuck, spent) follow the health rules of
+ * runner-health.ts, which the ledger applies when it projects the snapshot.
  *
  * Per class:
  * - Demand is the queued jobs no runner is there for yet, plus `minIdle` warm runners (org scope).

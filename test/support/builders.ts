@@ -16,6 +16,7 @@ import type {
   RunnerView,
 } from '../../src/model/ledger-snapshot.ts';
 import type { RunnerObservation } from '../../src/model/runner-observation.ts';
+import { type RunnerTimeouts, runnerHealthRules } from '../../src/planner/runner-health.ts';
 
 /**
  * Small builders so each test states only what matters to it: the planner's snapshots, the sources'
@@ -126,12 +127,18 @@ export function runnerPod(name: string, overrides: Partial<RunnerObservation> = 
 }
 
 /** A ledger classifying into `config`, with a 5 min start timeout and a 30 min capacity timeout. */
-export function testLedger(config: RunnerClasses, options: Partial<LedgerOptions> = {}): Ledger {
+export function testLedger(
+  config: RunnerClasses,
+  options: Partial<LedgerOptions> & Partial<RunnerTimeouts> = {},
+): Ledger {
+  const { startTimeoutMs, capacityTimeoutMs, deadlineGraceMs, ...rest } = options;
   return new Ledger({
     classify: buildClassifier(config),
-    startTimeoutMs: seconds(300),
-    capacityTimeoutMs: seconds(1800),
-    deadlineGraceMs: seconds(60),
-    ...options,
+    health: runnerHealthRules({
+      startTimeoutMs: startTimeoutMs ?? seconds(300),
+      capacityTimeoutMs: capacityTimeoutMs ?? seconds(1800),
+      deadlineGraceMs: deadlineGraceMs ?? seconds(60),
+    }),
+    ...rest,
   });
 }

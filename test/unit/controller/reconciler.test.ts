@@ -1,12 +1,11 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { buildClassifier } from '../../../src/classes/matching.ts';
 import { createReconciler, type ReconcilerOptions } from '../../../src/controller/reconciler.ts';
-import { Ledger, type LedgerChange } from '../../../src/ledger/ledger.ts';
+import type { LedgerChange } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
 import type { RunnerObservation } from '../../../src/model/runner-observation.ts';
 import type { CreateOutcome } from '../../../src/ports.ts';
-import { classes, githubJob, NOW, queuedEvent } from '../../support/builders.ts';
+import { classes, githubJob, NOW, queuedEvent, testLedger } from '../../support/builders.ts';
 import { until } from '../../support/until.ts';
 
 const config = classes({ lint: { maxRunners: 100, maxCreatePerSecond: 1000 } });
@@ -42,12 +41,7 @@ function heldActuator() {
 }
 
 function setUp(concurrency: number, options: Partial<ReconcilerOptions> = {}) {
-  const ledger = new Ledger({
-    classify: buildClassifier(config),
-    startTimeoutMs: 60_000,
-    capacityTimeoutMs: 1_800_000,
-    deadlineGraceMs: 0,
-  });
+  const ledger = testLedger(config, { startTimeoutMs: 60_000, deadlineGraceMs: 0 });
   const actuator = heldActuator();
   const reconciler = createReconciler({
     ledger,
@@ -117,12 +111,7 @@ describe('reconciler', () => {
   });
 
   it('holds a class’s creations after a registration failure, longer while failures repeat', async () => {
-    const ledger = new Ledger({
-      classify: buildClassifier(config),
-      startTimeoutMs: 60_000,
-      capacityTimeoutMs: 1_800_000,
-      deadlineGraceMs: 0,
-    });
+    const ledger = testLedger(config, { startTimeoutMs: 60_000, deadlineGraceMs: 0 });
     let clock = NOW;
     const attempts: number[] = [];
     let answer: CreateOutcome = { kind: 'registration-failed', error: new Error('GitHub 503') };
@@ -183,12 +172,7 @@ describe('reconciler', () => {
 
   describe('runners that cannot start', () => {
     function failingSetUp(answer: () => CreateOutcome) {
-      const ledger = new Ledger({
-        classify: buildClassifier(config),
-        startTimeoutMs: 60_000,
-        capacityTimeoutMs: 1_800_000,
-        deadlineGraceMs: 0,
-      });
+      const ledger = testLedger(config, { startTimeoutMs: 60_000, deadlineGraceMs: 0 });
       const clock = { now: NOW };
       const created: CreateRunnerAction[] = [];
       const reported: LedgerChange[] = [];
@@ -309,12 +293,7 @@ describe('reconciler', () => {
   });
 
   it('keeps a runner the CI system refused to remove as busy, and removes it once its pod finishes', async () => {
-    const ledger = new Ledger({
-      classify: buildClassifier(config),
-      startTimeoutMs: 60_000,
-      capacityTimeoutMs: 1_800_000,
-      deadlineGraceMs: 0,
-    });
+    const ledger = testLedger(config, { startTimeoutMs: 60_000, deadlineGraceMs: 0 });
     const removes: string[] = [];
     const reconciler = createReconciler({
       ledger,
@@ -358,12 +337,7 @@ describe('reconciler', () => {
     const oneRunner = classes({ lint: { maxRunners: 1, maxCreatePerSecond: 1000 } });
 
     function scripted(startTimeoutMs: number, periodMs = 5) {
-      const ledger = new Ledger({
-        classify: buildClassifier(oneRunner),
-        startTimeoutMs,
-        capacityTimeoutMs: 1_800_000,
-        deadlineGraceMs: 0,
-      });
+      const ledger = testLedger(oneRunner, { startTimeoutMs, deadlineGraceMs: 0 });
       const creates: string[] = [];
       const removes: string[] = [];
       let next: () => Promise<CreateOutcome> = async () => ({ kind: 'created' });

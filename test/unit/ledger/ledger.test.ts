@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildClassifier } from '../../../src/classes/matching.ts';
-import { Ledger } from '../../../src/ledger/ledger.ts';
+import type { Ledger } from '../../../src/ledger/ledger.ts';
 import type { CreateRunnerAction } from '../../../src/model/action.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
 import {
@@ -218,13 +217,7 @@ describe('Ledger: runners whose JIT Secret was not seen written', () => {
 
   it('hands the planner how to name runners', () => {
     const naming = { prefix: 'ci-acme', generation: 'g1' };
-    const l = new Ledger({
-      classify: buildClassifier(config),
-      startTimeoutMs: seconds(300),
-      capacityTimeoutMs: seconds(1800),
-      deadlineGraceMs: seconds(60),
-      naming,
-    });
+    const l = testLedger(config, { naming });
     expect(l.snapshot(config, NOW).naming).toEqual(naming);
   });
 });
