@@ -29,7 +29,7 @@ export interface App {
   metrics: Registry;
   /** Queue-time, pool and cost metrics and the status report, observed from the ledger. */
   observers: GantryMetrics;
-  /** The runner side (ledger, loop); absent when no class serves GitHub jobs. */
+  /** The ledger and its loop; absent when neither a GitHub class nor Tekton is on. */
   runners: RunnerController | undefined;
   github: GithubSource | undefined;
   /** The leader election; absent when disabled (the one replica then always leads). */
@@ -53,7 +53,16 @@ export interface AppDeps {
   costSettleMs?: number;
 }
 
-/** Composition root: builds and wires the parts; holds no policy of its own. */
+/**
+ * Composition root: builds and wires the parts; holds no policy of its own.
+ *
+ *   JOB FLOW   sources (GitHub webhooks and poller, the Tekton PipelineRun watch) -> job events
+ *              -> ledger -> plan() -> reconciler -> launcher (runner pods, JIT Secrets) and the
+ *              Tekton run actuator -> pod and quota watches -> ledger
+ *
+ * Every replica keeps its ledger current (sources, watches); only the leader plans and acts (the
+ * reconcile loop, the poller, the registrar's sweeps and checks): see startLeading.
+ */
 export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? createLogger(config.log.level);
   const metrics = createMetricsRegistry();
@@ -108,19 +117,18 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       timeoutMs: config.kubernetes.requestTimeoutSeconds * 1000,
       onResponse: countKubeRequest,
     });
-    const controllerRef: { current?: RunnerController } = {};
     if (github && launchesRunners) {
       registrar = createGithubRegistrar({
         runners: github.runners,
         classes: config.classes,
-        livePods: () => new Set(controllerRef.current?.ledger.runnerNames() ?? []),
+        livePods: () => new Set(runners?.ledger.runnerNames() ?? []),
         repositories: () => config.github.repositories,
         logger,
         metrics,
         cleanupIntervalMs: config.github.runners.sweepIntervalSeconds * 1000,
         unsafePlacement: config.github.trust.unsafePlacement,
         placementCheckIntervalMs: config.github.trust.placementCheckIntervalSeconds * 1000,
-        onPlacements: (holds) => controllerRef.current?.holdPlacements(holds),
+        onPlacements: (holds) => runners?.holdPlacements(holds),
       });
     }
     if (config.tekton.enabled) {
@@ -159,7 +167,6 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       onChange: (change) => observers.onChange(change),
       onPass: (pass) => observers.onPass(pass),
     });
-    controllerRef.current = runners;
     if (config.election.enabled) {
       const election = config.election;
       const retryPeriodMs = election.retryPeriodSeconds * 1000;

@@ -7,7 +7,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { statusOf, testKubeConfig, until } from '../support/kube.ts';
 
-// `npm run demo` as a person runs it: `node hack/demo.ts` as a child process, its output read as
+// `npm run demo` as a person runs it: `node hack/demo/main.ts` as a child process, its output read as
 // text, and every process it starts (Gantry, the control plane's components) followed by pid, so
 // that "stops everything" is checked against the process table rather than taken on trust.
 
@@ -74,7 +74,7 @@ interface DemoRun {
 const runs: DemoRun[] = [];
 
 function startDemo(args: string[], env: NodeJS.ProcessEnv): DemoRun {
-  const child = spawn(process.execPath, ['hack/demo.ts', ...args], {
+  const child = spawn(process.execPath, ['hack/demo/main.ts', ...args], {
     cwd: repoRoot,
     env,
     // Its own process group, so that a failed test can stop all of it (see afterEach).

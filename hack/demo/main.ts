@@ -14,15 +14,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig, NodeV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { formatSeconds } from '../src/http/status-page.ts';
-import type { StatusReport } from '../src/metrics/status.ts';
-import { cacheDir, controlPlaneBinDir } from '../test/support/control-plane/binaries.ts';
-import { startControlPlane } from '../test/support/control-plane/control-plane.ts';
-import { freePort } from '../test/support/control-plane/processes.ts';
-import { appKeys, FakeGithub } from '../test/support/fake-github/index.ts';
-import { spawnGantry } from '../test/support/gantry-process.ts';
-import { startRunnerSimulator } from '../test/support/runner-simulator.ts';
-import { ensureSandboxRuntimeClass } from '../test/support/runtime-class.ts';
+import { cacheDir, controlPlaneBinDir } from '../../test/support/control-plane/binaries.ts';
+import { startControlPlane } from '../../test/support/control-plane/control-plane.ts';
+import { freePort } from '../../test/support/control-plane/processes.ts';
+import { appKeys, FakeGithub } from '../../test/support/fake-github/index.ts';
+import { spawnGantry } from '../../test/support/gantry-process.ts';
+import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
+import { ensureSandboxRuntimeClass } from '../../test/support/runtime-class.ts';
+import { APP_ID, demoConfig, WEBHOOK_SECRET } from './config.ts';
+import { startLoad } from './load.ts';
+import { formatElapsed, LiveView } from './view.ts';
 
 const { values: flags } = parseArgs({ options: { duration: { type: 'string' } } });
 const durationMs = flags.duration === undefined ? undefined : Number(flags.duration) * 1000;
@@ -31,14 +32,8 @@ if (durationMs !== undefined && !(Number.isFinite(durationMs) && durationMs > 0)
   process.exit(2);
 }
 
-const WEBHOOK_SECRET = 'demo-webhook-secret';
-const APP_ID = 1001;
 /** The only workflow the release class's runner group admits. */
 const RELEASE_WORKFLOW = 'acme/web/.github/workflows/release.yml@refs/heads/main';
-/** How often the view is refreshed: in place on a terminal, as new lines elsewhere (logs, CI). */
-const REDRAW_MS = 1_000;
-const PLAIN_EVERY_MS = 5_000;
-const EVENTS_SHOWN = 6;
 
 // ── stopping ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -246,7 +241,13 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-  view = new LiveView({ url, fake, startedAt: Date.now(), interactive: out.isTTY === true });
+  view = new LiveView({
+    url,
+    fake,
+    startedAt: Date.now(),
+    interactive: out.isTTY === true,
+    ...(durationMs ? { durationMs } : {}),
+  });
   cleanups.push({
     what: 'the live view',
     run: async () => {
@@ -292,129 +293,6 @@ function startGantry(configPath: string, kubeconfigPath: string, logPath: string
   return { process: child };
 }
 
-interface DemoConfigInput {
-  apiUrl: string;
-  installationId: number;
-  keyPath: string;
-  port: number;
-  /** GitHub's webhook listener, apart from the status page and metrics. */
-  webhookPort: number;
-  namespace: string;
-  sandboxNamespace: string;
-}
-
-/**
- * Four classes: quick lint runners with a warm pool, bigger integration runners with a cache volume,
- * a small class for fork pull requests (they may only go to an untrusted class), and trusted-only
- * release runners in a protected runner group. Cost rates are typical on-demand cloud prices.
- */
-function demoConfig({
-  apiUrl,
-  installationId,
-  keyPath,
-  port,
-  webhookPort,
-  namespace,
-  sandboxNamespace,
-}: DemoConfigInput) {
-  const common = {
-    namespace,
-    nodeSelector: { type: 'kwok' },
-    idleTimeout: '20s',
-    cost: { perVcpuHour: 0.04, perGibHour: 0.005 },
-  };
-  return {
-    http: { address: '127.0.0.1', port },
-    log: { level: 'info' },
-    github: {
-      enabled: true,
-      apiUrl,
-      auth: { kind: 'app', appId: APP_ID, installationId, privateKeyPath: keyPath },
-      webhook: { secret: WEBHOOK_SECRET, address: '127.0.0.1', port: webhookPort },
-      runners: { org: 'acme' },
-    },
-    classes: {
-      lint: {
-        ...common,
-        match: { github: { labels: ['self-hosted', 'linux', 'lint'] } },
-        minIdle: 2,
-        maxRunners: 15,
-        resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '1Gi' } },
-      },
-      integration: {
-        ...common,
-        match: { github: { labels: ['self-hosted', 'linux', 'integration'] } },
-        maxRunners: 10,
-        resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { memory: '4Gi' } },
-        caches: [{ name: 'deps', type: 'ephemeral', size: '5Gi', tools: ['npm', 'go'] }],
-      },
-      untrusted: {
-        ...common,
-        // A namespace and runner group of its own, and a sandboxing runtime: see docs/trust.md.
-        namespace: sandboxNamespace,
-        runnerGroup: 'sandbox',
-        runtimeClassName: 'gvisor',
-        match: { github: { labels: ['self-hosted', 'linux', 'sandbox'] } },
-        untrusted: true,
-        maxRunners: 3,
-        resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '1Gi' } },
-      },
-      release: {
-        ...common,
-        match: { github: { labels: ['self-hosted', 'linux', 'release'] } },
-        trustedOnly: true,
-        allowedEvents: ['push', 'release'],
-        allowedRefs: ['refs/heads/main', 'refs/tags/v*'],
-        runnerGroup: 'release',
-        maxRunners: 2,
-        resources: { requests: { cpu: '4', memory: '8Gi' }, limits: { memory: '8Gi' } },
-      },
-    },
-  };
-}
-
-/** Bursts of lint jobs, steady integration jobs, a long release job now and then, and a fork PR. */
-function startLoad(fake: FakeGithub) {
-  let tick = 0;
-  const timer = setInterval(() => {
-    tick++;
-    if (tick % 2 === 0) {
-      fake.queueJobs({
-        repo: 'acme/web',
-        labels: ['self-hosted', 'linux', 'lint'],
-        count: 6,
-        jobsPerRun: 3,
-        durationMs: 4_000,
-      });
-    }
-    fake.queueJobs({
-      repo: 'acme/api',
-      labels: ['self-hosted', 'linux', 'integration'],
-      count: 2,
-      durationMs: 12_000,
-    });
-    if (tick % 10 === 1) {
-      fake.queueJobs({
-        repo: 'acme/web',
-        labels: ['self-hosted', 'linux', 'release'],
-        count: 1,
-        durationMs: 30_000,
-        workflowPath: '.github/workflows/release.yml',
-      });
-    }
-    if (tick % 7 === 3) {
-      fake.queueJobs({
-        repo: 'acme/docs',
-        labels: ['self-hosted', 'linux', 'sandbox'],
-        count: 1,
-        fromFork: 'mallory/docs',
-        durationMs: 5_000,
-      });
-    }
-  }, 2_000);
-  return { stop: () => clearInterval(timer) };
-}
-
 async function waitForReady(url: string, gantry: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
@@ -429,193 +307,6 @@ async function waitForReady(url: string, gantry: ChildProcess): Promise<void> {
     await sleep(200);
   }
   throw new Error(`gantry did not become ready at ${url}/readyz within 60 s`);
-}
-
-// ── the live view ────────────────────────────────────────────────────────────────────────────────
-
-interface Frame {
-  report?: StatusReport;
-  /** Dollars per class since Gantry started: gantry_cost_dollars_total, busy and idle. */
-  costs: Map<string, number>;
-  error?: string;
-  /** Jobs on the simulated GitHub by status: the load's side, not Gantry's. */
-  jobs: Map<string, number>;
-  elapsedMs: number;
-}
-
-/**
- * Gantry's own view of its classes (GET /api/status, the status page's source, and the cost counter
- * of GET /metrics), polled: nothing here is counted by the demo itself.
- */
-class LiveView {
-  readonly #url: string;
-  readonly #fake: FakeGithub;
-  readonly #startedAt: number;
-  readonly #interactive: boolean;
-  #timer: NodeJS.Timeout | undefined;
-  #drawn = 0;
-  #busy = false;
-
-  constructor(options: { url: string; fake: FakeGithub; startedAt: number; interactive: boolean }) {
-    this.#url = options.url;
-    this.#fake = options.fake;
-    this.#startedAt = options.startedAt;
-    this.#interactive = options.interactive;
-  }
-
-  start(): void {
-    if (this.#interactive) {
-      process.stdout.write('\x1b[?25l');
-      process.stdout.on('resize', this.#onResize);
-    }
-    void this.#refresh();
-    this.#timer = setInterval(() => void this.#refresh(), this.#interactive ? REDRAW_MS : PLAIN_EVERY_MS);
-  }
-
-  /** Leaves the last frame on screen. */
-  stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    if (this.#interactive) {
-      process.stdout.off('resize', this.#onResize);
-      process.stdout.write('\x1b[?25h');
-    }
-    this.#drawn = 0;
-  }
-
-  /** Removes the frame, so a message can be written where it was (the next refresh draws it below). */
-  clear(): void {
-    if (this.#interactive && this.#drawn > 0) process.stdout.write(`\x1b[${this.#drawn}F\x1b[J`);
-    this.#drawn = 0;
-  }
-
-  readonly #onResize = () => {
-    // Lines wrapped at the old width cannot be counted back: start from a clean screen.
-    process.stdout.write('\x1b[2J\x1b[H');
-    this.#drawn = 0;
-  };
-
-  async #refresh(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      const frame = await this.#frame();
-      if (this.#timer === undefined) return;
-      if (this.#interactive) this.#draw(renderFrame(frame, process.stdout.columns ?? 120));
-      else process.stdout.write(`${renderPlain(frame).join('\n')}\n`);
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  async #frame(): Promise<Frame> {
-    const jobs = new Map<string, number>();
-    for (const job of this.#fake.jobs()) jobs.set(job.status, (jobs.get(job.status) ?? 0) + 1);
-    const elapsedMs = Date.now() - this.#startedAt;
-    try {
-      const signal = AbortSignal.timeout(2_000);
-      const [report, metrics] = await Promise.all([
-        fetch(`${this.#url}/api/status`, { signal }).then((r) => r.json() as Promise<StatusReport>),
-        fetch(`${this.#url}/metrics`, { signal }).then((r) => r.text()),
-      ]);
-      return { report, costs: costsFromMetrics(metrics), jobs, elapsedMs };
-    } catch (err) {
-      return { costs: new Map(), jobs, elapsedMs, error: `status unavailable: ${messageOf(err)}` };
-    }
-  }
-
-  #draw(lines: string[]): void {
-    const up = this.#drawn > 0 ? `\x1b[${this.#drawn}F\x1b[J` : '';
-    process.stdout.write(`${up}${lines.join('\n')}\n`);
-    this.#drawn = lines.length;
-  }
-}
-
-const COLUMNS = ['CLASS', 'QUEUED', 'STARTING', 'IDLE', 'BUSY', 'MAX', 'QUEUE P95', 'COST SO FAR'];
-
-function classRows(frame: Frame): string[][] {
-  return (frame.report?.classes ?? []).map((c) => [
-    c.name,
-    String(c.queued),
-    String(c.starting),
-    String(c.idle),
-    String(c.busy),
-    String(c.maxRunners),
-    formatSeconds(c.queueP95Seconds),
-    formatCost(frame.costs.get(c.name) ?? 0),
-  ]);
-}
-
-function jobsLine(frame: Frame): string {
-  const parts = ['completed', 'in_progress', 'queued']
-    .map((status) => `${frame.jobs.get(status) ?? 0} ${status.replace('_', ' ')}`)
-    .join(', ');
-  return `jobs on the simulated GitHub: ${parts}`;
-}
-
-/** The terminal frame, every line cut to the width so that the redraw can count them. */
-function renderFrame(frame: Frame, width: number): string[] {
-  const rows = classRows(frame);
-  const widths = COLUMNS.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join('  ');
-  const lines = [
-    `gantry demo · ${formatElapsed(frame.elapsedMs)}${durationMs ? ` of ${formatElapsed(durationMs)}` : ''} · Ctrl-C stops everything`,
-    '',
-    line(COLUMNS),
-    ...rows.map(line),
-    ...(frame.error ? [frame.error] : []),
-    '',
-    jobsLine(frame),
-    '',
-    'recent events',
-    ...(frame.report?.events ?? [])
-      .slice(0, EVENTS_SHOWN)
-      .map(
-        (e) =>
-          `  ${e.at.slice(11, 19)}  ${e.class ? `${e.class}: ` : ''}${e.message.replace(/\p{Cc}/gu, ' ')}`,
-      ),
-  ];
-  return lines.map((l) => (l.length >= width ? `${l.slice(0, Math.max(0, width - 2))}…` : l));
-}
-
-/** One line per class and one for the jobs, each stamped with the time since the load began. */
-function renderPlain(frame: Frame): string[] {
-  const stamp = `[demo ${formatElapsed(frame.elapsedMs)}]`;
-  const rows = classRows(frame);
-  const nameWidth = Math.max(0, ...rows.map((r) => (r[0] ?? '').length));
-  return [
-    ...rows.map(
-      ([name = '', queued, starting, idle, busy, max, p95, cost]) =>
-        `${stamp} ${name.padEnd(nameWidth)}  queued ${queued}  starting ${starting}  idle ${idle}  busy ${busy}  ` +
-        `max ${max}  queue p95 ${p95}  cost so far ${cost}`,
-    ),
-    ...(frame.error ? [`${stamp} ${frame.error}`] : []),
-    `${stamp} ${jobsLine(frame)}`,
-  ];
-}
-
-/** Sums `gantry_cost_dollars_total` per class from a Prometheus text scrape. */
-function costsFromMetrics(text: string): Map<string, number> {
-  const costs = new Map<string, number>();
-  for (const match of text.matchAll(/^gantry_cost_dollars_total\{([^}]*)\} (\S+)$/gm)) {
-    const className = /(?:^|,)class="([^"]*)"/.exec(match[1] ?? '')?.[1];
-    const value = Number(match[2]);
-    if (className !== undefined && Number.isFinite(value)) {
-      costs.set(className, (costs.get(className) ?? 0) + value);
-    }
-  }
-  return costs;
-}
-
-/** A demo's runners cost fractions of a cent: four decimals. */
-const formatCost = (dollars: number) => `$${dollars.toFixed(4)}`;
-
-function formatElapsed(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
 }
 
 function messageOf(err: unknown): string {
