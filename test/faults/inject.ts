@@ -90,7 +90,8 @@ export async function floodWebhooks(
         headers = original.headers;
       } else if (slot < 6) {
         kind = 're-signed';
-        headers = deliveryHeaders(body, SECRET, randomUUID(), 'workflow_job', s.fake.installationId);
+        const event = original.headers['x-github-event'] ?? 'workflow_job';
+        headers = deliveryHeaders(body, SECRET, randomUUID(), event, s.fake.installationId);
       } else if (slot < 9) {
         kind = 'forged';
         headers = deliveryHeaders(body, 'not-the-secret', randomUUID(), 'workflow_job', 1);
