@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { githubConfigSchema } from '../sources/github/config.ts';
 import { tektonConfigSchema } from '../sources/tekton/config.ts';
 import { classesSchema, isSandboxTier } from './classes.ts';
+import { dnsLabel, dnsSubdomain } from './fields.ts';
 
 /**
  * Gantry's configuration: the daemon's config file and, rendered from them, the Helm values.
@@ -59,6 +60,28 @@ export const configSchema = z
           });
         }
       }),
+    warmPools: z
+      .strictObject({
+        configMap: z
+          .strictObject({
+            name: dnsSubdomain
+              .default('gantry-warm-pools')
+              .describe('ConfigMap where the arrivals learned for warm pools are kept across restarts.'),
+            namespace: dnsLabel
+              .optional()
+              .describe(
+                'Its namespace; by default the namespace Gantry runs in (POD_NAMESPACE or the service account’s).',
+              ),
+          })
+          .prefault({}),
+        saveIntervalSeconds: z
+          .int()
+          .min(10)
+          .default(300)
+          .describe('How often the leader writes what it learned (also at each hour’s end and at shutdown).'),
+      })
+      .prefault({})
+      .describe('Where classes with a warmPool objective keep the arrivals they learn (hour of week, UTC).'),
     kubernetes: z
       .strictObject({
         requestTimeoutSeconds: z
