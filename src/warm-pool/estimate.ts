@@ -60,6 +60,7 @@ interface Draws {
   arrivals: Float64Array;
   cold: Float64Array;
   warm: Float64Array;
+  warmMedian: number;
 }
 
 function drawArrivals(demand: WarmPoolDemand, supply: WarmPoolSupply, jobs: number, seed: number): Draws {
@@ -90,14 +91,13 @@ function drawArrivals(demand: WarmPoolDemand, supply: WarmPoolSupply, jobs: numb
     cold[i] = supply.coldSeconds(random);
     warm[i] = supply.warmSeconds(random);
   }
-  return { arrivals, cold, warm };
+  return { arrivals, cold, warm, warmMedian: medianOf(warm) };
 }
 
 /** The quantile of queue time with `size` warm runners, for the drawn arrivals. */
 function evaluate(draws: Draws, size: number, ratePerSecond: number, quantile: number): number {
-  const { arrivals, cold, warm } = draws;
+  const { arrivals, cold, warm, warmMedian } = draws;
   const jobs = arrivals.length;
-  const warmMedian = medianOf(warm);
   // Ready times of the runners made so far, in creation order; created in arrival order at a steady
   // rate, and each ready after its own start-up, so they need sorting only among the few in flight.
   const ready = new MinHeap();
