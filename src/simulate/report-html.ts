@@ -195,7 +195,7 @@ function classCharts(name: string, runs: readonly NamedRun[]): string {
     ...new Set(
       runs
         .map((r) => r.result.classes.find((c) => c.name === name)?.maxRunners)
-        .filter((m) => m !== undefined),
+        .filter((m): m is number => m !== undefined),
     ),
   ];
   const queueLines: Line[] = [];
@@ -225,10 +225,16 @@ function classCharts(name: string, runs: readonly NamedRun[]): string {
         },
       ]
     : [];
-  const runnerMarks =
-    maxRunners !== undefined
-      ? [{ value: maxRunners, label: `maxRunners ${maxRunners}`, colour: '#57606a' }]
-      : [];
+  const whose = (value: number) =>
+    runs
+      .filter((r) => r.result.classes.find((c) => c.name === name)?.maxRunners === value)
+      .map((r) => r.label)
+      .join(', ');
+  const runnerMarks = maxRunners.map((value) => ({
+    value,
+    label: `maxRunners ${value}${maxRunners.length > 1 ? ` (${whose(value)})` : ''}`,
+    colour: '#57606a',
+  }));
   return `<section class="class" data-class="${escapeHtml(name)}">
 <h2>${escapeHtml(name)}</h2>
 ${chart({ id: `queue-${name}`, title: `${name}: queue time, 95th percentile of the jobs started in each ${bucketLabel}`, unit: 's', start, bucketMs, lines: queueLines, marks: queueMarks })}
