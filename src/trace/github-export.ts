@@ -32,8 +32,10 @@ export interface GithubExportOptions {
   perPage?: number;
   /** Quota left to others (Gantry shares the installation's): below it the export waits for the reset. */
   keepQuota?: number;
-  /** Longest the export waits for rate limits, in all. */
+  /** Longest one wait for a rate limit may be (GitHub's window is an hour). */
   maxWaitMs?: number;
+  /** Waits in a row with no request answered between them, before the export gives up. */
+  maxConsecutiveWaits?: number;
   onProgress?: (progress: ExportProgress) => void;
   /** Each job, as it is read (runs newest first, as GitHub lists them). */
   onJob: (job: TraceJob) => void;
@@ -98,7 +100,8 @@ export async function exportFromGithub(options: GithubExportOptions): Promise<Gi
   const { client, clock } = options;
   const perPage = options.perPage ?? 100;
   const keepQuota = options.keepQuota ?? 0;
-  const maxWaitMs = options.maxWaitMs ?? 3_600_000;
+  const maxWaitMs = options.maxWaitMs ?? 65 * 60_000;
+  const maxConsecutiveWaits = options.maxConsecutiveWaits ?? 3;
   const octokit = client.octokit;
   const report: GithubExportReport = {
     runs: 0,
@@ -116,7 +119,7 @@ export async function exportFromGithub(options: GithubExportOptions): Promise<Gi
     jobs: 0,
     notModified: 0,
   };
-  let waitedMs = 0;
+  let waitsInARow = 0;
   const publish = () => {
     const limit = client.rateLimit();
     progress.quota =
@@ -129,13 +132,17 @@ export async function exportFromGithub(options: GithubExportOptions): Promise<Gi
 
   const waitUntil = async (untilMs: number, why: string) => {
     const waitMs = Math.max(0, untilMs - clock.now());
-    if (waitedMs + waitMs > maxWaitMs) {
+    if (waitMs > maxWaitMs) {
       throw new Error(
-        `${why}: GitHub's rate limit resets at ${new Date(untilMs).toISOString()}, beyond the export's ` +
-          `${Math.round(maxWaitMs / 60_000)} min of waiting; export a shorter window or fewer repositories`,
+        `${why}: GitHub's rate limit resets at ${new Date(untilMs).toISOString()}, more than ` +
+          `${Math.round(maxWaitMs / 60_000)} min away`,
       );
     }
-    waitedMs += waitMs;
+    if (++waitsInARow > maxConsecutiveWaits) {
+      throw new Error(
+        `${why}: still rate limited after ${maxConsecutiveWaits} waits for GitHub's reset; giving up`,
+      );
+    }
     progress.waitingUntil = untilMs;
     publish();
     await clock.sleep(waitMs);
