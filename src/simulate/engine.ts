@@ -69,6 +69,8 @@ interface SimJob {
   /** As GitHub reports it: whole seconds. */
   createdAt: EpochMillis;
   startedAt?: EpochMillis;
+  /** When it ended on GitHub (ran, or left the queue), whole seconds. */
+  completedAt?: EpochMillis;
   state: GithubJobState;
   runner?: SimRunner;
   /** Webhooks of one job reach Gantry in order. */
@@ -115,6 +117,9 @@ type SimEvent =
 /** How long the name of a runner that went is not given to a new one (as the ledger keeps it). */
 const RETIRED_NAME_MS = 60 * 60_000;
 
+/** How long before the trace's window the replay begins. */
+const WARM_UP_MS = 15 * 60_000;
+
 /** Cost is accounted this far behind the clock, so a job's start noticed late still splits busy from idle. */
 const METER_SETTLE_MS = 30_000;
 /** Well within the hour before a runner's name may be given again. */
@@ -131,7 +136,7 @@ export function simulate(input: SimulationInput): SimulationResult {
   const draw = (distribution: Parameters<typeof sample>[0]) => ms(sample(distribution, random));
 
   // The planner sees warm-pool classes with minIdle at their current target.
-  let clock = trace.jobs[0]?.created ?? 0;
+  let clock = (trace.jobs[0]?.created ?? 0) - WARM_UP_MS;
   const warmPools = input.warmPools ?? new Map<string, WarmPoolPlan>();
   const classes: RunnerClasses = withWarmPoolTargets(baseClasses, (name) => {
     const pool = warmPools.get(name);
@@ -159,7 +164,12 @@ export function simulate(input: SimulationInput): SimulationResult {
     );
   }
 
-  const start = trace.jobs[0]?.created ?? 0;
+  // The trace's window begins at its header's `from` (or its first job). The replay begins earlier, so
+  // that Gantry's warm pools exist when the first jobs come, as they would in a Gantry already running;
+  // what happens before the window is not reported.
+  const headerFrom = trace.header?.from !== undefined ? Date.parse(trace.header.from) : undefined;
+  const start = Math.min(headerFrom ?? Number.POSITIVE_INFINITY, trace.jobs[0]?.created ?? 0);
+  const replayStart = start - WARM_UP_MS;
   const lastArrival = trace.jobs.at(-1)?.created ?? start;
   const span = Math.max(60_000, lastArrival - start);
   const bucketMs = input.bucketMs ?? Math.max(60_000, Math.ceil(span / 600 / 60_000) * 60_000);
@@ -514,10 +524,7 @@ export function simulate(input: SimulationInput): SimulationResult {
               via: 'webhook',
               createdAt: job.createdAt,
               startedAt: job.startedAt ?? null,
-              completedAt:
-                job.trace.cancelledAt !== undefined && job.startedAt === undefined
-                  ? wholeSecond(job.trace.cancelledAt)
-                  : wholeSecond(at),
+              completedAt: job.completedAt ?? wholeSecond(at),
               conclusion: job.cancelled ? 'cancelled' : 'success',
               runnerName: job.runner?.name ?? null,
             }),
@@ -532,6 +539,7 @@ export function simulate(input: SimulationInput): SimulationResult {
         job.cancelled = true;
         if (job.state === 'queued') {
           job.state = 'done';
+          job.completedAt = Math.max(job.createdAt, wholeSecond(at));
           queuedLive--;
           if (job.className) series.add(job.className, 'queued', -1, at);
           sweepQueue();
@@ -553,6 +561,7 @@ export function simulate(input: SimulationInput): SimulationResult {
             takeQueuedJobFor(runner, at);
           }
           job.state = 'done';
+          job.completedAt = Math.max(job.createdAt, wholeSecond(at));
           notice(job, 'completed', at);
           return;
         }
@@ -577,6 +586,7 @@ export function simulate(input: SimulationInput): SimulationResult {
         const { job } = event;
         if (job.state !== 'running') return;
         job.state = 'done';
+        job.completedAt = Math.max(job.startedAt ?? job.createdAt, wholeSecond(at));
         const runner = job.runner as SimRunner;
         if (runner.github === 'busy') runner.github = 'done';
         series.add(runner.className, 'busy', -1, at);
@@ -700,17 +710,18 @@ export function simulate(input: SimulationInput): SimulationResult {
   if (warmPools.size > 0) {
     const lead = Math.max(...[...warmPools.values()].map((p) => p.leadMs));
     for (
-      let hour = Math.floor(start / 3_600_000) * 3_600_000;
+      let hour = Math.floor(replayStart / 3_600_000) * 3_600_000;
       hour <= lastArrival + 3_600_000;
       hour += 3_600_000
     ) {
-      if (hour >= start) wakeAt(hour);
-      if (hour - lead >= start) wakeAt(hour - lead);
+      if (hour >= replayStart) wakeAt(hour);
+      if (hour - lead >= replayStart) wakeAt(hour - lead);
     }
   }
 
   // ── the loop ────────────────────────────────────────────────────────────────────────────────────
 
+  wakeAt(replayStart);
   let last = start;
   let settledAt = start;
   for (let next = queue.take(); next; next = queue.take()) {
