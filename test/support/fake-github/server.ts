@@ -1183,7 +1183,9 @@ export class FakeGithub {
       const createdParam = ctx.url.searchParams.get('created');
       const created = createdParam === null ? null : createdRange(createdParam);
       if (created === undefined) {
-        return error(422, 'Validation Failed', { errors: [`created: ${createdParam} is not a date or range`] });
+        return error(422, 'Validation Failed', {
+          errors: [`created: ${createdParam} is not a date or range`],
+        });
       }
       const items = [...this.#runs.values()]
         .filter((run) => run.repo === repo)
