@@ -122,6 +122,12 @@ describe('gantry simulate, the command', { timeout: 90_000 }, () => {
     expect(flag.stderr).toMatch(
       /^gantry: gantry simulate: Unknown option '--speed'.* \(see gantry --help\)\n$/,
     );
+    const badConfig = join(dir, 'bad.yaml');
+    await writeFile(
+      badConfig,
+      'classes:\n  lint:\n    match: { github: { labels: [x] } }\n    maxRunners: -1\n',
+    );
+    const config = await gantry('simulate', '--config', badConfig, '--trace', join(dir, 'trace.jsonl'));
     expect(config.code).toBe(2);
     expect(config.stderr.trim().split('\n')).toHaveLength(1);
     expect(config.stderr).toContain('classes.lint.maxRunners');
