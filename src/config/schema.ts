@@ -82,6 +82,20 @@ export const configSchema = z
       })
       .prefault({})
       .describe('Where classes with a warmPool objective keep the arrivals they learn (hour of week, UTC).'),
+    trace: z
+      .strictObject({
+        recentJobs: z
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(10_000)
+          .describe(
+            'GitHub jobs Gantry keeps a trace line of once they ended, served at GET /api/trace for ' +
+              '`gantry trace export --gantry` (about 300 bytes each); 0: none.',
+          ),
+      })
+      .prefault({})
+      .describe('Gantry’s own record of the jobs it saw, for gantry simulate.'),
     kubernetes: z
       .strictObject({
         requestTimeoutSeconds: z
