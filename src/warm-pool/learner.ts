@@ -1,0 +1,162 @@
+import type { RunnerClasses } from '../config/classes.ts';
+import type { LedgerChange } from '../ledger/ledger.ts';
+import type { EpochMillis } from '../model/job.ts';
+import { ArrivalHistory, type HistoryState } from './history.ts';
+import { hourOfWeek } from './schedule.ts';
+import { leadTimeMs, learnedSupply, type TargetEstimate, targetForHour } from './targets.ts';
+
+/**
+ * Warm pools sized from an objective, live: learns each warm-pool class's arrivals by hour of week,
+ * its cold and warm waits and its runners' start-ups from the ledger's changes, and answers the pool
+ * to keep now. An observer only: it plans nothing; the planner reads its target as the class's minIdle.
+ */
+
+export interface WarmPoolStatus {
+  className: string;
+  target: number;
+  /** e.g. p95 ≤ 30 s. */
+  objective: { percentile: string; seconds: number };
+  predictedSeconds: number;
+  met: boolean;
+  /** Nothing learned yet to size the pool from. */
+  unknown?: TargetEstimate['unknown'];
+}
+
+export interface WarmPoolLearnerOptions {
+  classes: RunnerClasses;
+  now: () => EpochMillis;
+  /** When the runner (pod) of that name was created, while the ledger knows it. */
+  runnerCreatedAt: (runnerName: string) => EpochMillis | undefined;
+}
+
+/** Targets are estimated again at most this often (and at each hour). */
+const REESTIMATE_MS = 60_000;
+/**
+ * A job started on a runner created up to this long after the job counts as warm: GitHub reports the
+ * job's creation in whole seconds, the pod's creation is the apiserver's.
+ */
+const CLOCK_TOLERANCE_MS = 1_000;
+
+export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
+  const { classes, now } = options;
+  const warmClasses = new Set(Object.entries(classes).flatMap(([name, c]) => (c.warmPool ? [name] : [])));
+  let history = new ArrivalHistory();
+  history.observeFrom(now());
+  const cache = new Map<
+    string,
+    { at: EpochMillis; hours: string; target: number; estimate: TargetEstimate }
+  >();
+
+  const estimate = (className: string, at: EpochMillis) => {
+    const runnerClass = classes[className];
+    if (!runnerClass?.warmPool) return undefined;
+    const cached = cache.get(className);
+    const supply = learnedSupply(history, className, runnerClass);
+    const lead = leadTimeMs(supply);
+    const hours = `${hourOfWeek(at)}:${hourOfWeek(at + lead)}`;
+    if (cached && cached.hours === hours && at - cached.at < REESTIMATE_MS) return cached;
+    const current = targetForHour(history, className, runnerClass, supply, hourOfWeek(at));
+    const ahead =
+      hourOfWeek(at + lead) === hourOfWeek(at)
+        ? current
+        : targetForHour(history, className, runnerClass, supply, hourOfWeek(at + lead));
+    const entry = { at, hours, target: Math.max(current.size, ahead.size), estimate: current };
+    cache.set(className, entry);
+    return entry;
+  };
+
+  return {
+    classNames: [...warmClasses].sort(),
+    /** A ledger change: arrivals, waits and start-ups of warm-pool classes are learned. */
+    observe(change: LedgerChange): void {
+      switch (change.kind) {
+        case 'job-queued': {
+          const { job } = change;
+          if (!job.classification.matched || job.identity.source !== 'github') return;
+          const className = job.classification.className;
+          if (!warmClasses.has(className)) return;
+          const { repo, runId, runAttempt } = job.identity;
+          history.noteJob(className, now(), `${repo}#${runId}#${runAttempt}`);
+          return;
+        }
+        case 'job-started': {
+          const { job } = change;
+          if (!job.classification.matched || !warmClasses.has(job.classification.className)) return;
+          const createdAt =
+            job.runnerName !== undefined ? options.runnerCreatedAt(job.runnerName) : undefined;
+          if (createdAt === undefined) return;
+          const warm = createdAt <= job.createdAt + CLOCK_TOLERANCE_MS;
+          history.noteLatency(
+            job.classification.className,
+            warm ? 'warm' : 'cold',
+            change.queuedForMs / 1000,
+          );
+          return;
+        }
+        case 'runner-running': {
+          const { runner } = change;
+          if (!warmClasses.has(runner.className)) return;
+          history.noteLatency(
+            runner.className,
+            'startup',
+            Math.max(0, runner.runningSince - runner.createdAt) / 1000,
+          );
+          return;
+        }
+        default:
+          return;
+      }
+    },
+    /** Time passed: hours that ended are learned. */
+    tick(): void {
+      history.roll(now());
+    },
+    /** The warm pool the class keeps now (its minIdle to the planner). */
+    targetOf(className: string): number {
+      return estimate(className, now())?.target ?? 0;
+    },
+    status(): WarmPoolStatus[] {
+      const at = now();
+      return [...warmClasses].sort().flatMap((className) => {
+        const entry = estimate(className, at);
+        const pool = classes[className]?.warmPool;
+        if (!entry || !pool) return [];
+        return [
+          {
+            className,
+            target: entry.target,
+            objective: { percentile: pool.objective.percentile, seconds: pool.objective.seconds },
+            predictedSeconds: entry.estimate.predictedSeconds,
+            met: entry.estimate.met,
+            ...(entry.estimate.unknown ? { unknown: entry.estimate.unknown } : {}),
+          },
+        ];
+      });
+    },
+    /** What to keep across restarts. */
+    state(): HistoryState {
+      history.roll(now());
+      return history.toJSON();
+    },
+    /**
+     * Takes over what was saved (a replica that starts leading). Arrivals this replica counted in the
+     * hour in progress are kept when they are more than the saved ones (it applied the same webhooks).
+     */
+    restore(saved: HistoryState): void {
+      const own = history.toJSON();
+      const merged = structuredClone(saved);
+      if (own.current && merged.current && own.current.hour === merged.current.hour) {
+        for (const [name, count] of Object.entries(own.current.jobs)) {
+          merged.current.jobs[name] = Math.max(count, merged.current.jobs[name] ?? 0);
+        }
+        merged.current.observedFrom = Math.min(own.current.observedFrom, merged.current.observedFrom);
+      }
+      history = new ArrivalHistory(merged);
+      history.keepOnly(warmClasses);
+      history.observeFrom(now());
+      cache.clear();
+    },
+  };
+}
+
+export type WarmPoolLearner = ReturnType<typeof createWarmPoolLearner>;
