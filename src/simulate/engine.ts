@@ -114,16 +114,20 @@ type SimEvent =
   /** A pass due to time alone; with `runner`, only if that runner is still idle by then. */
   | { kind: 'pass'; runner?: SimRunner };
 
-/** How long the name of a runner that went is not given to a new one (as the ledger keeps it). */
-const RETIRED_NAME_MS = 60 * 60_000;
+/**
+ * How long the name of a runner that went is not given to a new one. Live, the ledger keeps it an hour
+ * (GitHub may hold a registration that long); in the replay nothing refers to a runner minutes after
+ * its pod went, and the planner looks through every retired name for each warm runner it names.
+ */
+const RETIRED_NAME_MS = 15 * 60_000;
 
 /** How long before the trace's window the replay begins. */
 const WARM_UP_MS = 15 * 60_000;
 
 /** Cost is accounted this far behind the clock, so a job's start noticed late still splits busy from idle. */
 const METER_SETTLE_MS = 30_000;
-/** Well within the hour before a runner's name may be given again. */
-const METER_SETTLE_EVERY_MS = 10 * 60_000;
+/** Well within the time before a runner's name may be given again. */
+const METER_SETTLE_EVERY_MS = 5 * 60_000;
 
 const ms = (seconds: number) => Math.max(0, Math.round(seconds * 1000));
 const wholeSecond = (at: EpochMillis) => Math.floor(at / 1000) * 1000;
@@ -340,8 +344,8 @@ export function simulate(input: SimulationInput): SimulationResult {
 
   const pass = (at: EpochMillis) => {
     passes++;
-    // Names of runners gone in the last hour, on the virtual clock (the ledger's own list ages in
-    // real time, which a replay outruns).
+    // Names of runners gone lately, on the virtual clock (the ledger's own list ages in real time,
+    // which a replay outruns).
     for (const [name, retiredAt] of retired) {
       if (at - retiredAt < RETIRED_NAME_MS) break;
       retired.delete(name);
