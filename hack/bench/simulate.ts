@@ -59,6 +59,8 @@ runBench(async () => {
     run: number;
     recommendMs: number;
     replayMs: number;
+    /** CPU time of the replay: on a shared machine, wall time also counts other processes' turns. */
+    replayCpuMs: number;
     events: number;
     passes: number;
     floorMs: number;
@@ -67,12 +69,14 @@ runBench(async () => {
     const recommended = performance.now();
     const recommendations = recommendWarmPools(config, trace, model);
     const recommendMs = performance.now() - recommended;
+    const cpu = process.cpuUsage();
     const result = simulate({
       config,
       trace,
       model,
       warmPools: new Map(recommendations.map((r) => [r.className, r.plan])),
     });
+    const replayCpuMs = process.cpuUsage(cpu).user / 1000;
     rows.push({
       run,
       recommendMs,
