@@ -256,6 +256,7 @@ export function simulate(input: SimulationInput): SimulationResult {
     }
   };
 
+  // The apiserver reports a pod's times in whole seconds, and Gantry's ledger and cost meter see them so.
   const observation = (runner: SimRunner, phase: RunnerObservation['phase']): RunnerObservation => ({
     name: runner.name,
     namespace: runner.namespace,
@@ -263,10 +264,10 @@ export function simulate(input: SimulationInput): SimulationResult {
     ...(runner.repo !== undefined ? { repo: runner.repo } : {}),
     ...(runner.plannedFor !== undefined ? { plannedFor: runner.plannedFor } : {}),
     phase,
-    createdAt: runner.createdAt ?? clock,
-    ...(runner.createdAt !== undefined ? { scheduledAt: runner.createdAt } : {}),
-    ...(runner.runningAt !== undefined ? { runningSince: runner.runningAt } : {}),
-    ...(runner.endedAt !== undefined ? { endedAt: runner.endedAt } : {}),
+    createdAt: wholeSecond(runner.createdAt ?? clock),
+    ...(runner.createdAt !== undefined ? { scheduledAt: wholeSecond(runner.createdAt) } : {}),
+    ...(runner.runningAt !== undefined ? { runningSince: wholeSecond(runner.runningAt) } : {}),
+    ...(runner.endedAt !== undefined ? { endedAt: wholeSecond(runner.endedAt) } : {}),
     deleting: runner.deleting,
   });
 
@@ -726,6 +727,12 @@ export function simulate(input: SimulationInput): SimulationResult {
   // ── the loop ────────────────────────────────────────────────────────────────────────────────────
 
   wakeAt(replayStart);
+  // The window ends at the header's `to` (or when its last job is done, if later): runners still up
+  // then (a warm pool) are accounted until it.
+  const headerTo = trace.header?.to !== undefined ? Date.parse(trace.header.to) : undefined;
+  if (headerTo !== undefined && headerTo > start) wakeAt(headerTo);
+  // The replay's end is its last job or runner event (or the window's end): a pass that only looked
+  // (a timeout that changed nothing) does not make idle runners cost longer.
   let last = start;
   let settledAt = start;
   for (let next = queue.take(); next; next = queue.take()) {
@@ -741,8 +748,9 @@ export function simulate(input: SimulationInput): SimulationResult {
       passDue = false;
       pass(next.at);
     }
-    last = next.at;
+    if (next.event.kind !== 'pass') last = next.at;
   }
+  if (headerTo !== undefined) last = Math.max(last, headerTo);
   meter.settle(last + METER_SETTLE_MS);
 
   const classResults: ClassResult[] = classNames.map((name) => {
