@@ -31,11 +31,6 @@ export interface WarmPoolLearnerOptions {
 
 /** Targets are estimated again at most this often (and at each hour). */
 const REESTIMATE_MS = 60_000;
-/**
- * A job started on a runner created up to this long after the job counts as warm: GitHub reports the
- * job's creation in whole seconds, the pod's creation is the apiserver's.
- */
-const CLOCK_TOLERANCE_MS = 1_000;
 
 export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
   const { classes, now } = options;
@@ -85,7 +80,9 @@ export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
           const createdAt =
             job.runnerName !== undefined ? options.runnerCreatedAt(job.runnerName) : undefined;
           if (createdAt === undefined) return;
-          const warm = createdAt <= job.createdAt + CLOCK_TOLERANCE_MS;
+          // Warm: the runner existed before the job did. Both times are whole seconds (GitHub's and the
+          // apiserver's), so a runner made in the job's own second was made for it.
+          const warm = createdAt < job.createdAt;
           history.noteLatency(
             job.classification.className,
             warm ? 'warm' : 'cold',

@@ -6,12 +6,14 @@ import { createKubeApis } from '../../src/kube/client.ts';
 import { ArrivalHistory } from '../../src/warm-pool/history.ts';
 import { createWarmPoolStore, WARM_POOL_DATA_KEY } from '../../src/warm-pool/store.ts';
 import { applyAll, type ChartObject, manifests, objectsOfKind, render } from '../support/chart.ts';
+import { runnerClass, startGantryEnv } from '../support/gantry-env.ts';
 import {
   createTestNamespace,
   deleteNamespace,
   messageOf,
   statusOf,
   testKubeConfig,
+  until,
 } from '../support/kube.ts';
 
 // What warm pools learned is kept in one ConfigMap across restarts. Against the real apiserver, with a
@@ -226,6 +228,58 @@ describe('warm-pool state in its ConfigMap, with the chart’s RBAC', () => {
       const refused = await refusal(call());
       expect(refused.status, what).toBe(403);
       expect(refused.message, what).toContain(message);
+    }
+  });
+
+  it('is where a running Gantry keeps what it learned: its target is a metric and on its status page', async () => {
+    const name = 'gantry-it-warm-pools';
+    const env = await startGantryEnv(kc, {
+      namespaces: ['main'],
+      cleanup: toDelete,
+      classes: ({ main }) => ({
+        lint: runnerClass(main as string, ['self-hosted', 'lint'], {
+          maxRunners: 6,
+          warmPool: { queueTimeObjective: { p95: '30s' } },
+        }),
+      }),
+      config: { warmPools: { configMap: { namespace: release, name } } },
+    });
+    let stopped = false;
+    try {
+      const { jobIds } = env.fake.queueJobs({
+        repo: 'acme/app',
+        labels: ['self-hosted', 'lint'],
+        count: 3,
+        durationMs: 500,
+      });
+      await until(
+        'jobs completed',
+        async () => jobIds.every((id) => env.fake.job(id)?.status === 'completed'),
+        60_000,
+      );
+      const metrics = await env.app.metrics.metrics();
+      // Nothing learned for this hour yet (it is still going): no pool.
+      expect(metrics).toContain('gantry_class_warm_pool_target{class="lint"} 0');
+      const lint = env.app.observers.status().classes.find((c) => c.name === 'lint');
+      expect(lint).toBeDefined();
+      const served = await env.app.http.inject('/api/status');
+      const status = served.json() as {
+        classes: { name: string; warmPool?: { target: number; objective: { seconds: number } } }[];
+      };
+      expect(status.classes.find((c) => c.name === 'lint')?.warmPool).toMatchObject({
+        target: 0,
+        objective: { percentile: 'p95', seconds: 30 },
+      });
+      await env.stop();
+      stopped = true;
+      // The leader wrote what it learned as it stopped: this hour's three jobs, and its runners' start-ups.
+      const saved = await admin.readNamespacedConfigMap({ name, namespace: release });
+      const state = JSON.parse(saved.data?.[WARM_POOL_DATA_KEY] ?? '{}');
+      expect(state.current.jobs.lint).toBe(3);
+      expect(state.classes.lint.startupSeconds.length).toBeGreaterThanOrEqual(3);
+      expect(state.classes.lint.coldSeconds.length).toBe(3);
+    } finally {
+      if (!stopped) await env.stop();
     }
   });
 });
