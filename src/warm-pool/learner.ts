@@ -39,23 +39,32 @@ export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
   history.observeFrom(now());
   const cache = new Map<
     string,
-    { at: EpochMillis; hours: string; target: number; estimate: TargetEstimate }
+    { at: EpochMillis; leadMs: number; hours: string; target: number; estimate: TargetEstimate }
   >();
+  const hoursOf = (at: EpochMillis, leadMs: number) => `${hourOfWeek(at)}:${hourOfWeek(at + leadMs)}`;
 
+  // The planner reads the target on every pass: it is estimated again only each minute, and when the
+  // hour (or the next hour, a lead ahead) changes.
   const estimate = (className: string, at: EpochMillis) => {
     const runnerClass = classes[className];
     if (!runnerClass?.warmPool) return undefined;
     const cached = cache.get(className);
+    if (cached && at - cached.at < REESTIMATE_MS && cached.hours === hoursOf(at, cached.leadMs))
+      return cached;
     const supply = learnedSupply(history, className, runnerClass);
-    const lead = leadTimeMs(supply);
-    const hours = `${hourOfWeek(at)}:${hourOfWeek(at + lead)}`;
-    if (cached && cached.hours === hours && at - cached.at < REESTIMATE_MS) return cached;
+    const leadMs = leadTimeMs(supply);
     const current = targetForHour(history, className, runnerClass, supply, hourOfWeek(at));
     const ahead =
-      hourOfWeek(at + lead) === hourOfWeek(at)
+      hourOfWeek(at + leadMs) === hourOfWeek(at)
         ? current
-        : targetForHour(history, className, runnerClass, supply, hourOfWeek(at + lead));
-    const entry = { at, hours, target: Math.max(current.size, ahead.size), estimate: current };
+        : targetForHour(history, className, runnerClass, supply, hourOfWeek(at + leadMs));
+    const entry = {
+      at,
+      leadMs,
+      hours: hoursOf(at, leadMs),
+      target: Math.max(current.size, ahead.size),
+      estimate: current,
+    };
     cache.set(className, entry);
     return entry;
   };
