@@ -415,7 +415,8 @@ export function simulate(input: SimulationInput): SimulationResult {
     for (const name of classNames) {
       const snap = snapshot.classes[name];
       if (!snap || snap.queued.length === 0) continue;
-      const spare = snap.runners.filter((r) => r.state === 'idle' || r.state === 'starting').length;
+      let spare = 0;
+      for (const r of snap.runners) if (r.state === 'idle' || r.state === 'starting') spare++;
       if (snap.queued.length <= spare) continue;
       const runnerClass = classes[name] as RunnerClass;
       const full = snap.runners.length + snap.admittedRuns.length >= runnerClass.maxRunners;

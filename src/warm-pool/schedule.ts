@@ -12,8 +12,10 @@ const HOUR_MS = 3_600_000;
 
 /** The hour of the week `at` falls in, 0 (Monday 00:00–01:00 UTC) to 167. */
 export function hourOfWeek(at: EpochMillis): number {
-  const date = new Date(at);
-  return ((date.getUTCDay() + 6) % 7) * 24 + date.getUTCHours();
+  // The epoch began on a Thursday, hour 72 of a week that starts on Monday. (Arithmetic rather than a
+  // Date: the planner asks for it on every pass.)
+  const hours = Math.floor(at / HOUR_MS) + 72;
+  return ((hours % HOURS_PER_WEEK) + HOURS_PER_WEEK) % HOURS_PER_WEEK;
 }
 
 /** Milliseconds since the epoch at the start of the hour `at` falls in. */
