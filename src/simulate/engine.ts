@@ -139,8 +139,15 @@ export function simulate(input: SimulationInput): SimulationResult {
   const random: Random = seededRandom(model.seed);
   const draw = (distribution: Parameters<typeof sample>[0]) => ms(sample(distribution, random));
 
+  // The trace's window begins at its header's `from` (or its first job). The replay begins earlier, so
+  // that Gantry's warm pools exist when the first jobs come, as they would in a Gantry already running;
+  // what happens before the window is not reported.
+  const headerFrom = trace.header?.from !== undefined ? Date.parse(trace.header.from) : undefined;
+  const start = Math.min(headerFrom ?? Number.POSITIVE_INFINITY, trace.jobs[0]?.created ?? 0);
+  const replayStart = start - WARM_UP_MS;
+  let clock = replayStart;
+
   // The planner sees warm-pool classes with minIdle at their current target.
-  let clock = (trace.jobs[0]?.created ?? 0) - WARM_UP_MS;
   const warmPools = input.warmPools ?? new Map<string, WarmPoolPlan>();
   const classes: RunnerClasses = withWarmPoolTargets(baseClasses, (name) => {
     const pool = warmPools.get(name);
@@ -168,12 +175,6 @@ export function simulate(input: SimulationInput): SimulationResult {
     );
   }
 
-  // The trace's window begins at its header's `from` (or its first job). The replay begins earlier, so
-  // that Gantry's warm pools exist when the first jobs come, as they would in a Gantry already running;
-  // what happens before the window is not reported.
-  const headerFrom = trace.header?.from !== undefined ? Date.parse(trace.header.from) : undefined;
-  const start = Math.min(headerFrom ?? Number.POSITIVE_INFINITY, trace.jobs[0]?.created ?? 0);
-  const replayStart = start - WARM_UP_MS;
   const lastArrival = trace.jobs.at(-1)?.created ?? start;
   const span = Math.max(60_000, lastArrival - start);
   const bucketMs = input.bucketMs ?? Math.max(60_000, Math.ceil(span / 600 / 60_000) * 60_000);
