@@ -9,7 +9,8 @@ import type {
   RequestExtras,
 } from '../sources/github/client.ts';
 import type { Clock } from '../sources/github/clock.ts';
-import { GithubRateLimitedError } from '../sources/github/errors.ts';
+import { GithubRateLimitedError, isStatus } from '../sources/github/errors.ts';
+import { InputError } from '../util/input-error.ts';
 import type { TraceJob } from './format.ts';
 import type { ExportProgress } from './progress.ts';
 
@@ -270,7 +271,17 @@ export async function exportFromGithub(options: GithubExportOptions): Promise<Gi
   };
 
   for (const repo of options.repos) {
-    await exportWindow(repo, options.since, options.until);
+    try {
+      await exportWindow(repo, options.since, options.until);
+    } catch (err) {
+      // A repository that is not there (or not readable with these credentials) is the caller's mistake.
+      if (isStatus(err, 404) && report.runs === 0) {
+        throw new InputError(
+          `repository ${repo}: not found, or these credentials cannot read its Actions runs`,
+        );
+      }
+      throw err;
+    }
     progress.reposDone++;
     publish();
   }

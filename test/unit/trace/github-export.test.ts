@@ -336,6 +336,19 @@ describe('gantry trace export from GitHub', () => {
     expect(windows.size).toBe(3);
   });
 
+  it('names a repository GitHub does not know', async () => {
+    const { fake, clock } = await startFake();
+    const dir = await tempDir();
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, PAT);
+    await expect(
+      runTraceExport(
+        { repos: ['acme/nope'], since: '1d', tokenFile, apiUrl: fake.apiUrl },
+        { stdout: { write: () => true }, stderr: { write: () => true }, clock },
+      ),
+    ).rejects.toThrow('repository acme/nope: not found, or these credentials cannot read its Actions runs');
+  });
+
   it('refuses a bad window and a missing repository with one clear line', async () => {
     const io = { stdout: { write: () => true }, stderr: { write: () => true } };
     await expect(
