@@ -8,9 +8,15 @@ import { createTokenAuth } from '../../../src/sources/github/auth.ts';
 import { type CachedBody, createGithubClient } from '../../../src/sources/github/client.ts';
 import { createGithubMetrics } from '../../../src/sources/github/metrics.ts';
 import { runTraceExport } from '../../../src/trace/command.ts';
-import { readTraceFile } from '../../../src/trace/format.ts';
+import { parseTrace, readTraceFile } from '../../../src/trace/format.ts';
 import { exportFromGithub, reducedEtagStore } from '../../../src/trace/github-export.ts';
-import { FakeGithub, loadOpenApiValidators, ManualClock } from '../../support/fake-github/index.ts';
+import {
+  appKeys,
+  FakeGithub,
+  fakeAppAuth,
+  loadOpenApiValidators,
+  ManualClock,
+} from '../../support/fake-github/index.ts';
 
 // `gantry trace export` against the fake GitHub, which answers as GitHub's REST description says:
 // Link pagination, ETag/304, x-ratelimit-* over a quota that runs out and resets, secondary limits,
@@ -334,6 +340,34 @@ describe('gantry trace export from GitHub', () => {
         .map((r) => new URL(r.url).searchParams.get('created')),
     );
     expect(windows.size).toBe(3);
+  });
+
+  it('reads with the GitHub App of a Gantry config, asking only to read Actions', async () => {
+    const clock = new ManualClock({ startMs: START, autoAdvance: true });
+    const fake = new FakeGithub({
+      clock,
+      repos: ['acme/app'],
+      app: { appId: 99, publicKey: appKeys().publicKey },
+    });
+    await fake.start();
+    fakes.push(fake);
+    runJobs(fake, clock, { repo: 'acme/app', runs: 2, jobsPerRun: 2, waitMs: 3_000, durationMs: 20_000 });
+    const dir = await tempDir();
+    const configPath = join(dir, 'gantry.yaml');
+    await writeFile(
+      configPath,
+      JSON.stringify({
+        github: { apiUrl: fake.apiUrl, auth: fakeAppAuth(fake, 99), repositories: ['acme/app'] },
+      }),
+    );
+    const out: string[] = [];
+    await runTraceExport(
+      { repos: [], since: new Date(START).toISOString(), configPath },
+      { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => true }, clock },
+    );
+    const trace = parseTrace(out.join(''));
+    expect(trace.jobs).toHaveLength(4);
+    expect(fake.issuedTokens).toEqual([{ permissions: { actions: 'read', metadata: 'read' } }]);
   });
 
   it('names a repository GitHub does not know', async () => {
