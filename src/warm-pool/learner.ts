@@ -29,6 +29,8 @@ export interface WarmPoolLearnerOptions {
   runnerCreatedAt: (runnerName: string) => EpochMillis | undefined;
 }
 
+/** A job created this long before the learner started is one it did not see arrive. */
+const RELIST_TOLERANCE_MS = 5_000;
 /** Targets are estimated again at most this often (and at each hour). */
 const REESTIMATE_MS = 60_000;
 
@@ -36,7 +38,8 @@ export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
   const { classes, now } = options;
   const warmClasses = new Set(Object.entries(classes).flatMap(([name, c]) => (c.warmPool ? [name] : [])));
   let history = new ArrivalHistory();
-  history.observeFrom(now());
+  const watchingSince = now();
+  history.observeFrom(watchingSince);
   const cache = new Map<
     string,
     { at: EpochMillis; leadMs: number; hours: string; target: number; estimate: TargetEstimate }
@@ -79,6 +82,9 @@ export function createWarmPoolLearner(options: WarmPoolLearnerOptions) {
           if (!job.classification.matched || job.identity.source !== 'github') return;
           const className = job.classification.className;
           if (!warmClasses.has(className)) return;
+          // Found again after a restart (the poller relists what is queued): counted when it arrived,
+          // by the process watching then.
+          if (job.createdAt < watchingSince - RELIST_TOLERANCE_MS) return;
           const { repo, runId, runAttempt } = job.identity;
           history.noteJob(className, now(), `${repo}#${runId}#${runAttempt}`);
           return;

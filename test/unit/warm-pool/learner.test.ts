@@ -98,6 +98,8 @@ describe('the warm-pool learner', () => {
     now += 10 * 60_000;
     const saved = first.state();
     const second = make();
+    // Relisted after the restart: queued before it, already counted.
+    for (let i = 0; i < 30; i++) second.observe({ kind: 'job-queued', job: record(i, now - 10 * 60_000) });
     for (let i = 100; i < 140; i++) second.observe({ kind: 'job-queued', job: record(i, now) });
     second.restore(saved);
     now = MONDAY + 10 * HOUR + 1;
