@@ -19,6 +19,11 @@ import { createGithubRegistrar } from './sources/github/registrar.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
 import { createTektonSource, type TektonSource } from './sources/tekton/source.ts';
 import { startTektonWebhook, type TektonWebhook } from './sources/tekton/webhook.ts';
+import { JobRecorder } from './trace/recorder.ts';
+import { createWarmPoolLearner, type WarmPoolLearner } from './warm-pool/learner.ts';
+import { registerWarmPoolMetrics } from './warm-pool/metrics.ts';
+import { withWarmPoolTargets } from './warm-pool/schedule.ts';
+import { createWarmPoolStore, type WarmPoolStore } from './warm-pool/store.ts';
 
 export interface App {
   logger: Logger;
@@ -74,7 +79,39 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     snapshot: (now) => runners?.ledger.snapshot(config.classes, now),
     ...(deps.costSettleMs !== undefined ? { costSettleMs: deps.costSettleMs } : {}),
   });
-  const http = createHttpServer({ logger, metrics, isReady: () => ready, status: () => observers.status() });
+  // Gantry's own record of the jobs it saw, for `gantry trace export --gantry`.
+  const recorder = config.trace.recentJobs > 0 ? new JobRecorder(config.trace.recentJobs) : undefined;
+  // Classes with a queue-time objective: their warm pool is learned, and read by the planner as minIdle.
+  const warmPools: WarmPoolLearner | undefined = Object.values(config.classes).some((c) => c.warmPool)
+    ? createWarmPoolLearner({
+        classes: config.classes,
+        now: Date.now,
+        runnerCreatedAt: (name) => runners?.ledger.runnerObservation(name)?.createdAt,
+      })
+    : undefined;
+  if (warmPools) registerWarmPoolMetrics(metrics, warmPools);
+  let warmPoolStore: WarmPoolStore | undefined;
+  const warmPoolTimers: NodeJS.Timeout[] = [];
+  const http = createHttpServer({
+    logger,
+    metrics,
+    isReady: () => ready,
+    status: () => {
+      const report = observers.status();
+      if (!warmPools) return report;
+      const byClass = new Map(warmPools.status().map((s) => [s.className, s]));
+      return {
+        ...report,
+        classes: report.classes.map((c) => {
+          const pool = byClass.get(c.name);
+          if (!pool) return c;
+          const { className: _, ...warmPool } = pool;
+          return { ...c, warmPool };
+        }),
+      };
+    },
+    ...(recorder ? { trace: (since: number | undefined) => recorder.trace(since, Date.now()) } : {}),
+  });
   let webhooks: FastifyInstance | undefined;
 
   const githubClasses = Object.values(config.classes).filter((c) => c.match.github);
@@ -89,6 +126,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   let advertised: string | undefined;
   let leading = false;
   let stopping = false;
+  let warmPoolTicker: NodeJS.Timeout | undefined;
   const leaderGauge = leaderMetric(metrics);
 
   if (config.github.enabled) {
@@ -150,10 +188,20 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           logger,
         });
     }
+    if (warmPools) {
+      warmPoolStore = createWarmPoolStore({
+        core: apis.core,
+        namespace: config.warmPools.configMap.namespace ?? ownNamespace(kc),
+        name: config.warmPools.configMap.name,
+        logger,
+      });
+    }
     runners = createRunnerController({
       kc,
       apis,
-      classes: config.classes,
+      classes: warmPools
+        ? withWarmPoolTargets(config.classes, (name) => warmPools.targetOf(name))
+        : config.classes,
       trustPolicy: config.github.trust,
       namePrefix: config.github.runners.namePrefix,
       ...(registrar ? { registrar } : {}),
@@ -164,7 +212,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
       reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
       concurrency: config.controller.concurrency,
-      onChange: (change) => observers.onChange(change),
+      onChange: (change) => {
+        observers.onChange(change);
+        recorder?.observe(change);
+        warmPools?.observe(change);
+      },
       onPass: (pass) => observers.onPass(pass),
     });
     if (config.election.enabled) {
@@ -202,6 +254,43 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     runners?.startActing();
     github?.start();
     registrar?.start();
+    startWarmPoolPersistence();
+  }
+
+  /**
+   * The leader takes over what earlier leaders learned of arrivals, and writes what it learns now and
+   * then; a replica that fails to read or write it goes on learning (a warning, and a retry next time).
+   */
+  function startWarmPoolPersistence(): void {
+    const store = warmPoolStore;
+    if (!warmPools || !store) return;
+    const log = logger.child({ component: 'warm-pools' });
+    void store
+      .load()
+      .then((saved) => {
+        if (saved && leading) warmPools.restore(saved);
+      })
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reading warm-pool state failed'));
+    const timer = setInterval(() => {
+      void store
+        .save(warmPools.state())
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'saving warm-pool state failed'));
+    }, config.warmPools.saveIntervalSeconds * 1000);
+    timer.unref();
+    warmPoolTimers.push(timer);
+  }
+
+  async function stopWarmPoolPersistence(): Promise<void> {
+    for (const timer of warmPoolTimers.splice(0)) clearInterval(timer);
+    if (!warmPools || !warmPoolStore) return;
+    await warmPoolStore
+      .save(warmPools.state())
+      .catch((err: unknown) =>
+        logger.warn(
+          { component: 'warm-pools', err: (err as Error).message },
+          'saving warm-pool state failed',
+        ),
+      );
   }
 
   /** Stops acting at once (synchronously); what is already in flight is awaited. */
@@ -209,7 +298,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     if (!leading) return;
     leading = false;
     leaderGauge.set(false);
-    await Promise.all([runners?.stopActing(), github?.stopPolling(), registrar?.stop()]);
+    await Promise.all([
+      runners?.stopActing(),
+      github?.stopPolling(),
+      registrar?.stop(),
+      stopWarmPoolPersistence(),
+    ]);
   }
 
   return {
@@ -239,6 +333,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       await tekton?.start();
       // Every replica answers admission reviews: the decision needs the classes, not the lead.
       webhook = await startWebhook?.();
+      if (warmPools) {
+        // Hours are learned as they end, on every replica (each applies the same webhooks).
+        const tick = setInterval(() => warmPools.tick(), 60_000);
+        tick.unref();
+        warmPoolTicker = tick;
+      }
       if (elector) elector.start();
       else startLeading();
       ready = true;
@@ -260,6 +360,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // Only once nothing acts any more may a successor take over, at once.
       await elector?.stop();
       await runners?.stop();
+      if (warmPoolTicker) clearInterval(warmPoolTicker);
       logger.info('gantry stopped');
     },
   };

@@ -4,6 +4,9 @@ import { parseCommandLine, usage } from './cli.ts';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.ts';
 import { watchConfigFile } from './config/watch.ts';
 import { isStatusReport, renderStatusTable } from './http/status-table.ts';
+import { runSimulate } from './simulate/command.ts';
+import { runTraceExport, runTraceSynthetic } from './trace/command.ts';
+import { InputError } from './util/input-error.ts';
 import { version } from './version.ts';
 
 const EXIT_RUNTIME = 1;
@@ -26,6 +29,19 @@ async function main(): Promise<void> {
       return;
     case 'status':
       await printStatus(command.url);
+      return;
+    case 'simulate':
+      await runTool(() => runSimulate(command.options, (text) => process.stdout.write(text)));
+      return;
+    case 'trace-export':
+      await runTool(() =>
+        runTraceExport(command.options, { stdout: process.stdout, stderr: process.stderr }),
+      );
+      return;
+    case 'trace-synthetic':
+      await runTool(() =>
+        runTraceSynthetic(command.options, { stdout: process.stdout, stderr: process.stderr }),
+      );
       return;
     case 'usage-error':
       fail(`${command.message} (see gantry --help)`, EXIT_USAGE);
@@ -89,6 +105,16 @@ async function main(): Promise<void> {
         );
       },
     });
+  }
+}
+
+/** A one-shot command: bad input or configuration exits 2 with its one line, anything else 1. */
+async function runTool(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if (err instanceof InputError || err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    fail(err instanceof Error ? err.message : String(err), EXIT_RUNTIME);
   }
 }
 

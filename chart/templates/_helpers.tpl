@@ -295,6 +295,22 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "gantry.serviceAccount
 {{- dig "election" "leaseName" "gantry-leader" (.Values.config | default dict) -}}
 {{- end -}}
 
+{{/* Whether some class sizes its warm pool from a queue-time objective (config.classes.*.warmPool). */}}
+{{- define "gantry.warmPoolsEnabled" -}}
+{{- range $name, $class := ((.Values.config | default dict).classes | default dict) -}}
+{{- if get ($class | default dict) "warmPool" -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap where warm pools' learned arrivals are kept: config.warmPools.configMap (Gantry's default name). */}}
+{{- define "gantry.warmPoolConfigMap" -}}
+{{- dig "warmPools" "configMap" "name" "gantry-warm-pools" (.Values.config | default dict) -}}
+{{- end -}}
+
+{{- define "gantry.warmPoolNamespace" -}}
+{{- dig "warmPools" "configMap" "namespace" .Release.Namespace (.Values.config | default dict) -}}
+{{- end -}}
+
 {{/* Whether cert-manager's certificate is mounted into the pod: Tekton on, certManager on. */}}
 {{- define "gantry.webhookTlsMounted" -}}
 {{- if and (include "gantry.tektonEnabled" .) (include "gantry.certManagerEnabled" .) -}}true{{- end -}}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName } from '../model/kube-names.ts';
 import { parseQuantity } from '../model/quantity.ts';
+import { parseDuration } from '../util/duration.ts';
 
 /** Field types the class schemas share: each refuses bad input with what it expected. */
 
@@ -26,13 +27,6 @@ export const duration = z
     }
     return seconds;
   });
-
-export function parseDuration(text: string): number | undefined {
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
-  if (!match || text.trim() === '') return undefined;
-  const [, hours = '0', minutes = '0', seconds = '0'] = match;
-  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
-}
 
 /** YAML turns `FOO: 1` into a number; environment and annotation values are strings. */
 export const stringish = z
@@ -93,3 +87,5 @@ export const envMap = z.record(z.string(), stringish).superRefine((env, ctx) => 
     }
   }
 });
+
+export { parseDuration };

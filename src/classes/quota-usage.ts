@@ -6,7 +6,18 @@ import type { RunnerClass } from './schema.ts';
 /** What one runner pod of a class counts against its namespace's ResourceQuota. */
 export type QuotaUsage = Partial<Record<QuotaResource, number>>;
 
-export function runnerQuotaUsage(runnerClass: RunnerClass): QuotaUsage {
+/** A class's usage is asked for per runner on every snapshot; its quantities are parsed once. */
+const usageByClass = new WeakMap<RunnerClass, Readonly<QuotaUsage>>();
+
+export function runnerQuotaUsage(runnerClass: RunnerClass): Readonly<QuotaUsage> {
+  const known = usageByClass.get(runnerClass);
+  if (known) return known;
+  const usage = computeUsage(runnerClass);
+  usageByClass.set(runnerClass, usage);
+  return usage;
+}
+
+function computeUsage(runnerClass: RunnerClass): QuotaUsage {
   // The pod's effective amounts: init and sidecar containers and Gantry's defaults included.
   const { requests, limits } = podResourceTotals(runnerClass);
   const usage: QuotaUsage = { pods: 1 };

@@ -193,6 +193,34 @@ const tektonSelector = z
   });
 export type TektonSelector = z.output<typeof tektonSelector>;
 
+/** The queue-time quantiles an objective may name. */
+export const OBJECTIVE_QUANTILES = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 } as const;
+
+const warmPoolSchema = z
+  .strictObject({
+    queueTimeObjective: z
+      .strictObject({
+        p50: duration.optional(),
+        p90: duration.optional(),
+        p95: duration.optional(),
+        p99: duration.optional(),
+      })
+      .refine((o) => Object.values(o).filter((v) => v !== undefined).length === 1, {
+        error: 'expected exactly one of p50, p90, p95 or p99, e.g. { p95: 30s }',
+      })
+      .describe('The queue time (job queued → started) to keep within, as one percentile: { p95: 30s }.'),
+    min: count().default(0).describe('Fewest warm runners, whatever the objective says.'),
+    max: count().optional().describe('Most warm runners; default maxRunners.'),
+  })
+  .transform((pool) => {
+    const [name, seconds] = Object.entries(pool.queueTimeObjective).find(([, v]) => v !== undefined) as [
+      keyof typeof OBJECTIVE_QUANTILES,
+      number,
+    ];
+    return { ...pool, objective: { percentile: name, quantile: OBJECTIVE_QUANTILES[name], seconds } };
+  });
+export type WarmPoolConfig = z.output<typeof warmPoolSchema>;
+
 // ── One class ──────────────────────────────────────────────────────────────────────────────────────
 
 export const runnerClassSchema = z
@@ -285,6 +313,13 @@ export const runnerClassSchema = z
       .default('default')
       .describe('Organisation runner group the runners join (org scope only).'),
     minIdle: count().default(0).describe('Idle runners kept warm beyond queued demand (org scope only).'),
+    warmPool: warmPoolSchema
+      .optional()
+      .describe(
+        'A warm pool sized from a queue-time objective instead of a fixed minIdle (org scope only): each ' +
+          'hour, the least number of idle runners that meets the objective for the arrivals Gantry learned ' +
+          'for that hour of the week (UTC), between min and max.',
+      ),
     maxRunners: count()
       .default(10)
       .describe('Most runners (and admitted Tekton runs) alive at once, busy or not.'),
@@ -407,6 +442,23 @@ function checkRunnerClass(runnerClass: RunnerClass, ctx: Ctx): void {
   // Field errors are reported already; comparing a bad value would only add noise.
   if (runnerClass.maxRunners >= 0 && runnerClass.minIdle > runnerClass.maxRunners) {
     issue(['minIdle'], `expected at most maxRunners (${runnerClass.maxRunners}), got ${runnerClass.minIdle}`);
+  }
+  if (runnerClass.warmPool) {
+    const pool = runnerClass.warmPool;
+    if (runnerClass.minIdle > 0) issue(['warmPool'], 'use warmPool or minIdle, not both');
+    if (!runnerClass.match.github) issue(['warmPool'], 'only for a class with match.github');
+    if (runnerClass.scope === 'repo') {
+      issue(['warmPool'], 'not for scope repo: a warm runner would not know which repository to join');
+    }
+    const max = pool.max ?? runnerClass.maxRunners;
+    if (pool.max !== undefined && runnerClass.maxRunners >= 0 && pool.max > runnerClass.maxRunners) {
+      issue(['warmPool', 'max'], `expected at most maxRunners (${runnerClass.maxRunners}), got ${pool.max}`);
+    }
+    if (pool.min > max)
+      issue(
+        ['warmPool', 'min'],
+        `expected at most ${pool.max !== undefined ? 'warmPool.max' : 'maxRunners'} (${max}), got ${pool.min}`,
+      );
   }
   if (runnerClass.trustedOnly && runnerClass.untrusted) {
     issue(['trustedOnly'], 'a trusted-only class cannot also take untrusted jobs (untrusted: true)');

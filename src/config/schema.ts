@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dnsLabel, dnsSubdomain } from '../classes/fields.ts';
 import { classesSchema, isSandboxTier } from '../classes/schema.ts';
 import { githubConfigSchema } from '../sources/github/config.ts';
 import { tektonConfigSchema } from '../sources/tekton/config.ts';
@@ -59,6 +60,42 @@ export const configSchema = z
           });
         }
       }),
+    warmPools: z
+      .strictObject({
+        configMap: z
+          .strictObject({
+            name: dnsSubdomain
+              .default('gantry-warm-pools')
+              .describe('ConfigMap where the arrivals learned for warm pools are kept across restarts.'),
+            namespace: dnsLabel
+              .optional()
+              .describe(
+                'Its namespace; by default the namespace Gantry runs in (POD_NAMESPACE or the service account’s).',
+              ),
+          })
+          .prefault({}),
+        saveIntervalSeconds: z
+          .int()
+          .min(10)
+          .default(300)
+          .describe('How often the leader writes what it learned (also at each hour’s end and at shutdown).'),
+      })
+      .prefault({})
+      .describe('Where classes with a warmPool objective keep the arrivals they learn (hour of week, UTC).'),
+    trace: z
+      .strictObject({
+        recentJobs: z
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(10_000)
+          .describe(
+            'GitHub jobs Gantry keeps a trace line of once they ended, served at GET /api/trace for ' +
+              '`gantry trace export --gantry` (about 300 bytes each); 0: none.',
+          ),
+      })
+      .prefault({})
+      .describe('Gantry’s own record of the jobs it saw, for gantry simulate.'),
     kubernetes: z
       .strictObject({
         requestTimeoutSeconds: z

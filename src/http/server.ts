@@ -15,6 +15,8 @@ export interface HttpServerDeps {
   isReady: () => boolean;
   /** The state behind GET /api/status and the status page at GET /. */
   status?: () => StatusReport;
+  /** The jobs Gantry recorded as a trace (JSON Lines), created at or after `since`: GET /api/trace. */
+  trace?: (since: number | undefined) => string;
 }
 
 /**
@@ -65,7 +67,13 @@ export function limitConnections(app: FastifyInstance, max: number = LISTENER_LI
  * The internal HTTP surface: health, readiness, metrics and status. GitHub's webhook has a listener
  * of its own (createWebhookServer), so what is published to the internet is that route alone.
  */
-export function createHttpServer({ logger, metrics, isReady, status }: HttpServerDeps): FastifyInstance {
+export function createHttpServer({
+  logger,
+  metrics,
+  isReady,
+  status,
+  trace,
+}: HttpServerDeps): FastifyInstance {
   const loggerInstance: FastifyBaseLogger = logger.child({ component: 'http' });
   // Probes and scrapes arrive every few seconds; logging each would drown everything else.
   const logController = new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) });
@@ -86,6 +94,16 @@ export function createHttpServer({ logger, metrics, isReady, status }: HttpServe
     reply.header('content-type', metrics.contentType);
     return metrics.metrics();
   });
+  if (trace) {
+    app.get<{ Querystring: { since?: string } }>('/api/trace', async (req, reply) => {
+      const since = req.query.since === undefined ? undefined : Date.parse(req.query.since);
+      if (since !== undefined && Number.isNaN(since)) {
+        return reply.code(400).send({ error: 'since: expected an RFC 3339 time' });
+      }
+      reply.header('content-type', 'application/x-ndjson; charset=utf-8');
+      return trace(since);
+    });
+  }
   if (status) {
     app.get('/api/status', async () => status());
     app.get('/', async (_req, reply) => {

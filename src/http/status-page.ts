@@ -20,6 +20,16 @@ export function formatSeconds(seconds: number | null): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** A class's warm pool: the target and the objective it serves, or why it has none yet. */
+function describeWarmPool(c: StatusReport['classes'][number]): string {
+  const pool = c.warmPool;
+  if (!pool) return '–';
+  const objective = `${pool.objective.percentile} ≤ ${formatSeconds(pool.objective.seconds)}`;
+  if (pool.unknown === 'no-waits') return `${pool.target} (${objective}; no waits seen yet)`;
+  if (pool.unknown === 'no-arrivals') return `${pool.target} (${objective}; no arrivals this hour)`;
+  return `${pool.target} (${objective}${pool.met ? '' : ', not reachable'})`;
+}
+
 export function formatDollars(dollars: number): string {
   return `$${dollars.toFixed(2)}`;
 }
@@ -37,6 +47,7 @@ ol{padding-left:1.2rem}li{margin:.15rem 0}time{color:#57606a;font-variant-numeri
 
 /** The status page: small, self-contained HTML (no scripts, no external assets), refreshed by the browser. */
 export function renderStatusPage(report: StatusReport): string {
+  const warmPools = report.classes.some((c) => c.warmPool);
   const rows = report.classes
     .map(
       (c) =>
@@ -52,7 +63,9 @@ export function renderStatusPage(report: StatusReport): string {
           .map((v) => `<td class="num">${escapeHtml(String(v))}</td>`)
           .join('') +
         `<td class="num">${escapeHtml(formatSeconds(c.queueP95Seconds))}</td>` +
-        `<td class="num">${escapeHtml(formatDollars(c.costTodayDollars))}</td></tr>`,
+        `<td class="num">${escapeHtml(formatDollars(c.costTodayDollars))}</td>` +
+        (warmPools ? `<td class="num warm">${escapeHtml(describeWarmPool(c))}</td>` : '') +
+        '</tr>',
     )
     .join('\n');
   const events =
@@ -82,7 +95,7 @@ ${
   report.classes.length === 0
     ? '<p>No runner classes are configured.</p>'
     : `<table>
-<thead><tr><th>class</th><th>queued</th><th>starting</th><th>idle</th><th>busy</th><th>admitted runs</th><th>in use / max</th><th>queue p95 (1 h)</th><th>cost today (UTC)</th></tr></thead>
+<thead><tr><th>class</th><th>queued</th><th>starting</th><th>idle</th><th>busy</th><th>admitted runs</th><th>in use / max</th><th>queue p95 (1 h)</th><th>cost today (UTC)</th>${warmPools ? '<th>warm pool (objective)</th>' : ''}</tr></thead>
 <tbody>
 ${rows}
 </tbody>

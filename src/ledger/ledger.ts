@@ -570,6 +570,8 @@ export class Ledger {
     const own = new Map<string, Partial<Record<QuotaResource, number>>>();
     for (const record of this.#runners.values()) {
       const { observation } = record;
+      // Only namespaces with a quota are reported; counting the others would be work thrown away.
+      if (!this.#quotaLimits.has(observation.namespace)) continue;
       const runnerClass = classes[observation.className];
       if (!runnerClass || !holdsQuota(record)) continue;
       const usage = own.get(observation.namespace) ?? {};

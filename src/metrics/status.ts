@@ -23,6 +23,15 @@ export interface ClassStatus {
   queueP95Seconds: number | null;
   /** Dollars accounted for today's UTC date. */
   costTodayDollars: number;
+  /** For a class with a warm-pool objective: the pool it keeps now, and what the model predicts for it. */
+  warmPool?: {
+    target: number;
+    objective: { percentile: string; seconds: number };
+    predictedSeconds: number;
+    met: boolean;
+    /** Nothing learned yet to size the pool from: `no-arrivals` or `no-waits`. */
+    unknown?: string;
+  };
 }
 
 export interface StatusEvent {

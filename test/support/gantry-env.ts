@@ -43,6 +43,8 @@ export interface GantryEnvOptions {
   fake?: Partial<FakeGithubOptions>;
   /** Extra keys of the `github:` section (merged over the fake's). */
   github?: Record<string, unknown>;
+  /** Other top-level keys of the configuration (warmPools, trace, …). */
+  config?: Record<string, unknown>;
   /** Namespaces to delete after the file, collected here. */
   cleanup: string[];
 }
@@ -71,6 +73,7 @@ export async function startGantryEnv(kc: KubeConfig, options: GantryEnvOptions):
   await fake.start();
   fake.runInRealTime(100);
   const config = parseConfig({
+    ...options.config,
     log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
     http: { address: '127.0.0.1', port: 0 },
     github: { ...fakeGithubConfig(fake, APP_ID, SECRET), ...options.github },

@@ -64,6 +64,8 @@ export interface GithubClientOptions {
   etagCacheSize?: number;
   /** Bound of the ETag cache in bytes (bodies as JSON text): a page of 100 runs is about 1 MB. */
   etagCacheBytes?: number;
+  /** Where ETags and their bodies are kept instead of the bounded in-memory cache (one that outlives the process). */
+  etagStore?: EtagStore;
   userAgent?: string;
 }
 
@@ -89,7 +91,13 @@ export interface GithubClient {
 
 const RETRYABLE_STATUS = new Set([0, 500, 502, 503, 504]);
 
-interface CachedBody {
+/** Keeps the body each conditional request's ETag stands for, by request. */
+export interface EtagStore {
+  get(key: string): CachedBody | undefined;
+  set(key: string, body: CachedBody): void;
+}
+
+export interface CachedBody {
   etag: string;
   data: unknown;
   /** A 304 has no Link header, so the next-page URL is kept with the body it came with. */
@@ -143,11 +151,13 @@ export function createGithubClient(options: GithubClientOptions): GithubClient {
     },
   });
   const apiOrigin = new URL(options.baseUrl).origin;
-  const etags = new LRUCache<string, CachedBody>({
-    max: options.etagCacheSize ?? 5_000,
-    maxSize: options.etagCacheBytes ?? 32 * 1024 * 1024,
-    sizeCalculation: (body) => Math.max(1, body.bytes),
-  });
+  const etags: EtagStore =
+    options.etagStore ??
+    new LRUCache<string, CachedBody>({
+      max: options.etagCacheSize ?? 5_000,
+      maxSize: options.etagCacheBytes ?? 32 * 1024 * 1024,
+      sizeCalculation: (body) => Math.max(1, body.bytes),
+    });
   let state: RateLimitState = initialRateLimitState;
 
   const publish = (previous: RateLimitState) => {

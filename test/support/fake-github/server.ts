@@ -139,7 +139,7 @@ interface Reply {
   body?: unknown;
   headers?: Record<string, string>;
   /** Body of a list endpoint: paginated by the fake. */
-  page?: { key: string; items: unknown[]; extra?: Record<string, unknown> };
+  page?: { key: string; items: unknown[]; extra?: Record<string, unknown>; totalCount?: number };
 }
 
 type Auth =
@@ -203,6 +203,45 @@ interface IssuedToken {
 const DOCS = 'https://docs.github.com/rest';
 const EXPOSE =
   'ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset, X-OAuth-Scopes, X-Accepted-OAuth-Scopes, X-Poll-Interval, X-GitHub-Media-Type, X-GitHub-SSO, X-GitHub-Request-Id, Deprecation, Sunset';
+
+/** GitHub lists at most this many results of a filtered query (created, status, …). */
+const FILTERED_RESULTS = 1_000;
+
+/**
+ * The inclusive range (ms) of GitHub's date search syntax as `created` takes it: `A..B` (either side
+ * `*`), `>=A`, `>A`, `<=A`, `<A` or `A`, each a date (a whole day, UTC) or a date-time. Undefined
+ * when it is none of these.
+ */
+function createdRange(text: string): [number, number] | undefined {
+  const bound = (value: string, end: boolean): number | undefined => {
+    if (value === '*') return end ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+    const ms = Date.parse(dateOnly ? `${value}T00:00:00Z` : value);
+    if (Number.isNaN(ms)) return undefined;
+    // A date covers its whole day; a date-time to the second covers that second.
+    return end ? ms + (dateOnly ? 86_400_000 : 1_000) - 1 : ms;
+  };
+  const range = /^(.+)\.\.(.+)$/.exec(text);
+  if (range) {
+    const from = bound(range[1] ?? '', false);
+    const to = bound(range[2] ?? '', true);
+    return from === undefined || to === undefined ? undefined : [from, to];
+  }
+  const compare = /^(>=|<=|>|<)(.+)$/.exec(text);
+  if (compare) {
+    const [, op, value = ''] = compare;
+    const start = bound(value, false);
+    const end = bound(value, true);
+    if (start === undefined || end === undefined) return undefined;
+    if (op === '>=') return [start, Number.POSITIVE_INFINITY];
+    if (op === '>') return [end + 1, Number.POSITIVE_INFINITY];
+    if (op === '<=') return [Number.NEGATIVE_INFINITY, end];
+    return [Number.NEGATIVE_INFINITY, start - 1];
+  }
+  const from = bound(text, false);
+  const to = bound(text, true);
+  return from === undefined || to === undefined ? undefined : [from, to];
+}
 
 const error = (status: number, message: string, extra: Record<string, unknown> = {}): Reply => ({
   status,
@@ -1046,7 +1085,7 @@ export class FakeGithub {
     if (current > 1) links.push(`${linkTo(1)}; rel="first"`);
     // The array comes first after total_count: octokit's paginate takes the first remaining key.
     return {
-      body: { total_count: page.items.length, [page.key]: slice, ...(page.extra ?? {}) },
+      body: { total_count: page.totalCount ?? page.items.length, [page.key]: slice, ...(page.extra ?? {}) },
       link: links.length ? links.join(', ') : null,
     };
   }
@@ -1141,12 +1180,29 @@ export class FakeGithub {
       const repo = this.#repos.get(`${ctx.params.owner}/${ctx.params.repo}`);
       if (!repo) return error(404, 'Not Found');
       const status = ctx.url.searchParams.get('status');
+      const createdParam = ctx.url.searchParams.get('created');
+      const created = createdParam === null ? null : createdRange(createdParam);
+      if (created === undefined) {
+        return error(422, 'Validation Failed', {
+          errors: [`created: ${createdParam} is not a date or range`],
+        });
+      }
       const items = [...this.#runs.values()]
         .filter((run) => run.repo === repo)
+        .filter((run) => !created || (run.createdAt >= created[0] && run.createdAt <= created[1]))
         .map((run) => workflowRun(web(), api(), run, this.#runJobs(run)))
         .filter((run) => !status || run.status === status || run.conclusion === status)
         .sort((a, b) => b.id - a.id);
-      return { status: 200, page: { key: 'workflow_runs', items } };
+      // A filtered listing reaches its first 1,000 runs only; total_count still counts them all.
+      const filtered = status !== null || created !== null;
+      return {
+        status: 200,
+        page: {
+          key: 'workflow_runs',
+          items: filtered ? items.slice(0, FILTERED_RESULTS) : items,
+          ...(filtered && items.length > FILTERED_RESULTS ? { totalCount: items.length } : {}),
+        },
+      };
     });
 
     this.#route('GET', '/repos/{owner}/{repo}/actions/runs/{run_id}', 'token', (ctx) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { classesSchema, runnerClassSchema } from '../../../src/classes/schema.ts';
+import { parseConfig } from '../../../src/config/load.ts';
 import { cpuMillicores, parseQuantity } from '../../../src/model/quantity.ts';
 
 // The top-level config nests the map under `classes`; parse the same way so paths read as operators see them.
@@ -466,5 +467,58 @@ describe('runner classes and trust', () => {
         'classes.forks.caches.0.buildCaches: not for an untrusted or sandboxed class: what one job writes there later jobs execute',
       ]);
     });
+  });
+});
+
+describe('a warm pool from a queue-time objective', () => {
+  const lint = (extra: Record<string, unknown>) => ({
+    classes: { lint: { match: { github: { labels: ['self-hosted', 'lint'] } }, maxRunners: 20, ...extra } },
+  });
+
+  it('takes one percentile and bounds, in place of minIdle', () => {
+    const config = parseConfig(lint({ warmPool: { queueTimeObjective: { p95: '30s' }, max: 8 } }));
+    expect(config.classes.lint?.warmPool).toEqual({
+      queueTimeObjective: { p95: 30 },
+      min: 0,
+      max: 8,
+      objective: { percentile: 'p95', quantile: 0.95, seconds: 30 },
+    });
+  });
+
+  it('refuses what cannot work, naming the key', () => {
+    const refuse = (extra: Record<string, unknown>, message: string) =>
+      expect(() => parseConfig(lint(extra))).toThrow(message);
+    refuse(
+      { warmPool: { queueTimeObjective: {} } },
+      'classes.lint.warmPool.queueTimeObjective: expected exactly one of p50, p90, p95 or p99',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: '30s', p99: '60s' } } },
+      'expected exactly one of p50, p90, p95 or p99',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 'soon' } } },
+      'classes.lint.warmPool.queueTimeObjective.p95',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 30 } }, minIdle: 2 },
+      'classes.lint.warmPool: use warmPool or minIdle, not both',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 30 }, max: 30 } },
+      'classes.lint.warmPool.max: expected at most maxRunners (20), got 30',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 30 }, min: 25 } },
+      'classes.lint.warmPool.min: expected at most maxRunners (20), got 25',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 30 } }, scope: 'repo' },
+      'classes.lint.warmPool: not for scope repo',
+    );
+    refuse(
+      { warmPool: { queueTimeObjective: { p95: 30 }, spare: 1 } },
+      'unknown key classes.lint.warmPool.spare',
+    );
   });
 });

@@ -33,6 +33,8 @@ describe('configuration', () => {
         reconcilePeriodSeconds: 1,
         concurrency: 8,
       },
+      warmPools: { configMap: { name: 'gantry-warm-pools' }, saveIntervalSeconds: 300 },
+      trace: { recentJobs: 10_000 },
       kubernetes: { requestTimeoutSeconds: 15 },
       election: {
         enabled: false,

@@ -16,7 +16,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   log: [],
   version: [],
   // The runner class: its schema, which jobs it takes, what its runners cost in quota.
-  classes: ['model', 'errors'],
+  classes: ['model', 'errors', 'util'],
   kube: ['util'],
   // What the reconcile loop asks of the parts that act, and the launcher of a CI system.
   ports: ['model', 'classes'],
@@ -33,6 +33,15 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   http: ['metrics'],
   // The loop: the ledger, the planner and the actuators, joined.
   controller: ['model', 'classes', 'ports', 'errors', 'kube', 'util', 'ledger', 'planner', 'launcher'],
+  // Planning before deploying: traces (recorded from the ledger's changes, exported from GitHub),
+  // warm pools learned from them, and the replay of a trace through the real classifier, ledger,
+  // planner and cost meter. Commands of their own, so they read configurations.
+  trace: ['model', 'util', 'errors', 'classes', 'config', 'ledger', 'sources/github'],
+  'warm-pool': ['model', 'util', 'classes', 'kube', 'ledger'],
+  simulate: [
+    ...['model', 'util', 'errors', 'classes', 'config', 'ledger', 'planner', 'metrics'],
+    ...['launcher', 'http', 'sources/github', 'trace', 'warm-pool'],
+  ],
   // The top: the configuration composes every part's section; the app wires the parts.
   config: ['model', 'classes', 'errors', 'sources/github', 'sources/tekton'],
   app: ['*'],
