@@ -137,6 +137,21 @@ export function startListener(options: ListenerOptions): Listener {
     }
   }
 
+  /** Runs `call` with the session's queue token; an expired token is renewed once and the call made again. */
+  async function withSession<T>(call: (held: Session) => Promise<T>): Promise<T> {
+    const held = session;
+    if (!held) throw new Error('no message session');
+    try {
+      return await call(held);
+    } catch (err) {
+      if (!isServiceError(err, 401)) throw err;
+      const renewed = await refresh(held);
+      if (session === held) session = renewed;
+      if (!renewed) throw err;
+      return call(renewed);
+    }
+  }
+
   function serially(task: () => Promise<void>): Promise<void> {
     const next = chain.then(task, task);
     chain = next.catch(() => {});
@@ -146,11 +161,10 @@ export function startListener(options: ListenerOptions): Listener {
   /** Deletes the messages the book no longer needs; one that fails now is tried after the next message. */
   function acknowledge(): Promise<void> {
     return serially(async () => {
-      const held = session;
-      if (!held || !current) return;
-      for (const id of bookOf().acknowledgeable()) {
+      if (!session || !current) return;
+      for (const id of current.acknowledgeable()) {
         try {
-          await api.deleteMessage(held, id);
+          await withSession((held) => api.deleteMessage(held, id));
           bookOf().acknowledged(id);
         } catch (err) {
           if (isServiceError(err, 404)) {
@@ -171,8 +185,7 @@ export function startListener(options: ListenerOptions): Listener {
   /** Acquires announced jobs the class may take (GHES needs it); declines the others. */
   function acquire(): Promise<void> {
     return serially(async () => {
-      const held = session;
-      if (!held || !current) return;
+      if (!session || !current) return;
       const pending = current.unsettledAvailable();
       if (pending.length === 0) return;
       const wanted: number[] = [];
@@ -188,7 +201,7 @@ export function startListener(options: ListenerOptions): Listener {
       }
       if (wanted.length === 0) return;
       try {
-        const acquired = await api.acquireJobs(scaleSetId, held, wanted);
+        const acquired = await withSession((held) => api.acquireJobs(scaleSetId, held, wanted));
         log.debug({ asked: wanted.length, acquired: acquired.length }, 'jobs acquired');
         bookOf().settle(wanted);
       } catch (err) {
@@ -271,6 +284,8 @@ export function startListener(options: ListenerOptions): Listener {
       try {
         session ??= await open();
         emitAll(bookOf().expire(clock.now()));
+        // What failed after the last message (an expired token, a 5xx) is tried again before waiting.
+        await acquire();
         await acknowledge();
         const capacity = options.capacity();
         metrics.capacity.set({ class: className }, capacity);

@@ -23,7 +23,7 @@ interface Harness {
   events: JobEvent[];
   metrics: Registry;
   /** Another source on the same fakes (a second replica, or the process after a restart). */
-  another(identity?: string): { source: ScaleSetSource; events: JobEvent[] };
+  another(identity?: string): { source: ScaleSetSource; events: JobEvent[]; metrics: Registry };
 }
 
 const harnesses: Harness[] = [];
@@ -189,4 +189,144 @@ describe('scale-set source: jobs', () => {
     // The capacity sent is the class's maxRunners (no ledger to say otherwise).
     expect(h.fakes.actions.maxCapacity(lint.id)).toBe(10);
   });
+});
+
+describe('scale-set source: trust', () => {
+  it('looks up the run of a pull-request job and queues a fork’s job as untrusted; declines to acquire it for a trusted class', async () => {
+    const h = await harness();
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const { runIds } = h.fakes.github.queueJobs({
+      repo: 'acme/app',
+      labels: ['self-hosted', 'sandbox'],
+      count: 1,
+      fromFork: 'mallory/app',
+    });
+    const sandbox = scaleSetOf(h.fakes, 'sandbox');
+    const lint = scaleSetOf(h.fakes, 'lint');
+    const spec = { repository: 'app', eventName: 'pull_request', workflowRunId: runIds[0] };
+    const forSandbox = h.fakes.actions.queueJob(sandbox.id, spec);
+    const forLint = h.fakes.actions.queueJob(lint.id, spec);
+    const key = `github:scaleset/${sandbox.id}/${forSandbox}`;
+    await until('the sandbox job queued', async () => kinds(h.events, key).includes('queued'));
+    expect(h.events.find((e) => e.job.key === key)?.job).toMatchObject({
+      untrusted: true,
+      origin: { event: 'pull_request', untrustedBecause: 'fork' },
+      requestedClass: 'sandbox',
+    });
+    // One look-up of the run serves both jobs.
+    expect(h.fakes.github.requests.filter((r) => r.route.endsWith('/actions/runs/{run_id}'))).toHaveLength(1);
+    await until(
+      'the trusted class’s copy declined',
+      async () => h.fakes.actions.job(forLint)?.state === 'available',
+    );
+    expect(h.fakes.actions.job(forSandbox)?.state).toBe('assigned');
+    expect(h.events.some((e) => e.job.key === `github:scaleset/${lint.id}/${forLint}`)).toBe(false);
+  });
+
+  it('judges a job of a public repository untrusted from the repository, read once', async () => {
+    const h = await harness({ github: {} });
+    h.fakes.github.addRepo('acme/oss', false);
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const sandbox = scaleSetOf(h.fakes, 'sandbox');
+    const ids = h.fakes.actions.queueJobs(sandbox.id, 3, { repository: 'oss', eventName: 'push' });
+    await until('three queued', async () => h.events.filter((e) => e.kind === 'queued').length === 3);
+    for (const id of ids) {
+      expect(
+        h.events.find((e) => e.job.key === `github:scaleset/${sandbox.id}/${id}`)?.job.origin,
+      ).toMatchObject({
+        untrustedBecause: 'public-repository',
+      });
+    }
+    expect(h.fakes.github.requests.filter((r) => r.route === '/repos/{owner}/{repo}')).toHaveLength(1);
+  });
+});
+
+describe('scale-set source: what the service gets wrong', () => {
+  it('skips a job message it cannot read, naming the field, applies the rest, and leaves the message unacknowledged', async () => {
+    const h = await harness();
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const lint = scaleSetOf(h.fakes, 'lint');
+    h.fakes.actions.injectJobMessages(lint.id, [{ messageType: 'JobAssigned', runnerRequestId: 'seven' }]);
+    const id = h.fakes.actions.queueJob(lint.id, { repository: 'app' });
+    await until('the good job queued', async () =>
+      kinds(h.events, `github:scaleset/${lint.id}/${id}`).includes('queued'),
+    );
+    const malformed = await h.metrics.getSingleMetric('gantry_scaleset_messages_total')?.get();
+    expect(malformed?.values.find((v) => v.labels.result === 'malformed')?.value).toBe(1);
+    const bad = h.fakes.actions.deliveries.find((d) =>
+      d.jobMessages.some((m) => typeof m.runnerRequestId !== 'number'),
+    );
+    expect(bad).toBeDefined();
+    expect(h.fakes.actions.acknowledged).not.toContain(bad?.messageId);
+  });
+
+  it('rides out 5xx answers, expired admin and queue tokens, and a dropped session', async () => {
+    const h = await harness();
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const lint = scaleSetOf(h.fakes, 'lint');
+    h.fakes.actions.faults.serverErrors = 4;
+    h.fakes.actions.expireAdminTokens();
+    h.fakes.actions.expireQueueTokens();
+    const first = h.fakes.actions.queueJob(lint.id, { repository: 'app' });
+    await until(
+      'queued despite the faults',
+      async () => kinds(h.events, `github:scaleset/${lint.id}/${first}`).includes('queued'),
+      20_000,
+    );
+    h.fakes.actions.dropSession(lint.id);
+    const second = h.fakes.actions.queueJob(lint.id, { repository: 'lib' });
+    await until(
+      'queued after a new session',
+      async () => kinds(h.events, `github:scaleset/${lint.id}/${second}`).includes('queued'),
+      20_000,
+    );
+    expect(h.fakes.actions.sessions(lint.id)).toHaveLength(1);
+    // The first job's message was kept (it waits), so the new session read it again: nothing twice.
+    expect(kinds(h.events, `github:scaleset/${lint.id}/${first}`)).toEqual(['queued']);
+    const redelivered = await h.metrics.getSingleMetric('gantry_scaleset_messages_total')?.get();
+    expect(redelivered?.values.find((v) => v.labels.result === 'redelivered')?.value).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe('scale-set source: sessions across replicas and restarts', () => {
+  it('waits out another replica’s session (409) and takes over once it is deleted; the retained messages tell the new holder which jobs wait and run', async () => {
+    const h = await harness({ github: { scaleSets: { sessionConflictRetrySeconds: 1 } } });
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const lint = scaleSetOf(h.fakes, 'lint');
+    const [first, second] = h.fakes.actions.queueJobs(lint.id, 2, { repository: 'app' });
+    await until('both queued', async () => h.events.filter((e) => e.kind === 'queued').length === 2);
+    await h.source.registrar.register(createAction('lint', 'gantry-lint-busy'), {} as never);
+    // The service hands a runner the oldest job.
+    expect(h.fakes.actions.connectRunner('gantry-lint-busy')).toBe(first);
+    await until('the first started', async () => h.events.some((e) => e.kind === 'started'));
+
+    const b = h.another();
+    b.source.start();
+    await until('b refused a session', async () => {
+      const conflicts = await b.metrics.getSingleMetric('gantry_scaleset_session_conflicts_total')?.get();
+      return (conflicts?.values.reduce((sum, v) => sum + v.value, 0) ?? 0) >= 3;
+    });
+    expect(h.fakes.actions.sessions().every((s) => s.ownerName === 'replica-a')).toBe(true);
+    expect(b.events).toEqual([]);
+    await h.source.stop();
+    await until(
+      'b holds the sessions',
+      async () =>
+        h.fakes.actions.sessions().length === 3 &&
+        h.fakes.actions.sessions().every((s) => s.ownerName === 'replica-b'),
+    );
+    await until('b knows the waiting and the running job', async () => b.events.length >= 2);
+    expect(b.events.find((e) => e.kind === 'started')).toMatchObject({
+      runnerName: 'gantry-lint-busy',
+      job: { key: `github:scaleset/${lint.id}/${first}` },
+    });
+    expect(b.events.filter((e) => e.kind === 'queued').map((e) => e.job.key)).toEqual(
+      expect.arrayContaining([`github:scaleset/${lint.id}/${second}`]),
+    );
+  }, 30_000);
 });
