@@ -124,9 +124,11 @@ export function createScaleSetSource(deps: ScaleSetSourceDeps): ScaleSetSource {
 
   async function ensure(className: string): Promise<number> {
     const runnerClass = classes[className];
-    const labels = runnerClass?.match.github?.labels;
-    if (!runnerClass || !labels) throw new Error(`class ${className} serves no GitHub jobs`);
+    const classLabels = runnerClass?.match.github?.labels;
+    if (!runnerClass || !classLabels) throw new Error(`class ${className} serves no GitHub jobs`);
     const name = scaleSetNameOf(config, className);
+    // As GitHub's own autoscaler does: a workflow may name the scale set, or ask for its labels.
+    const labels = [name, ...classLabels.filter((l) => l.toLowerCase() !== name.toLowerCase())];
     const group = await api.runnerGroup(runnerClass.runnerGroup);
     if (!group) {
       throw new Error(

@@ -117,16 +117,16 @@ const kinds = (events: readonly JobEvent[], key?: string) =>
   events.filter((e) => key === undefined || e.job.key === key).map((e) => e.kind);
 
 describe('scale-set source: scale sets and sessions', () => {
-  it('creates a scale set per class in its runner group with the class’s labels, and opens a session for each', async () => {
+  it('creates a scale set per class in its runner group with its name and the class’s labels, and opens a session for each', async () => {
     const h = await harness();
     await h.source.checkPlacements();
     h.source.start();
     await until('three sessions', async () => h.fakes.actions.sessions().length === 3);
     const sets = h.fakes.actions.scaleSets();
     expect(sets.map((s) => [s.name, s.runnerGroupName, s.labels.map((l) => l.name)]).sort()).toEqual([
-      ['gantry-lint', 'Default', ['self-hosted', 'lint']],
-      ['gantry-release', 'release', ['self-hosted', 'release']],
-      ['gantry-sandbox', 'sandbox', ['self-hosted', 'sandbox']],
+      ['gantry-lint', 'Default', ['gantry-lint', 'self-hosted', 'lint']],
+      ['gantry-release', 'release', ['gantry-release', 'self-hosted', 'release']],
+      ['gantry-sandbox', 'sandbox', ['gantry-sandbox', 'self-hosted', 'sandbox']],
     ]);
     expect(sets.every((s) => s.disableUpdate)).toBe(true);
     expect(h.fakes.actions.sessions().map((s) => s.ownerName)).toEqual([
@@ -144,7 +144,7 @@ describe('scale-set source: scale sets and sessions', () => {
     h.source.start();
     await until('the session', async () => h.fakes.actions.sessions(existing.id).length === 1);
     expect(h.fakes.actions.scaleSets().filter((s) => s.name === 'gantry-lint')).toHaveLength(1);
-    expect(scaleSetOf(h.fakes, 'lint').labels.map((l) => l.name)).toEqual(['self-hosted', 'lint']);
+    expect(scaleSetOf(h.fakes, 'lint').labels.map((l) => l.name)).toEqual(['gantry-lint', 'self-hosted', 'lint']);
   });
 });
 
