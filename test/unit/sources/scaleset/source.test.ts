@@ -144,7 +144,11 @@ describe('scale-set source: scale sets and sessions', () => {
     h.source.start();
     await until('the session', async () => h.fakes.actions.sessions(existing.id).length === 1);
     expect(h.fakes.actions.scaleSets().filter((s) => s.name === 'gantry-lint')).toHaveLength(1);
-    expect(scaleSetOf(h.fakes, 'lint').labels.map((l) => l.name)).toEqual(['gantry-lint', 'self-hosted', 'lint']);
+    expect(scaleSetOf(h.fakes, 'lint').labels.map((l) => l.name)).toEqual([
+      'gantry-lint',
+      'self-hosted',
+      'lint',
+    ]);
   });
 });
 
