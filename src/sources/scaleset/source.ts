@@ -94,6 +94,9 @@ export function createScaleSetSource(deps: ScaleSetSourceDeps): ScaleSetSource {
   const logger = deps.logger.child({ component: 'scaleset' });
   const org = config.runners.org;
   if (!org) throw new GithubConfigError('github.runners.org: required with github.mode scaleSets');
+  if (config.webhook.secret !== undefined || config.webhook.secretPath !== undefined) {
+    logger.warn('github.webhook is not used with github.mode scaleSets: no webhook listener runs');
+  }
   const { client, api: rest } = createGithubRest(config, {
     logger,
     metrics: createGithubMetrics(deps.metrics),
