@@ -23,6 +23,8 @@ export interface ListenerOptions {
   api: ScaleSetApi;
   /** The scale set's job book (its keys name the scale set's id). */
   bookFor: (scaleSetId: number) => JobBook;
+  /** The scale set no longer exists: forget its id and book, so that it is ensured afresh. */
+  scaleSetGone: () => void;
   origins: ScaleSetOrigins;
   needs: OriginNeeds;
   /** Whether the class may take the job (its trust): only those are acquired. */
@@ -120,6 +122,13 @@ export function startListener(options: ListenerOptions): Listener {
           await clock.sleep(options.conflictRetryMs * (0.75 + Math.random() * 0.5), signal);
           continue;
         }
+        if (isServiceError(err, 404, 'RunnerScaleSetNotFound')) {
+          // Deleted on GitHub's side (by a person, or by the service after a week unused): made again.
+          log.error({ scaleSet: scaleSetId }, 'the scale set is gone; it is created again');
+          if (current) emitAll(current.handOver(clock.now()));
+          current = null;
+          options.scaleSetGone();
+        }
         const delay = backoffDelayMs(attempt, FAILURE_BASE_MS, FAILURE_CAP_MS);
         log.warn({ err: (err as Error).message, retryInMs: delay }, 'opening the message session failed');
         await clock.sleep(delay, signal);
@@ -128,9 +137,9 @@ export function startListener(options: ListenerOptions): Listener {
   }
 
   /** A new queue token for the session; null when the service no longer knows it. */
-  async function refresh(current: Session): Promise<Session | null> {
+  async function refresh(held: Session): Promise<Session | null> {
     try {
-      return await api.refreshSession(scaleSetId, current.sessionId, signal);
+      return await api.refreshSession(scaleSetId, held.sessionId, signal);
     } catch (err) {
       if (isServiceError(err, 404)) return null;
       throw err;

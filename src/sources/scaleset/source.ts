@@ -232,6 +232,11 @@ export function createScaleSetSource(deps: ScaleSetSourceDeps): ScaleSetSource {
       scaleSetId: () => scaleSetIdOf(className),
       api,
       bookFor: (id) => bookOf(className, id),
+      scaleSetGone: () => {
+        ensuring.delete(className);
+        ids.delete(className);
+        books.delete(className);
+      },
       origins,
       needs: { trustedOnly: runnerClass?.trustedOnly ?? false },
       mayTake: (news, origin) =>

@@ -334,3 +334,55 @@ describe('scale-set source: sessions across replicas and restarts', () => {
     );
   }, 30_000);
 });
+
+describe('scale-set source: a scale set deleted on GitHub’s side', () => {
+  it('creates it again and carries on', async () => {
+    const h = await harness({ actions: { pats: ['admin-pat'] } });
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const lint = scaleSetOf(h.fakes, 'lint');
+    // Someone deletes it, as the service's own clean-up of unused scale sets would.
+    const { actions } = h.fakes;
+    const post = async (url: string, auth: string, body: unknown) =>
+      (await (
+        await fetch(url, {
+          method: 'POST',
+          headers: { authorization: auth, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      ).json()) as Record<string, string>;
+    const registration = await post(
+      `${actions.githubApiUrl}/orgs/acme/actions/runners/registration-token`,
+      'token admin-pat',
+      {},
+    );
+    const admin = await post(
+      `${actions.githubApiUrl}/actions/runner-registration`,
+      `RemoteAuth ${registration.token}`,
+      {
+        url: actions.githubConfigUrl,
+        runner_event: 'register',
+      },
+    );
+    const deleted = await fetch(
+      `${admin.url}_apis/runtime/runnerscalesets/${lint.id}?api-version=6.0-preview`,
+      {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${admin.token}` },
+      },
+    );
+    expect(deleted.status).toBe(204);
+    const again = await until(
+      'a new lint scale set with a session',
+      async () => {
+        const set = h.fakes.actions.scaleSets().find((s) => s.name === 'gantry-lint');
+        return set && set.id !== lint.id && h.fakes.actions.sessions(set.id).length === 1 ? set : undefined;
+      },
+      20_000,
+    );
+    const id = h.fakes.actions.queueJob(again.id, { repository: 'app' });
+    await until('its job queued', async () =>
+      kinds(h.events, `github:scaleset/${again.id}/${id}`).includes('queued'),
+    );
+  }, 30_000);
+});
