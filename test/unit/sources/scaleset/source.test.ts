@@ -55,7 +55,8 @@ const CLASSES = {
 
 async function harness(
   options: ScaleSetFakesOptions & {
-    github?: Record<string, unknown>;
+    /** Keys of Gantry's `github` section over the fakes'. */
+    gantry?: Record<string, unknown>;
     classes?: Record<string, unknown>;
   } = {},
 ): Promise<Harness> {
@@ -72,7 +73,7 @@ async function harness(
     actions: { longPollMs: 300, ...options.actions },
   });
   const config = parseConfig({
-    github: scaleSetGithubConfig(fakes, options.github),
+    github: scaleSetGithubConfig(fakes, options.gantry),
     classes: options.classes ?? CLASSES,
   });
   const make = (identity: string) => {
@@ -229,7 +230,7 @@ describe('scale-set source: trust', () => {
   });
 
   it('judges a job of a public repository untrusted from the repository, read once', async () => {
-    const h = await harness({ github: {} });
+    const h = await harness();
     h.fakes.github.addRepo('acme/oss', false);
     h.source.start();
     await until('sessions', async () => h.fakes.actions.sessions().length === 3);
@@ -298,7 +299,7 @@ describe('scale-set source: what the service gets wrong', () => {
 
 describe('scale-set source: sessions across replicas and restarts', () => {
   it('waits out another replica’s session (409) and takes over once it is deleted; the retained messages tell the new holder which jobs wait and run', async () => {
-    const h = await harness({ github: { scaleSets: { sessionConflictRetrySeconds: 1 } } });
+    const h = await harness({ gantry: { scaleSets: { sessionConflictRetrySeconds: 1 } } });
     h.source.start();
     await until('sessions', async () => h.fakes.actions.sessions().length === 3);
     const lint = scaleSetOf(h.fakes, 'lint');
@@ -385,4 +386,20 @@ describe('scale-set source: a scale set deleted on GitHub’s side', () => {
       kinds(h.events, `github:scaleset/${again.id}/${id}`).includes('queued'),
     );
   }, 30_000);
+});
+
+describe('scale-set source: a personal access token', () => {
+  it('registers with the token instead of an App, and needs no repository list', async () => {
+    const h = await harness({
+      gantry: { auth: { kind: 'token', token: 'ghp_scaleset_bench' } },
+      actions: { pats: ['ghp_scaleset_bench'] },
+      github: { pats: ['ghp_scaleset_bench'] },
+    });
+    await h.source.checkPlacements();
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    expect(
+      h.fakes.actions.requests.some((r) => r.route.endsWith('/registration-token') && r.status === 201),
+    ).toBe(true);
+  });
 });
