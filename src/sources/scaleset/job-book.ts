@@ -80,6 +80,9 @@ export interface ApplyResult {
   redelivered: boolean;
 }
 
+/** How long a job that ended (or that the service took back) is remembered. */
+const OVER_JOBS_KEPT_MS = 3_600_000;
+
 const ZERO_STATISTICS: Statistics = {
   availableJobs: 0,
   acquiredJobs: 0,
@@ -261,11 +264,12 @@ export class JobBook {
         this.#retain(job, undefined);
       }
     }
+    // An ended job is kept a while to recognise late news of it, and a returned one to count its
+    // assignments should the service offer it again (within minutes; it gives up after three tries).
+    const keepOverMs = Math.min(this.#options.maxRetentionMs, OVER_JOBS_KEPT_MS);
     for (const [id, job] of this.#jobs) {
       const over = job.truth.phase === 'ended' || job.truth.phase === 'returned';
-      if (over && job.newest === undefined && now - job.lastAt > this.#options.maxRetentionMs) {
-        this.#jobs.delete(id);
-      }
+      if (over && job.newest === undefined && now - job.lastAt > keepOverMs) this.#jobs.delete(id);
     }
     return events;
   }
