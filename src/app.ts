@@ -17,6 +17,8 @@ import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metric
 import { createMetricsRegistry } from './metrics/registry.ts';
 import { createGithubRegistrar } from './sources/github/registrar.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
+import { scaleSetCapacity } from './sources/scaleset/capacity.ts';
+import { createScaleSetSource, type ScaleSetSource } from './sources/scaleset/source.ts';
 import { createTektonSource, type TektonSource } from './sources/tekton/source.ts';
 import { startTektonWebhook, type TektonWebhook } from './sources/tekton/webhook.ts';
 import { JobRecorder } from './trace/recorder.ts';
@@ -37,6 +39,8 @@ export interface App {
   /** The ledger and its loop; absent when neither a GitHub class nor Tekton is on. */
   runners: RunnerController | undefined;
   github: GithubSource | undefined;
+  /** GitHub in scale-set mode (github.mode scaleSets): the scale sets' sessions and runners. */
+  scaleSets: ScaleSetSource | undefined;
   /** The leader election; absent when disabled (the one replica then always leads). */
   elector: Elector | undefined;
   /** Whether this replica plans and acts now. */
@@ -92,12 +96,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   if (warmPools) registerWarmPoolMetrics(metrics, warmPools);
   let warmPoolStore: WarmPoolStore | undefined;
   const warmPoolTimers: NodeJS.Timeout[] = [];
+  let scaleSets: ScaleSetSource | undefined;
   const http = createHttpServer({
     logger,
     metrics,
     isReady: () => ready,
     status: () => {
-      const report = observers.status();
+      const report = {
+        ...observers.status(),
+        ...(scaleSets ? { scaleSets: scaleSets.status() } : {}),
+      };
       if (!warmPools) return report;
       const byClass = new Map(warmPools.status().map((s) => [s.className, s]));
       return {
@@ -129,7 +137,24 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   let warmPoolTicker: NodeJS.Timeout | undefined;
   const leaderGauge = leaderMetric(metrics);
 
-  if (config.github.enabled) {
+  if (config.github.enabled && config.github.mode === 'scaleSets') {
+    // No webhook listener and no poller: the leader's message sessions bring every job.
+    scaleSets = createScaleSetSource({
+      config: config.github,
+      classes: config.classes,
+      logger,
+      metrics,
+      onEvent: (event) => runners?.applyJobEvent(event),
+      capacityOf: (className) => {
+        const runnerClass = config.classes[className];
+        const now = Date.now();
+        const snapshot = runners?.ledger.snapshot(config.classes, now);
+        return runnerClass && snapshot ? scaleSetCapacity(snapshot, className, runnerClass, now) : undefined;
+      },
+      identity,
+      onPlacements: (holds) => runners?.holdPlacements(holds),
+    });
+  } else if (config.github.enabled) {
     webhooks = createWebhookServer(logger);
     github = createGithubSource({
       config: config.github,
@@ -147,7 +172,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         : {}),
     });
   }
-  const launchesRunners = github !== undefined && githubClasses.length > 0;
+  const launchesRunners = (github !== undefined || scaleSets !== undefined) && githubClasses.length > 0;
   if (launchesRunners || config.tekton.enabled) {
     const kc = deps.kubeConfig ?? defaultKubeConfig();
     const countKubeRequest = kubeRequestCounter(metrics);
@@ -196,6 +221,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         logger,
       });
     }
+    const runnerRegistrar = scaleSets && launchesRunners ? scaleSets.registrar : registrar;
     runners = createRunnerController({
       kc,
       apis,
@@ -204,7 +230,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         : config.classes,
       trustPolicy: config.github.trust,
       namePrefix: config.github.runners.namePrefix,
-      ...(registrar ? { registrar } : {}),
+      ...(runnerRegistrar ? { registrar: runnerRegistrar } : {}),
       ...(tekton ? { runs: tekton.actuator } : {}),
       logger,
       startTimeoutMs: config.controller.startTimeoutSeconds * 1000,
@@ -246,7 +272,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     );
   }
 
-  /** The leader's work: the reconcile loop, the poller and the registration sweep. */
+  /** The leader's work: the reconcile loop, the poller and the registration sweep, or the scale sets' sessions. */
   function startLeading(): void {
     if (leading || stopping) return;
     leading = true;
@@ -254,6 +280,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     runners?.startActing();
     github?.start();
     registrar?.start();
+    scaleSets?.start();
     startWarmPoolPersistence();
   }
 
@@ -303,6 +330,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       github?.stopPolling(),
       registrar?.stop(),
       stopWarmPoolPersistence(),
+      scaleSets?.stop(),
     ]);
   }
 
@@ -314,10 +342,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     observers,
     runners,
     github,
+    scaleSets,
     elector,
     isLeader: () => leading,
     async start() {
       await registrar?.checkPlacements();
+      await scaleSets?.checkPlacements();
       await runners?.checkPodAdmission();
       const url = await http.listen({ host: config.http.address, port: config.http.port });
       let webhookUrl: string | undefined;

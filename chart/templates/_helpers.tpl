@@ -41,7 +41,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 Whether Gantry listens for GitHub's webhook: the GitHub source is on and a webhook secret is mounted.
 */}}
 {{- define "gantry.githubWebhookEnabled" -}}
-{{- if and (dig "github" "enabled" false (.Values.config | default dict)) .Values.secrets.webhook.existingSecret -}}true{{- end -}}
+{{- $github := dig "github" dict (.Values.config | default dict) -}}
+{{- if and (get $github "enabled") .Values.secrets.webhook.existingSecret (ne (get $github "mode" | default "webhook") "scaleSets") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+GitHub in scale-set mode (config.github.mode scaleSets): Gantry holds the scale sets' message
+sessions itself, so there is no webhook listener to publish.
+*/}}
+{{- define "gantry.githubScaleSets" -}}
+{{- $github := dig "github" dict (.Values.config | default dict) -}}
+{{- if and (get $github "enabled") (eq (get $github "mode" | default "webhook") "scaleSets") -}}true{{- end -}}
 {{- end -}}
 
 {{/*

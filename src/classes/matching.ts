@@ -14,6 +14,9 @@ import { isSandboxTier, type RunnerClass, type RunnerClasses, type TektonSelecto
  * selects only runs of those. A run that names its class (`requestedClass`) gets that class when the
  * class serves Tekton in the run's namespace, and no class otherwise.
  *
+ * GitHub scale sets: a job a class's scale set took names that class (`requestedClass`); it gets the
+ * class unless its trust forbids (see below), whatever its labels.
+ *
  * Trust: an untrusted job (see the GitHub trust policy) may only go to a class marked `untrusted`, and
  * only if that class matches it like any other job; trusted jobs never go to those classes. So an
  * untrusted class may repeat a trusted class's labels and still be unambiguous. A trusted-only class
@@ -55,6 +58,8 @@ const NO_DENIED_EVENTS: ClassTrustPolicy = { trustedOnlyDeniedEvents: [] };
 interface Candidate {
   name: string;
   untrusted: boolean;
+  /** Untrusted, or a trusted class isolated as if it were (sandboxed). */
+  sandboxTier: boolean;
   trustedOnly: boolean;
   /** For trusted-only classes: whether a trusted job's origin is one the class admits. */
   admits: (job: ClassifiableJob) => boolean;
@@ -81,6 +86,7 @@ export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENT
         {
           name,
           untrusted: runnerClass.untrusted,
+          sandboxTier: isSandboxTier(runnerClass),
           trustedOnly: runnerClass.trustedOnly,
           admits: trustedOnlyAdmission(runnerClass, policy),
           ...(github ? { githubLabels: new Set(github.labels.map((label) => label.toLowerCase())) } : {}),
@@ -102,6 +108,21 @@ export function buildClassifier(classes: RunnerClasses, policy = NO_DENIED_EVENT
       if (!serves) return { matched: false, reason: 'unknown-class' };
       if (job.source === 'tekton' && named?.tekton && !takesNamespace(named.tekton, job)) {
         return { matched: false, reason: 'namespace-not-allowed' };
+      }
+      if (job.source === 'github' && named) {
+        // A runner scale set took the job: only the class's runners can run it, so only trust keeps it
+        // from the class. An untrusted job gets the sandbox tier alone; a trusted job gets a trusted-only
+        // class when its origin is one the class admits, and any other class (an untrusted class's
+        // runner is counted as a trusted job on it, not stopped).
+        if (job.untrusted && !named.sandboxTier) {
+          return {
+            matched: false,
+            reason: named.trustedOnly ? 'untrusted-trusted-only' : 'untrusted-no-class',
+          };
+        }
+        if (!job.untrusted && named.trustedOnly && !named.admits(job)) {
+          return { matched: false, reason: 'not-allowed-on-trusted-only' };
+        }
       }
       return { matched: true, className: job.requestedClass };
     }

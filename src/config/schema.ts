@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { dnsLabel, dnsSubdomain } from '../classes/fields.ts';
-import { classesSchema, isSandboxTier } from '../classes/schema.ts';
-import { githubConfigSchema } from '../sources/github/config.ts';
+import { classesSchema, isSandboxTier, type RunnerClasses } from '../classes/schema.ts';
+import { type GithubConfig, githubConfigSchema } from '../sources/github/config.ts';
 import { tektonConfigSchema } from '../sources/tekton/config.ts';
 
 /**
@@ -221,6 +221,7 @@ export const configSchema = z
         });
       }
     }
+    if (config.github.enabled && config.github.mode === 'scaleSets') checkScaleSets(config, ctx);
     if (!config.github.enabled || config.github.runners.org) return;
     for (const [name, runnerClass] of Object.entries(config.classes)) {
       if (runnerClass.scope === 'org' && runnerClass.match.github) {
@@ -235,3 +236,53 @@ export const configSchema = z
   });
 
 export type Config = z.output<typeof configSchema>;
+
+/**
+ * Scale sets belong to an organisation, one per class: a repository-scoped class would need a scale
+ * set (and a session) per repository, and the names must be told apart by GitHub.
+ */
+function checkScaleSets(
+  config: { github: GithubConfig; classes: RunnerClasses },
+  ctx: z.RefinementCtx,
+): void {
+  const { scaleSets, runners } = config.github;
+  if (!runners.org) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['github', 'runners', 'org'],
+      message: 'required with github.mode scaleSets: scale sets belong to an organisation',
+    });
+  }
+  const seen = new Map<string, string>();
+  for (const [name, runnerClass] of Object.entries(config.classes)) {
+    if (!runnerClass.match.github) continue;
+    if (runnerClass.scope !== 'org') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['classes', name, 'scope'],
+        message:
+          'expected org with github.mode scaleSets: a scale set belongs to the organisation (one per ' +
+          'repository would need a session each)',
+      });
+    }
+    const scaleSet = (scaleSets.names[name] ?? `${runners.namePrefix}-${name}`).toLowerCase();
+    const other = seen.get(scaleSet);
+    if (other) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['github', 'scaleSets', 'names', name],
+        message: `scale set name ${scaleSet} is class ${other}'s too: each class needs a scale set of its own`,
+      });
+    }
+    seen.set(scaleSet, name);
+  }
+  for (const name of Object.keys(scaleSets.names)) {
+    if (!config.classes[name]?.match.github) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['github', 'scaleSets', 'names', name],
+        message: `no class ${name} serves GitHub jobs`,
+      });
+    }
+  }
+}

@@ -45,6 +45,38 @@ td.num{font-variant-numeric:tabular-nums}
 ol{padding-left:1.2rem}li{margin:.15rem 0}time{color:#57606a;font-variant-numeric:tabular-nums}
 .class{font-weight:600}`;
 
+/** GitHub in scale-set mode: each class's scale set, its session and the service's own counts. */
+function renderScaleSets(report: StatusReport): string {
+  if (!report.scaleSets || report.scaleSets.length === 0) return '';
+  const rows = report.scaleSets
+    .map((s) => {
+      const stats = s.statistics;
+      const cells = [
+        s.scaleSetId === null ? s.scaleSet : `${s.scaleSet} (${s.scaleSetId})`,
+        s.session ? 'held' : '–',
+        String(s.capacity),
+        stats ? String(stats.assignedJobs - stats.runningJobs) : '–',
+        stats ? String(stats.runningJobs) : '–',
+        stats ? `${stats.registeredRunners} / ${stats.busyRunners} / ${stats.idleRunners}` : '–',
+        String(s.retained),
+      ];
+      return (
+        `<tr data-scale-set="${escapeHtml(s.className)}"><td class="class">${escapeHtml(s.className)}</td>` +
+        cells.map((v) => `<td class="num">${escapeHtml(v)}</td>`).join('') +
+        '</tr>'
+      );
+    })
+    .join('\n');
+  return `<h2>Scale sets</h2>
+<table>
+<thead><tr><th>class</th><th>scale set</th><th>session</th><th>capacity</th><th>assigned, waiting</th><th>running</th><th>runners: registered / busy / idle</th><th>messages kept</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>
+`;
+}
+
 /** The status page: small, self-contained HTML (no scripts, no external assets), refreshed by the browser. */
 export function renderStatusPage(report: StatusReport): string {
   const warmPools = report.classes.some((c) => c.warmPool);
@@ -101,7 +133,7 @@ ${rows}
 </tbody>
 </table>`
 }
-<h2>Recent events</h2>
+${renderScaleSets(report)}<h2>Recent events</h2>
 ${events}
 </body>
 </html>

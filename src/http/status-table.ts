@@ -34,6 +34,18 @@ export function renderStatusTable(report: StatusReport, maxEvents = 10): string 
   const out = [`Gantry status as of ${report.generatedAt}`, ''];
   if (rows.length === 0) out.push('No runner classes are configured.');
   else out.push(line(header), ...rows.map(line));
+  if (report.scaleSets && report.scaleSets.length > 0) {
+    out.push('', 'Scale sets:');
+    for (const s of report.scaleSets) {
+      const stats = s.statistics;
+      const jobs = stats
+        ? `assigned ${stats.assignedJobs}  running ${stats.runningJobs}`
+        : 'no statistics yet';
+      out.push(
+        `  ${s.className}: ${s.scaleSet}  session ${s.session ? 'held' : 'not held'}  capacity ${s.capacity}  ${jobs}`,
+      );
+    }
+  }
   out.push('', 'Recent events:');
   const events = report.events.slice(0, maxEvents);
   if (events.length === 0) out.push('  none yet');

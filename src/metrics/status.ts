@@ -7,6 +7,29 @@ export interface StatusReport {
   classes: ClassStatus[];
   /** Newest first. */
   events: StatusEvent[];
+  /** GitHub in scale-set mode: per class, its scale set and message session. */
+  scaleSets?: ScaleSetStatusRow[];
+}
+
+/** One class's scale set as the status page shows it (plain data from the scale-set source). */
+export interface ScaleSetStatusRow {
+  className: string;
+  scaleSet: string;
+  scaleSetId: number | null;
+  /** Whether this replica holds the scale set's message session. */
+  session: boolean;
+  /** The X-ScaleSetMaxCapacity sent. */
+  capacity: number;
+  /** As the service last reported them; null before the first. */
+  statistics: {
+    assignedJobs: number;
+    runningJobs: number;
+    registeredRunners: number;
+    busyRunners: number;
+    idleRunners: number;
+  } | null;
+  /** Messages kept unacknowledged for the jobs they hold. */
+  retained: number;
 }
 
 export interface ClassStatus {

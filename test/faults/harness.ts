@@ -94,7 +94,11 @@ function readRssKiB(pid: number): number {
   }
 }
 
-async function startGantryProcess(name: string, configPath: string, logPath: string): Promise<GantryProcess> {
+export async function startGantryProcess(
+  name: string,
+  configPath: string,
+  logPath: string,
+): Promise<GantryProcess> {
   const file = createWriteStream(logPath, { flags: 'a' });
   const logs: LogEntry[] = [];
   const gantry = spawnGantry({

@@ -12,7 +12,14 @@ import { controlPlaneBinDir } from './control-plane/binaries.ts';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHART_DIR = join(repoRoot, 'chart');
 /** The chart's test values files, by name (chart/ci/<name>-values.yaml). */
-export const VALUES_FILES = ['minimal', 'github', 'full', 'tekton-only', 'tekton-cert-manager'] as const;
+export const VALUES_FILES = [
+  'minimal',
+  'github',
+  'full',
+  'tekton-only',
+  'tekton-cert-manager',
+  'scalesets',
+] as const;
 export type ValuesName = (typeof VALUES_FILES)[number];
 /** The Kubernetes version the chart is rendered for: the test control plane's. */
 export const KUBE_VERSION = '1.36.3';

@@ -101,12 +101,80 @@ const tokenAuthSchema = z
   });
 
 /**
+ * Runner scale-set mode: GitHub's Actions service hands each class's jobs to a scale set over a
+ * long-polled message session; no webhook, no polling of the REST API.
+ */
+const scaleSetsSchema = z
+  .strictObject({
+    configUrl: z
+      .url({ protocol: /^https?$/ })
+      .refine(isHttpsOrLoopback, {
+        error: 'expected an https URL (plain http only for a loopback address): requests carry tokens',
+      })
+      .optional()
+      .describe(
+        'The organisation’s URL on GitHub that registration names (https://github.com/ORG, or ' +
+          'https://HOST/ORG on GitHub Enterprise Server). Default: derived from apiUrl and runners.org.',
+      ),
+    names: z
+      .record(
+        z.string(),
+        z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected letters, digits, ., _ and - (at most 100)'),
+      )
+      .default({})
+      .describe(
+        'Scale set name per class, e.g. { lint: ci-lint }. Default: runners.namePrefix-CLASS. A scale set ' +
+          'of that name in the class’s runner group is adopted (its labels set to the class’s), else created.',
+      ),
+    pollTimeoutSeconds: z
+      .number()
+      .min(60)
+      .max(600)
+      .default(90)
+      .describe(
+        'Longest wait for one long poll of a session’s messages (GitHub answers within about 50 s when ' +
+          'nothing happens); then the poll is dropped and sent again.',
+      ),
+    sessionConflictRetrySeconds: z
+      .number()
+      .min(1)
+      .max(300)
+      .default(30)
+      .describe(
+        'Wait between attempts to open a session while the service says the scale set has one ' +
+          '(409: another Gantry’s, or one a killed process left until the service expires it).',
+      ),
+    adminTokenRefreshMarginSeconds: z
+      .int()
+      .min(60)
+      .max(1800)
+      .default(300)
+      .describe('Renew the Actions service’s token this long before the expiry its claims state.'),
+  })
+  .prefault({})
+  .describe(
+    'Runner scale sets (mode scaleSets): each GitHub class is one scale set of the organisation, in its ' +
+      'runner group, with its labels.',
+  );
+
+/**
  * The `github:` section of Gantry's configuration. Disabled by default so an empty file stays valid;
  * once enabled, auth is required and the runner scope must name what it needs.
  */
 export const githubConfigSchema = z
   .strictObject({
     enabled: z.boolean().default(false).describe('Take demand from GitHub Actions.'),
+    mode: z
+      .enum(['webhook', 'scaleSets'])
+      .default('webhook')
+      .describe(
+        'webhook: jobs from webhook deliveries and the REST poller, JIT runners through the REST API. ' +
+          'scaleSets: every class is a runner scale set; jobs, JIT configs and runner removal go through ' +
+          'the Actions service’s message sessions (no inbound webhook, no per-job REST calls).',
+      ),
+    scaleSets: scaleSetsSchema,
     apiUrl: z
       .url({ protocol: /^https?$/ })
       .refine(isHttpsOrLoopback, {
@@ -276,7 +344,7 @@ export const githubConfigSchema = z
     if (!c.enabled) return;
     if (!c.auth)
       ctx.addIssue({ code: 'custom', path: ['auth'], message: 'required when github.enabled is true' });
-    if (c.auth?.kind === 'token' && c.repositories.length === 0) {
+    if (c.auth?.kind === 'token' && c.repositories.length === 0 && c.mode === 'webhook') {
       ctx.addIssue({
         code: 'custom',
         path: ['repositories'],
@@ -287,4 +355,5 @@ export const githubConfigSchema = z
   });
 
 export type GithubConfig = z.output<typeof githubConfigSchema>;
+export type ScaleSetsConfig = GithubConfig['scaleSets'];
 export type GithubAuthConfig = NonNullable<GithubConfig['auth']>;

@@ -5,16 +5,16 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ConfigError } from '../../errors.ts';
 import type { JobEvent } from '../../model/job.ts';
-import { createGithubApi, type InstallationTokenScope } from './api.ts';
+import { createGithubApi, type GithubApi, type InstallationTokenScope } from './api.ts';
 import { createAppAuth, createTokenAuth, type GithubAuth, parseAppPrivateKey } from './auth.ts';
-import { createGithubClient, type RateLimitSnapshot } from './client.ts';
+import { createGithubClient, type GithubClient, type RateLimitSnapshot } from './client.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { GithubConfig } from './config.ts';
 import { type DeliveryScope, screenDelivery } from './delivery-scope.ts';
 import { createJitRunnerService, type JitRunnerService } from './jit-runners.ts';
 import { createJobApplier } from './job-events.ts';
 import { JobTracker } from './job-tracker.ts';
-import { createGithubMetrics } from './metrics.ts';
+import { createGithubMetrics, type GithubMetrics } from './metrics.ts';
 import { createPoller, type PollReport } from './poller.ts';
 import { createRunOrigins } from './run-origin.ts';
 import { createWebhookForwarder, type ForwardTarget, type WebhookForwarder } from './webhook-forward.ts';
@@ -109,42 +109,12 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
   const metrics = createGithubMetrics(deps.metrics);
   if (!config.auth) throw new GithubConfigError('github.auth: required to use the GitHub source');
   const authConfig = config.auth;
-
-  let auth: GithubAuth;
-  const client = createGithubClient({
-    baseUrl: config.apiUrl,
-    authorize: () => auth.authorization(),
-    onUnauthorized: () => {
-      auth.invalidate();
-      return auth.kind === 'app';
-    },
-    clock,
+  const { client, api } = createGithubRest(config, {
     logger,
     metrics,
-    timeoutMs: config.requestTimeoutSeconds * 1000,
-    maxRetries: config.maxRetries,
+    clock,
+    ...(deps.runnerScopes ? { runnerScopes: deps.runnerScopes } : {}),
   });
-  const api = createGithubApi(client, config.poll.perPage);
-
-  if (authConfig.kind === 'app') {
-    const privateKey =
-      authConfig.privateKeyPath !== undefined
-        ? keyFileReader(authConfig.privateKeyPath, logger)
-        : constantKey(authConfig.privateKey ?? '');
-    auth = createAppAuth({
-      appId: authConfig.appId,
-      installationId: authConfig.installationId,
-      privateKey,
-      exchange: (jwt, installationId) =>
-        api.createInstallationToken(jwt, installationId, tokenScopeOf(config, deps.runnerScopes)),
-      clock,
-      refreshMarginMs: authConfig.tokenRefreshMarginSeconds * 1000,
-    });
-  } else {
-    const token = readSecret('auth.tokenPath', authConfig.token, authConfig.tokenPath);
-    if (!token) throw new GithubConfigError('github.auth.token: empty');
-    auth = createTokenAuth(token);
-  }
 
   const repositories = async (): Promise<string[]> => {
     if (config.repositories.length > 0) return config.repositories;
@@ -278,6 +248,62 @@ export function createGithubSource(deps: GithubSourceDeps): GithubSource {
     runners,
     webhooksEnabled: webhookSecret !== undefined,
   };
+}
+
+/** The REST side of a GitHub configuration: its auth (App or token), client and API. */
+export interface GithubRest {
+  client: GithubClient;
+  api: GithubApi;
+}
+
+/**
+ * Builds the REST client of `config` (auth, timeouts, retries, the ETag cache). Reads secret files
+ * now, so a bad path fails the start naming the key; sends nothing until a call.
+ */
+export function createGithubRest(
+  config: GithubConfig,
+  deps: { logger: Logger; metrics: GithubMetrics; clock: Clock; runnerScopes?: ReadonlySet<'org' | 'repo'> },
+): GithubRest {
+  const { logger, metrics, clock } = deps;
+  if (!config.auth) throw new GithubConfigError('github.auth: required to use the GitHub source');
+  const authConfig = config.auth;
+
+  let auth: GithubAuth;
+  const client = createGithubClient({
+    baseUrl: config.apiUrl,
+    authorize: () => auth.authorization(),
+    onUnauthorized: () => {
+      auth.invalidate();
+      return auth.kind === 'app';
+    },
+    clock,
+    logger,
+    metrics,
+    timeoutMs: config.requestTimeoutSeconds * 1000,
+    maxRetries: config.maxRetries,
+  });
+  const api = createGithubApi(client, config.poll.perPage);
+
+  if (authConfig.kind === 'app') {
+    const privateKey =
+      authConfig.privateKeyPath !== undefined
+        ? keyFileReader(authConfig.privateKeyPath, logger)
+        : constantKey(authConfig.privateKey ?? '');
+    auth = createAppAuth({
+      appId: authConfig.appId,
+      installationId: authConfig.installationId,
+      privateKey,
+      exchange: (jwt, installationId) =>
+        api.createInstallationToken(jwt, installationId, tokenScopeOf(config, deps.runnerScopes)),
+      clock,
+      refreshMarginMs: authConfig.tokenRefreshMarginSeconds * 1000,
+    });
+  } else {
+    const token = readSecret('auth.tokenPath', authConfig.token, authConfig.tokenPath);
+    if (!token) throw new GithubConfigError('github.auth.token: empty');
+    auth = createTokenAuth(token);
+  }
+  return { client, api };
 }
 
 /**

@@ -78,6 +78,11 @@ export interface FakeActionsServiceOptions {
   requeueDelayMs?: number;
   /** How often a job is taken back and offered again before GitHub gives up on it. */
   maxRequeues?: number;
+  /**
+   * A session whose queue nobody polls for this long (clock time) ends, as the service ends the
+   * session of a listener that died without deleting it; unset, sessions end only when deleted.
+   */
+  sessionIdleTimeoutMs?: number;
   /** Job messages per queue message (GitHub: at most 50). */
   maxJobMessagesPerMessage?: number;
   /** GitHub REST path prefix; the scaleset client insists on /api/v3 for a non-github.com host. */
@@ -104,6 +109,9 @@ export interface FakeSession {
   queueTokenExpiresAt: number;
   createdAt: number;
   refreshes: number;
+  /** Clock time of the last request on the session's queue, and how many polls wait on it now. */
+  lastSeenAt: number;
+  polling: number;
 }
 
 export interface ActionsRequestRecord {
@@ -373,8 +381,9 @@ export class FakeActionsService {
     this.#finish(job, 'canceled');
   }
 
-  /** Processes what is due at the clock's time: pickup deadlines and requeues. */
+  /** Processes what is due at the clock's time: pickup deadlines, requeues, idle sessions. */
   tick(): void {
+    this.#endIdleSessions();
     const now = this.clock.now();
     const touched = new Set<number>();
     for (const job of this.#jobs.values()) {
@@ -425,6 +434,15 @@ export class FakeActionsService {
     this.expireQueueTokens();
     this.#registrationTokens.clear();
     this.#installationTokens.clear();
+  }
+
+  /**
+   * Puts raw entries into the scale set's next message, as they are (they need not be job messages):
+   * for tests of a client's handling of what it cannot read.
+   */
+  injectJobMessages(scaleSetId: number, entries: readonly unknown[]): void {
+    this.#queue(scaleSetId).pending.push(...(entries as JobMessage[]));
+    this.#wake(scaleSetId);
   }
 
   /** The service forgets the scale set's session (as after a takeover or a cleanup). */
@@ -604,6 +622,18 @@ export class FakeActionsService {
     return message;
   }
 
+  #endIdleSessions(): void {
+    const timeout = this.#options.sessionIdleTimeoutMs;
+    if (timeout === undefined) return;
+    const now = this.clock.now();
+    for (const [id, session] of this.#sessions) {
+      if (session.polling === 0 && now - session.lastSeenAt > timeout) {
+        this.#sessions.delete(id);
+        this.#wake(session.scaleSetId);
+      }
+    }
+  }
+
   #wake(scaleSetId: number): void {
     const waiters = this.#waiters.get(scaleSetId);
     if (!waiters) return;
@@ -631,6 +661,16 @@ export class FakeActionsService {
   }
 
   async #poll(session: FakeSession, lastMessageId: number, closed: Promise<void>): Promise<Reply> {
+    session.polling++;
+    try {
+      return await this.#waitForMessage(session, lastMessageId, closed);
+    } finally {
+      session.polling--;
+      session.lastSeenAt = this.clock.now();
+    }
+  }
+
+  async #waitForMessage(session: FakeSession, lastMessageId: number, closed: Promise<void>): Promise<Reply> {
     const deadline = Date.now() + (this.#options.longPollMs ?? 50_000);
     let gone = false;
     void closed.then(() => {
@@ -808,6 +848,7 @@ export class FakeActionsService {
         if (scheme.toLowerCase() !== 'bearer' || !session || session.queueTokenExpiresAt <= now) {
           return unauthorized();
         }
+        session.lastSeenAt = now;
         ctx.session = session;
         return null;
       }
@@ -1100,6 +1141,7 @@ export class FakeActionsService {
       if (!set)
         return fail(404, 'RunnerScaleSetNotFoundException', `No runner scale set with id ${ctx.params.id}.`);
       const ownerName = String(record(ctx.body).ownerName ?? '');
+      this.#endIdleSessions();
       if (this.sessions(set.id).length > 0) {
         return fail(
           409,
@@ -1117,6 +1159,8 @@ export class FakeActionsService {
         queueTokenExpiresAt: expiresAt,
         createdAt: this.clock.now(),
         refreshes: 0,
+        lastSeenAt: this.clock.now(),
+        polling: 0,
       };
       this.#sessions.set(id, session);
       return this.#sessionReply(session);

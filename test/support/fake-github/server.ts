@@ -179,6 +179,7 @@ const APP_PERMISSIONS: Record<string, 'read' | 'write'> = {
 /** The App permission each installation route needs, as GitHub's REST reference lists them. */
 const ROUTE_PERMISSIONS: Record<string, Permission> = {
   'GET /installation/repositories': ['metadata', 'read'],
+  'GET /repos/{owner}/{repo}': ['metadata', 'read'],
   'GET /repos/{owner}/{repo}/actions/runs': ['actions', 'read'],
   'GET /repos/{owner}/{repo}/actions/runs/{run_id}': ['actions', 'read'],
   'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs': ['actions', 'read'],
@@ -1174,6 +1175,12 @@ export class FakeGithub {
         .filter((r) => r.owner === this.org && (!only || only.includes(r.name)))
         .map((r) => fullRepository(web(), api(), r, Date.parse('2024-01-01T00:00:00Z')));
       return { status: 200, page: { key: 'repositories', items, extra: { repository_selection: 'all' } } };
+    });
+
+    this.#route('GET', '/repos/{owner}/{repo}', 'token', (ctx) => {
+      const repo = this.#repos.get(`${ctx.params.owner}/${ctx.params.repo}`);
+      if (!repo) return error(404, 'Not Found');
+      return { status: 200, body: fullRepository(web(), api(), repo, Date.parse('2024-01-01T00:00:00Z')) };
     });
 
     this.#route('GET', '/repos/{owner}/{repo}/actions/runs', 'token', (ctx) => {

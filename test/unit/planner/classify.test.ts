@@ -285,3 +285,80 @@ describe('classify: Tekton classes bound to namespaces', () => {
     expect(classify(run('team-z', {}, 'shared'))).toEqual({ matched: true, className: 'shared' });
   });
 });
+
+describe('classify: a GitHub job a class’s scale set took', () => {
+  const config = classesSchema.parse({
+    lint: { match: { github: { labels: ['self-hosted', 'lint'] } } },
+    release: {
+      trustedOnly: true,
+      runnerGroup: 'release',
+      allowedRefs: ['refs/heads/main'],
+      match: { github: { labels: ['self-hosted', 'release'] } },
+    },
+    forks: {
+      untrusted: true,
+      namespace: 'sandbox',
+      runnerGroup: 'sandbox',
+      runtimeClassName: 'gvisor',
+      match: { github: { labels: ['self-hosted', 'lint'] } },
+    },
+    docs: {
+      sandboxed: true,
+      namespace: 'docs',
+      runnerGroup: 'docs',
+      runtimeClassName: 'gvisor',
+      match: { github: { labels: ['self-hosted', 'docs'] } },
+    },
+    web: { match: { tekton: { matchLabels: { team: 'web' } } } },
+  });
+  const classify = buildClassifier(config, { trustedOnlyDeniedEvents: ['pull_request_target'] });
+  const fork: JobOrigin = { event: 'pull_request', headBranch: null, untrustedBecause: 'fork' };
+  const taken = (requestedClass: string, origin: JobOrigin, labels = ['self-hosted']): ClassifiableJob => ({
+    source: 'github',
+    labels,
+    untrusted: origin.untrustedBecause !== undefined,
+    origin,
+    requestedClass,
+  });
+
+  it('gets that class whatever its labels: only its runners can run it', () => {
+    expect(classify(taken('lint', { event: 'push', headBranch: 'dev' }, ['anything']))).toEqual({
+      matched: true,
+      className: 'lint',
+    });
+    // A trusted job the sandbox took runs there or nowhere; its runner counts it, and does not stop it.
+    expect(classify(taken('forks', { event: 'push', headBranch: 'dev' }))).toEqual({
+      matched: true,
+      className: 'forks',
+    });
+  });
+
+  it('keeps an untrusted job off a trusted class, and lets the sandbox tier have it', () => {
+    expect(classify(taken('lint', fork))).toEqual({ matched: false, reason: 'untrusted-no-class' });
+    expect(classify(taken('release', fork))).toEqual({ matched: false, reason: 'untrusted-trusted-only' });
+    expect(classify(taken('forks', fork))).toEqual({ matched: true, className: 'forks' });
+    expect(classify(taken('docs', fork))).toEqual({ matched: true, className: 'docs' });
+  });
+
+  it('gives a trusted-only class the runs of its refs and events only', () => {
+    expect(classify(taken('release', { event: 'push', headBranch: 'main' }))).toEqual({
+      matched: true,
+      className: 'release',
+    });
+    expect(classify(taken('release', { event: 'push', headBranch: 'feature' }))).toEqual({
+      matched: false,
+      reason: 'not-allowed-on-trusted-only',
+    });
+    expect(classify(taken('release', { event: 'pull_request_target', headBranch: 'main' }))).toEqual({
+      matched: false,
+      reason: 'not-allowed-on-trusted-only',
+    });
+  });
+
+  it('gets no class when the class does not serve GitHub', () => {
+    expect(classify(taken('web', { event: 'push', headBranch: 'main' }))).toEqual({
+      matched: false,
+      reason: 'unknown-class',
+    });
+  });
+});

@@ -27,6 +27,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   launcher: ['model', 'classes', 'ports', 'kube', 'util'],
   'sources/github': ['model', 'classes', 'ports', 'errors', 'http', 'util'],
   'sources/tekton': ['model', 'classes', 'ports', 'errors', 'http', 'kube', 'util'],
+  // GitHub's scale sets: GitHub's source lends its REST client and auth, its trust verdicts of runs
+  // and its runner-group policy; the scale sets' sessions and runners are this unit's own.
+  'sources/scaleset': ['model', 'classes', 'ports', 'errors', 'util', 'sources/github'],
   election: ['model', 'kube', 'util'],
   // Observers of the ledger, and what serves them.
   metrics: ['model', 'classes', 'ledger'],

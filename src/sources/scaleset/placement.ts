@@ -1,0 +1,143 @@
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import type { RunnerClasses } from '../../classes/schema.ts';
+import type { PlacementHold } from '../../model/ledger-snapshot.ts';
+import { isRefusedForGood } from '../github/errors.ts';
+import { UnsafePlacementError } from '../github/registrar.ts';
+import {
+  type PlacementProblem,
+  placementProblems,
+  type RunnerGroupAccess,
+} from '../github/runner-group-policy.ts';
+
+/**
+ * The runner groups' side of trust, for scale sets: a scale set takes the jobs of the repositories
+ * (and workflows) its runner group admits, so a trusted class's group must admit no public
+ * repository, and a trusted-only class's only selected workflows, exactly as for JIT runners. Read at
+ * start (refusing to start, or warning) and every check interval after (conditional: free while
+ * unchanged); a class whose group is unsafe, or cannot be read yet, is held.
+ */
+
+export interface PlacementGuardOptions {
+  classes: RunnerClasses;
+  /** The organisation's runner groups with their access settings. */
+  listGroups: () => Promise<RunnerGroupAccess[]>;
+  unsafePlacement: 'warn' | 'refuse';
+  intervalMs: number;
+  onPlacements?: (holds: ReadonlyMap<string, PlacementHold>) => void;
+  logger: Logger;
+  metrics: Registry;
+  unreadableRetryMs?: readonly [first: number, max: number];
+}
+
+export interface PlacementGuard {
+  /** At start: with `refuse`, throws UnsafePlacementError naming the first problem. */
+  checkPlacements(): Promise<PlacementProblem[]>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createPlacementGuard(options: PlacementGuardOptions): PlacementGuard {
+  const { classes } = options;
+  const log = options.logger.child({ component: 'scaleset-placement' });
+  const classNames = Object.keys(classes).filter((name) => classes[name]?.match.github);
+  const gauge = new Gauge({
+    name: 'gantry_trust_placement_unsafe',
+    help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
+    labelNames: ['class'] as const,
+    registers: [options.metrics],
+  });
+  for (const name of classNames) gauge.set({ class: name }, 0);
+  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [5_000, 60_000];
+  let read = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let checking: Promise<void> | undefined;
+
+  async function findProblems(): Promise<PlacementProblem[]> {
+    const problems = placementProblems(classes, await options.listGroups());
+    read = true;
+    const unsafe = new Set(problems.map((p) => p.className));
+    for (const name of classNames) gauge.set({ class: name }, unsafe.has(name) ? 1 : 0);
+    return problems;
+  }
+
+  function report(problems: readonly PlacementProblem[]): void {
+    const refuse = options.unsafePlacement === 'refuse';
+    for (const problem of problems) {
+      log.error(
+        { class: problem.className, runnerGroup: problem.group },
+        refuse
+          ? `${problem.message}; the class makes no runners and its idle ones go until this is fixed`
+          : problem.message,
+      );
+    }
+    options.onPlacements?.(
+      new Map(refuse ? problems.map((p): [string, PlacementHold] => [p.className, 'unsafe']) : []),
+    );
+  }
+
+  const recheck = async () => report(await findProblems());
+
+  function holdUntilReadable(err: unknown, delayMs = firstRetryMs): void {
+    clearTimeout(retry);
+    if (stopped) return;
+    options.onPlacements?.(new Map(classNames.map((name): [string, PlacementHold] => [name, 'unknown'])));
+    log.warn(
+      { err: err instanceof Error ? err.message : String(err), retryInMs: delayMs },
+      'runner groups cannot be read; the classes make no runners until they can',
+    );
+    retry = setTimeout(() => {
+      recheck().catch((again: unknown) => holdUntilReadable(again, Math.min(maxRetryMs, delayMs * 2)));
+    }, delayMs);
+    retry.unref();
+  }
+
+  return {
+    async checkPlacements() {
+      let problems: PlacementProblem[];
+      try {
+        problems = await findProblems();
+      } catch (err) {
+        if (isRefusedForGood(err)) {
+          throw new UnsafePlacementError(`the runner groups cannot be read: ${err.message}`);
+        }
+        holdUntilReadable(err);
+        return [];
+      }
+      const [first] = problems;
+      if (first && options.unsafePlacement === 'refuse') {
+        const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+        throw new UnsafePlacementError(
+          `${first.message}${more}; fix it on GitHub, or set github.trust.unsafePlacement: warn`,
+        );
+      }
+      for (const problem of problems)
+        log.error({ class: problem.className, runnerGroup: problem.group }, problem.message);
+      return problems;
+    },
+    start() {
+      stopped = false;
+      if (!read) {
+        clearTimeout(retry);
+        recheck().catch((err: unknown) => holdUntilReadable(err));
+      }
+      clearInterval(timer);
+      timer = setInterval(() => {
+        checking ??= recheck()
+          .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'runner group check failed'))
+          .finally(() => {
+            checking = undefined;
+          });
+      }, options.intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      clearTimeout(retry);
+      await checking;
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { type App, createApp } from '../../src/app.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { FakeActionsServiceOptions, QueueScaleSetJob } from './fake-actions-service/index.ts';
+import { createTestNamespace } from './kube.ts';
+import {
+  type ScaleSetFakes,
+  type ScaleSetFakesOptions,
+  scaleSetGithubConfig,
+  scaleSetOf,
+  startScaleSetFakes,
+} from './scaleset-fakes.ts';
+import { startScaleSetRunnerSimulator } from './scaleset-simulator.ts';
+import { until } from './until.ts';
+
+/**
+ * Gantry end to end in scale-set mode, in process: the fake Actions service (with the fake GitHub
+ * behind it) assigns scripted jobs to the classes' scale sets, Gantry launches runner pods on the
+ * shared apiserver (KWOK runs them), and the scale-set runner simulator plays each pod's runner.
+ */
+
+const RESTRICTED = { 'pod-security.kubernetes.io/enforce': 'restricted' };
+
+export interface ScaleSetEnv {
+  app: App;
+  config: ReturnType<typeof parseConfig>;
+  fakes: ScaleSetFakes;
+  simulator: ReturnType<typeof startScaleSetRunnerSimulator>;
+  namespaces: Record<string, string>;
+  /**
+   * Queues `count` jobs for the class's scale set, as GitHub would assign them: a workflow run on the
+   * fake GitHub (so that a look-up finds it) and the jobs on the Actions fake. Returns their
+   * runnerRequestIds.
+   */
+  queue(className: string, count: number, job?: ScaleSetJobSpec): number[];
+  restart(): Promise<App>;
+  stop(): Promise<void>;
+}
+
+export interface ScaleSetJobSpec extends QueueScaleSetJob {
+  /** How long the job runs once a runner took it. */
+  durationMs?: number;
+  /** The run comes from a fork's pull request (its head repository). */
+  fromFork?: string;
+  headBranch?: string;
+}
+
+export interface ScaleSetEnvOptions {
+  namespaces: readonly string[];
+  classes: (namespaces: Record<string, string>) => Record<string, unknown>;
+  controller?: Record<string, unknown>;
+  github?: Record<string, unknown>;
+  fakes?: ScaleSetFakesOptions;
+  actions?: Partial<FakeActionsServiceOptions>;
+  cleanup: string[];
+}
+
+export async function startScaleSetEnv(kc: KubeConfig, options: ScaleSetEnvOptions): Promise<ScaleSetEnv> {
+  const namespaces: Record<string, string> = {};
+  for (const name of options.namespaces) {
+    namespaces[name] = await createTestNamespace(kc, name, RESTRICTED);
+    options.cleanup.push(namespaces[name]);
+  }
+  const fakes = await startScaleSetFakes({
+    runnerGroups: [
+      {
+        name: 'release',
+        restrictedToWorkflows: true,
+        selectedWorkflows: ['acme/web/.github/workflows/ci.yml@refs/heads/main'],
+      },
+      { name: 'sandbox', allowsPublicRepositories: true },
+    ],
+    ...options.fakes,
+    actions: { longPollMs: 2_000, pickupTimeoutMs: 600_000, ...options.fakes?.actions, ...options.actions },
+  });
+  fakes.actions.runInRealTime(100);
+  fakes.github.runInRealTime(100);
+  const config = parseConfig({
+    log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
+    http: { address: '127.0.0.1', port: 0 },
+    github: scaleSetGithubConfig(fakes, { scaleSets: { sessionConflictRetrySeconds: 1 }, ...options.github }),
+    controller: {
+      reconcilePeriodSeconds: 0.5,
+      startTimeoutSeconds: 4,
+      deadlineGraceSeconds: 1,
+      ...options.controller,
+    },
+    classes: options.classes(namespaces),
+  });
+  const startApp = async () => {
+    const app = createApp(config, {
+      kubeConfig: kc,
+      logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
+    });
+    await app.start();
+    // The leader opens the sessions in the background: jobs are queued once every scale set listens.
+    const classes = Object.values(config.classes).filter((c) => c.match.github).length;
+    await until('every scale set’s session', async () => fakes.actions.sessions().length === classes, 30_000);
+    return app;
+  };
+  let app: App;
+  try {
+    app = await startApp();
+  } catch (err) {
+    await fakes.stop();
+    throw err;
+  }
+  const durations = new Map<number, number>();
+  const simulator = startScaleSetRunnerSimulator(kc, fakes.actions, Object.values(namespaces), durations);
+  const env: ScaleSetEnv = {
+    app,
+    config,
+    fakes,
+    simulator,
+    namespaces,
+    queue(className, count, job = {}) {
+      const repo = `${fakes.github.org}/${job.repository ?? 'app'}`;
+      const { runIds } = fakes.github.queueJobs({
+        repo,
+        labels: ['self-hosted'],
+        count: 1,
+        ...(job.fromFork ? { fromFork: job.fromFork } : {}),
+        ...(job.eventName ? { event: job.eventName } : {}),
+        ...(job.headBranch ? { headBranch: job.headBranch } : {}),
+      });
+      const event = job.eventName ?? (job.fromFork ? 'pull_request' : 'push');
+      const ref = event.startsWith('pull_request')
+        ? 'refs/pull/1/merge'
+        : `refs/heads/${job.headBranch ?? 'main'}`;
+      const ids = fakes.actions.queueJobs(scaleSetOf(fakes, className).id, count, {
+        workflowRef: `${repo}/.github/workflows/ci.yml@${ref}`,
+        eventName: event,
+        ...job,
+        workflowRunId: runIds[0] ?? 0,
+      });
+      for (const id of ids) durations.set(id, job.durationMs ?? 1_000);
+      return ids;
+    },
+    async restart() {
+      await env.app.stop();
+      env.app = await startApp();
+      return env.app;
+    },
+    async stop() {
+      await simulator.stop();
+      await env.app.stop();
+      await fakes.stop();
+    },
+  };
+  return env;
+}
