@@ -24,8 +24,9 @@ import { startTektonWebhook, type TektonWebhook } from './sources/tekton/webhook
 import { JobRecorder } from './trace/recorder.ts';
 import { createWarmPoolLearner, type WarmPoolLearner } from './warm-pool/learner.ts';
 import { registerWarmPoolMetrics } from './warm-pool/metrics.ts';
+import { createWarmPoolPersistence, type WarmPoolPersistence } from './warm-pool/persistence.ts';
 import { withWarmPoolTargets } from './warm-pool/schedule.ts';
-import { createWarmPoolStore, type WarmPoolStore } from './warm-pool/store.ts';
+import { createWarmPoolStore } from './warm-pool/store.ts';
 
 export interface App {
   logger: Logger;
@@ -94,8 +95,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       })
     : undefined;
   if (warmPools) registerWarmPoolMetrics(metrics, warmPools);
-  let warmPoolStore: WarmPoolStore | undefined;
-  const warmPoolTimers: NodeJS.Timeout[] = [];
+  let warmPoolPersistence: WarmPoolPersistence | undefined;
   let scaleSets: ScaleSetSource | undefined;
   const http = createHttpServer({
     logger,
@@ -214,10 +214,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         });
     }
     if (warmPools) {
-      warmPoolStore = createWarmPoolStore({
-        core: apis.core,
-        namespace: config.warmPools.configMap.namespace ?? ownNamespace(kc),
-        name: config.warmPools.configMap.name,
+      warmPoolPersistence = createWarmPoolPersistence({
+        learner: warmPools,
+        store: createWarmPoolStore({
+          core: apis.core,
+          namespace: config.warmPools.configMap.namespace ?? ownNamespace(kc),
+          name: config.warmPools.configMap.name,
+          logger,
+        }),
+        saveIntervalMs: config.warmPools.saveIntervalSeconds * 1000,
+        leading: () => leading,
         logger,
       });
     }
@@ -281,43 +287,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     github?.start();
     registrar?.start();
     scaleSets?.start();
-    startWarmPoolPersistence();
-  }
-
-  /**
-   * The leader takes over what earlier leaders learned of arrivals, and writes what it learns now and
-   * then; a replica that fails to read or write it goes on learning (a warning, and a retry next time).
-   */
-  function startWarmPoolPersistence(): void {
-    const store = warmPoolStore;
-    if (!warmPools || !store) return;
-    const log = logger.child({ component: 'warm-pools' });
-    void store
-      .load()
-      .then((saved) => {
-        if (saved && leading) warmPools.restore(saved);
-      })
-      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reading warm-pool state failed'));
-    const timer = setInterval(() => {
-      void store
-        .save(warmPools.state())
-        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'saving warm-pool state failed'));
-    }, config.warmPools.saveIntervalSeconds * 1000);
-    timer.unref();
-    warmPoolTimers.push(timer);
-  }
-
-  async function stopWarmPoolPersistence(): Promise<void> {
-    for (const timer of warmPoolTimers.splice(0)) clearInterval(timer);
-    if (!warmPools || !warmPoolStore) return;
-    await warmPoolStore
-      .save(warmPools.state())
-      .catch((err: unknown) =>
-        logger.warn(
-          { component: 'warm-pools', err: (err as Error).message },
-          'saving warm-pool state failed',
-        ),
-      );
+    warmPoolPersistence?.start();
   }
 
   /** Stops acting at once (synchronously); what is already in flight is awaited. */
@@ -329,7 +299,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       runners?.stopActing(),
       github?.stopPolling(),
       registrar?.stop(),
-      stopWarmPoolPersistence(),
+      warmPoolPersistence?.stop(),
       scaleSets?.stop(),
     ]);
   }
