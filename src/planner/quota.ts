@@ -6,7 +6,19 @@ import { cpuMillicores, parseQuantity } from '../model/quantity.ts';
 /** What one runner pod of a class counts against its namespace's ResourceQuota. */
 export type QuotaUsage = Partial<Record<QuotaResource, number>>;
 
-export function runnerQuotaUsage(runnerClass: RunnerClass): QuotaUsage {
+/** Classes are parsed once and never changed: each one's usage is worked out once. */
+const usageByClass = new WeakMap<RunnerClass, Readonly<QuotaUsage>>();
+
+export function runnerQuotaUsage(runnerClass: RunnerClass): Readonly<QuotaUsage> {
+  let usage = usageByClass.get(runnerClass);
+  if (!usage) {
+    usage = Object.freeze(computeUsage(runnerClass));
+    usageByClass.set(runnerClass, usage);
+  }
+  return usage;
+}
+
+function computeUsage(runnerClass: RunnerClass): QuotaUsage {
   // The pod's effective amounts: init and sidecar containers and Gantry's defaults included.
   const { requests, limits } = podResourceTotals(runnerClass);
   const usage: QuotaUsage = { pods: 1 };
