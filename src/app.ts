@@ -12,6 +12,7 @@ import { createHttpServer, createWebhookServer } from './http/server.ts';
 import { createKubeApis } from './kube/client.ts';
 import { createLogger } from './log/logger.ts';
 import { createGantryMetrics, type GantryMetrics } from './metrics/gantry-metrics.ts';
+import { createLaunchMetrics } from './metrics/launch-metrics.ts';
 import { createMetricsRegistry } from './metrics/registry.ts';
 import { buildServableCheck } from './planner/classify.ts';
 import { createGithubSource, type GithubSource } from './sources/github/source.ts';
@@ -112,11 +113,15 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       labelNames: ['verb', 'resource', 'code'],
       registers: [metrics],
     });
+    const controllerRef: { current?: RunnerController } = {};
+    const launchMetrics = createLaunchMetrics(metrics);
     const apis = createKubeApis(kc, {
       timeoutMs: config.kubernetes.requestTimeoutSeconds * 1000,
-      onResponse: ({ verb, resource, code }) => kubeRequests.inc({ verb, resource, code: String(code) }),
+      onResponse: (record) => {
+        kubeRequests.inc({ verb: record.verb, resource: record.resource, code: String(record.code) });
+        controllerRef.current?.observeKubeRequest(record);
+      },
     });
-    const controllerRef: { current?: RunnerController } = {};
     if (github && launchesRunners) {
       registrar = createGithubRegistrar({
         runners: github.runners,
@@ -129,7 +134,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         unsafePlacement: config.github.trust.unsafePlacement,
         placementCheckIntervalMs: config.github.trust.placementCheckIntervalSeconds * 1000,
         onPlacements: (holds) => controllerRef.current?.holdPlacements(holds),
+        concurrency: adaptiveBounds(config.github.runners.concurrency),
+        onConcurrencyLimit: (limit) => launchMetrics.setLimit('github', limit),
       });
+      launchMetrics.setLimit('github', adaptiveBounds(config.github.runners.concurrency).initial);
     }
     if (config.tekton.enabled) {
       tekton = createTektonSource({
@@ -162,7 +170,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       capacityTimeoutMs: config.controller.capacityTimeoutSeconds * 1000,
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
       reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
-      concurrency: config.controller.concurrency,
+      concurrency: adaptiveBounds(config.controller.concurrency),
+      metrics: launchMetrics,
       onChange: (change) => observers.onChange(change),
       onPass: (pass) => observers.onPass(pass),
     });
@@ -263,6 +272,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       logger.info('gantry stopped');
     },
   };
+}
+
+/** A configured maximum as adaptive bounds: from 8 (or the maximum, if lower), never below 1. */
+function adaptiveBounds(max: number): { initial: number; min: number; max: number } {
+  return { initial: Math.min(8, max), min: 1, max };
 }
 
 /** The namespace this process runs in: POD_NAMESPACE, the service account's, or the kubeconfig's. */

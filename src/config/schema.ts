@@ -46,8 +46,12 @@ export const configSchema = z
         concurrency: z
           .int()
           .positive()
-          .default(8)
-          .describe('Runner creations and removals carried out at once.'),
+          .default(64)
+          .describe(
+            'Most runner creations and removals under way at once. The limit adapts below it: it starts ' +
+              'at 8 (or this, if lower), grows while work waits and the apiserver answers as fast as ' +
+              'its recent best, shrinks when answers slow down, and halves on 429, 5xx and timeouts.',
+          ),
       })
       .prefault({})
       .superRefine((controller, ctx) => {

@@ -2,7 +2,7 @@ import type { KubeConfig, V1Pod, V1ResourceQuota } from '@kubernetes/client-node
 import type { Logger } from 'pino';
 import type { RunnerClasses } from '../config/classes.ts';
 import { ConfigError } from '../config/error.ts';
-import type { KubeApis } from '../kube/client.ts';
+import type { KubeApis, KubeRequestRecord } from '../kube/client.ts';
 import { type RunningWatch, startWatch } from '../kube/watch.ts';
 import { findAdmissionProblems } from '../launcher/admission-check.ts';
 import { createKubeLauncher, type RunnerRegistrar } from '../launcher/kube-launcher.ts';
@@ -10,10 +10,16 @@ import { RUNNER_POD_SELECTOR } from '../launcher/metadata.ts';
 import { quotaLimits } from '../launcher/quota-headroom.ts';
 import { observeRunnerPod } from '../launcher/runner-observation.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
+import type { LaunchMetrics } from '../metrics/launch-metrics.ts';
 import type { JobEvent } from '../model/job.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
 import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../planner/classify.ts';
-import { createReconciler, type ReconcilerOptions, type RunActuator } from './reconciler.ts';
+import {
+  type ConcurrencyBounds,
+  createReconciler,
+  type ReconcilerOptions,
+  type RunActuator,
+} from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;
@@ -30,7 +36,9 @@ export interface RunnerControllerOptions {
   capacityTimeoutMs: number;
   deadlineGraceMs: number;
   reconcilePeriodMs: number;
-  concurrency: number;
+  /** Runner actions under way at once: the limit adapts within these bounds (see AdaptiveLimit). */
+  concurrency: ConcurrencyBounds;
+  metrics?: LaunchMetrics;
   /** Observers of ledger changes (metrics, logs); they must not throw. */
   onChange?: (change: LedgerChange) => void;
   /** Called after each reconcile pass. */
@@ -52,7 +60,39 @@ export function createRunnerController(options: RunnerControllerOptions) {
     capacityTimeoutMs: options.capacityTimeoutMs,
     deadlineGraceMs: options.deadlineGraceMs,
   });
-  const { registrar, runs } = options;
+  const { registrar, runs, metrics } = options;
+  metrics?.setLimit('kubernetes', options.concurrency.initial);
+  /** The classes a batch of ledger changes concerns; undefined when one of them does not say. */
+  const classesOf = (changes: readonly LedgerChange[]): Set<string> | undefined => {
+    const found = new Set<string>();
+    const runnerClass = (name: string | undefined) =>
+      name === undefined ? undefined : ledger.runnerObservation(name)?.className;
+    for (const change of changes) {
+      let names: (string | undefined)[];
+      if (change.kind === 'job-unclassified') continue;
+      if (change.kind === 'job-queued') {
+        names = [change.job.classification.matched ? change.job.classification.className : undefined];
+      } else if (change.kind === 'job-started') {
+        const { classification, runnerName } = change.job;
+        names = [classification.matched ? classification.className : undefined];
+        // A runner the ledger does not know was not changed by it.
+        const taken = runnerClass(runnerName);
+        if (taken !== undefined) names.push(taken);
+      } else if (change.kind === 'job-completed') {
+        names = [change.className];
+        const ran = runnerClass(change.runnerName);
+        if (ran !== undefined) names.push(ran);
+      } else if (change.kind === 'trust-violation') names = [change.className];
+      else names = [change.runner.className];
+      for (const name of names) {
+        if (name === undefined) return undefined;
+        found.add(name);
+      }
+    }
+    return found;
+  };
+  const classesIn = (namespace: string) =>
+    Object.keys(classes).filter((name) => classes[name]?.namespace === namespace);
   const log = logger.child({ component: 'runner-controller' });
   /** Logs what needs a person's eye and tells the observers (metrics, status page). */
   const report = (change: LedgerChange) => {
@@ -87,11 +127,22 @@ export function createRunnerController(options: RunnerControllerOptions) {
   const reconciler = createReconciler({
     ledger,
     classes,
-    ...(registrar ? { actuator: createKubeLauncher({ core: apis.core, registrar, logger }) } : {}),
+    ...(registrar
+      ? {
+          actuator: createKubeLauncher({
+            core: apis.core,
+            registrar,
+            logger,
+            onRegistrationDiscarded: ({ className, reason, removed }) =>
+              metrics?.registrationDiscarded(className, reason, removed),
+          }),
+        }
+      : {}),
     ...(runs ? { runs } : {}),
     logger,
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
+    onLimit: (limit) => metrics?.setLimit('kubernetes', limit),
     ready: () => watches.every((watch) => watch.isOpen()),
     onChange: report,
     ...(options.onPass ? { onPass: options.onPass } : {}),
@@ -136,7 +187,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
             const observation = observeRunnerPod(pod);
             if (!observation) return;
             notify(ledger.observeRunner(observation));
-            reconciler.trigger();
+            reconciler.trigger([observation.className]);
           },
           remove(pod) {
             const name = pod.metadata?.name;
@@ -144,8 +195,9 @@ export function createRunnerController(options: RunnerControllerOptions) {
             // The pod's last state says when it ended (its deletion time when removed while running).
             const observation = observeRunnerPod(pod);
             if (observation) notify(ledger.observeRunner(observation));
-            notify(ledger.forgetRunner(name));
-            reconciler.trigger();
+            const gone = ledger.forgetRunner(name);
+            notify(gone);
+            reconciler.trigger(classesOf(gone));
           },
         },
       }),
@@ -154,7 +206,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
     quotasByNamespace.set(namespace, quotas);
     const update = () => {
       ledger.setQuotaLimits(namespace, quotaLimits([...quotas.values()]));
-      reconciler.trigger();
+      reconciler.trigger(classesIn(namespace));
     };
     watches.push(
       startWatch<V1ResourceQuota>({
@@ -186,8 +238,23 @@ export function createRunnerController(options: RunnerControllerOptions) {
     },
     /** A source's event: demand changed. */
     applyJobEvent(event: JobEvent): void {
-      notify(ledger.applyJobEvent(event));
-      reconciler.trigger();
+      const changes = ledger.applyJobEvent(event);
+      if (changes.length === 0) return;
+      notify(changes);
+      reconciler.trigger(classesOf(changes));
+    },
+    /**
+     * An answer (or none) of the apiserver to a request Gantry sent: writes steer the concurrency
+     * limit of runner actions, 429, 5xx and no answer in time making it smaller.
+     */
+    observeKubeRequest(record: KubeRequestRecord): void {
+      if (!WRITE_VERBS.has(record.verb)) return;
+      if (record.code === 0 || record.code === 429 || record.code >= 500) {
+        reconciler.observeKubeCall({
+          kind: 'overload',
+          ...(record.retryAfterMs !== undefined ? { retryAfterMs: record.retryAfterMs } : {}),
+        });
+      } else reconciler.observeKubeCall({ kind: 'answer', latencyMs: record.latencyMs });
     },
     /**
      * Refuses to start (ConfigError, naming the class and the apiserver's words) when the apiserver
@@ -230,3 +297,6 @@ export function createRunnerController(options: RunnerControllerOptions) {
 }
 
 export type RunnerController = ReturnType<typeof createRunnerController>;
+
+/** Requests that change something: what the actions send, and what the limit is about. */
+const WRITE_VERBS = new Set(['post', 'put', 'patch', 'delete']);

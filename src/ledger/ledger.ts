@@ -19,6 +19,7 @@ import type { LostReason, RunnerObservation, StartFailure } from '../model/runne
 import type { Classification, RunnerTrustCheck, RunnerTrustVerdict } from '../planner/classify.ts';
 import { spendCreationBudget } from '../planner/creation-budget.ts';
 import { runnerQuotaUsage } from '../planner/quota.ts';
+import { ClassIndexedMap } from './by-class.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
@@ -152,8 +153,10 @@ export type LedgerChange =
  */
 export class Ledger {
   readonly #options: LedgerOptions;
-  readonly #jobs = new Map<string, JobRecord>();
-  readonly #runners = new Map<string, RunnerRecord>();
+  readonly #jobs = new ClassIndexedMap<JobRecord>((job) =>
+    job.classification.matched ? job.classification.className : undefined,
+  );
+  readonly #runners = new ClassIndexedMap<RunnerRecord>((runner) => runner.observation.className);
   /** Runner name → the job it took, for runners whose pod the watch has not reported yet. */
   readonly #jobByRunner = new Map<string, string>();
   /** Jobs that ended recently: a late `queued` for one of them (a stale poll) must not revive it. */
@@ -486,8 +489,12 @@ export class Ledger {
     return this.#runners.get(name)?.observation;
   }
 
-  /** The planner's input: per class its waiting jobs and its runners, with states derived at `now`. */
-  snapshot(classes: RunnerClasses, now: EpochMillis): LedgerSnapshot {
+  /**
+   * The planner's input: per class its waiting jobs and its runners, with states derived at `now`.
+   * `only`: just these classes (and the quotas of their namespaces), read without going through the
+   * others.
+   */
+  snapshot(classes: RunnerClasses, now: EpochMillis, only?: ReadonlySet<string>): LedgerSnapshot {
     const byClass: Record<
       string,
       { queued: QueuedJob[]; runners: RunnerView[]; admittedRuns: AdmittedRun[] }
@@ -500,7 +507,7 @@ export class Ledger {
       }
       return found;
     };
-    for (const job of this.#jobs.values()) {
+    for (const job of only ? inClasses(this.#jobs, only) : this.#jobs.values()) {
       if (!job.classification.matched) continue;
       const { source, key, repo } = job.identity;
       if (source === 'tekton' && (job.state === 'started' || job.runAction === 'admit')) {
@@ -515,7 +522,7 @@ export class Ledger {
         queuedAt: job.createdAt,
       });
     }
-    for (const record of this.#runners.values()) {
+    for (const record of only ? inClasses(this.#runners, only) : this.#runners.values()) {
       const { observation } = record;
       const view = this.#view(record, classes[observation.className]?.activeDeadlineSeconds, now);
       entry(observation.className).runners.push({
@@ -536,6 +543,7 @@ export class Ledger {
       ...this.#creationHolds.keys(),
       ...this.#placementHolds.keys(),
     ])) {
+      if (only && !only.has(className)) continue;
       const budget = this.#budgets.get(className);
       const holds = this.#creationHolds.get(className);
       const held = Math.max(0, ...(holds?.values() ?? []));
@@ -547,7 +555,11 @@ export class Ledger {
         ...(this.#placementHolds.has(className) ? { placement: this.#placementHolds.get(className) } : {}),
       };
     }
-    return { classes: classesOut, quotas: this.#quotaHeadroom(classes), retiredNames: this.#retiredNames };
+    return {
+      classes: classesOut,
+      quotas: this.#quotaHeadroom(classes, only),
+      retiredNames: this.#retiredNames,
+    };
   }
 
   /**
@@ -555,9 +567,16 @@ export class Ledger {
    * recomputed low while pods come and go), so Gantry also counts its own runners that hold quota —
    * creates in flight included — and takes whichever usage is higher.
    */
-  #quotaHeadroom(classes: RunnerClasses): Record<string, QuotaHeadroom> {
+  #quotaHeadroom(classes: RunnerClasses, only?: ReadonlySet<string>): Record<string, QuotaHeadroom> {
+    // With `only`, the namespaces of those classes, counting every configured class's runners there.
+    const namespaces = only
+      ? new Set([...only].flatMap((name) => (classes[name] ? [classes[name].namespace] : [])))
+      : undefined;
+    const counted = namespaces
+      ? new Set(Object.keys(classes).filter((name) => namespaces.has(classes[name]?.namespace ?? '')))
+      : undefined;
     const own = new Map<string, Partial<Record<QuotaResource, number>>>();
-    for (const record of this.#runners.values()) {
+    for (const record of counted ? inClasses(this.#runners, counted) : this.#runners.values()) {
       const { observation } = record;
       const runnerClass = classes[observation.className];
       if (!runnerClass || !holdsQuota(record)) continue;
@@ -572,6 +591,7 @@ export class Ledger {
     }
     const headroom: Record<string, QuotaHeadroom> = {};
     for (const namespace of new Set([...this.#quotaLimits.keys(), ...this.#quotaBackoff.keys()])) {
+      if (namespaces && !namespaces.has(namespace)) continue;
       const remaining: QuotaHeadroom['remaining'] = {};
       for (const [resource, limit] of Object.entries(this.#quotaLimits.get(namespace) ?? {}) as [
         QuotaResource,
@@ -621,4 +641,9 @@ export class Ledger {
     }
     return { state: 'idle', idleSince: runningSince };
   }
+}
+
+/** The entries of the given classes. */
+function* inClasses<V>(map: ClassIndexedMap<V>, classNames: ReadonlySet<string>): Generator<V> {
+  for (const className of classNames) yield* map.inClass(className);
 }

@@ -256,6 +256,16 @@ export const githubConfigSchema = z
           .min(30)
           .default(600)
           .describe('An owned runner offline for longer than this is deleted.'),
+        concurrency: z
+          .int()
+          .positive()
+          .max(100)
+          .default(16)
+          .describe(
+            'Most runner registrations (JIT configs) and removals sent to GitHub at once. The limit adapts ' +
+              'below it: it starts at 8 (or this, if lower), grows while registrations wait and GitHub ' +
+              'answers as fast as its recent best, and halves on 5xx, timeouts and rate limits.',
+          ),
       })
       .prefault({}),
     requestTimeoutSeconds: z
