@@ -231,6 +231,8 @@ export function createRunnerController(options: RunnerControllerOptions) {
   return {
     ledger,
     namespaces,
+    /** Runner actions that may be under way now (the adaptive limit). */
+    limit: () => reconciler.limit(),
     /** The classes held on account of their runner groups, as last read; the others are released. */
     holdPlacements(holds: ReadonlyMap<string, PlacementHold>): void {
       for (const className of Object.keys(classes)) ledger.setPlacementHold(className, holds.get(className));

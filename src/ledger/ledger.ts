@@ -568,18 +568,26 @@ export class Ledger {
    * creates in flight included — and takes whichever usage is higher.
    */
   #quotaHeadroom(classes: RunnerClasses, only?: ReadonlySet<string>): Record<string, QuotaHeadroom> {
-    // With `only`, the namespaces of those classes, counting every configured class's runners there.
+    // With `only`, the namespaces of those classes. Own usage counts where a quota limits something:
+    // every configured class's runners in such a namespace.
     const namespaces = only
       ? new Set([...only].flatMap((name) => (classes[name] ? [classes[name].namespace] : [])))
       : undefined;
-    const counted = namespaces
-      ? new Set(Object.keys(classes).filter((name) => namespaces.has(classes[name]?.namespace ?? '')))
-      : undefined;
+    const limited = new Set(
+      [...this.#quotaLimits]
+        .filter(
+          ([namespace, limits]) => Object.keys(limits).length > 0 && (namespaces?.has(namespace) ?? true),
+        )
+        .map(([namespace]) => namespace),
+    );
+    const counted = new Set(
+      Object.keys(classes).filter((name) => limited.has(classes[name]?.namespace ?? '')),
+    );
     const own = new Map<string, Partial<Record<QuotaResource, number>>>();
-    for (const record of counted ? inClasses(this.#runners, counted) : this.#runners.values()) {
+    for (const record of inClasses(this.#runners, counted)) {
       const { observation } = record;
       const runnerClass = classes[observation.className];
-      if (!runnerClass || !holdsQuota(record)) continue;
+      if (!runnerClass || !holdsQuota(record) || !limited.has(observation.namespace)) continue;
       const usage = own.get(observation.namespace) ?? {};
       for (const [resource, amount] of Object.entries(runnerQuotaUsage(runnerClass)) as [
         QuotaResource,

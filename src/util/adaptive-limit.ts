@@ -6,7 +6,9 @@
  *   best, the limit grows: by one per answer at first (doubling every round of answers), then, once
  *   it has had to shrink, by one per round.
  * - Answers much slower than that best (more than `tolerance` times, and by more than `slackMs`) are
- *   the destination queueing: the limit shrinks by a tenth.
+ *   the destination queueing: the limit shrinks by a tenth, but not below `initial`. Latency alone
+ *   only takes back what it gave: other load on the destination slows its answers too, and yielding
+ *   to it below the configured start would lose throughput to it for nothing.
  * - An overload answer (429, 5xx, no answer in time) halves it, and a Retry-After pauses new calls.
  * - It shrinks at most once per round (as many answers as the limit), so a burst of failures from
  *   calls sent together counts once.
@@ -40,6 +42,7 @@ const OVERLOAD_DECREASE = 0.5;
 
 export class AdaptiveLimit {
   readonly #min: number;
+  readonly #initial: number;
   readonly #max: number;
   readonly #tolerance: number;
   readonly #slackMs: number;
@@ -63,6 +66,7 @@ export class AdaptiveLimit {
       );
     }
     this.#min = options.min;
+    this.#initial = options.initial;
     this.#max = options.max;
     this.#value = options.initial;
     this.#tolerance = options.tolerance ?? 2;
@@ -100,7 +104,7 @@ export class AdaptiveLimit {
       const baseline = this.#remember(this.#smoothed, now);
       const queueing =
         this.#smoothed > baseline * this.#tolerance && this.#smoothed - baseline > this.#slackMs;
-      if (queueing) this.#decrease(LATENCY_DECREASE);
+      if (queueing) this.#decrease(LATENCY_DECREASE, this.#initial);
       else if (sample.limited && this.#value < this.#max) this.#increase();
     }
     const after = this.limit;
@@ -117,12 +121,13 @@ export class AdaptiveLimit {
     this.#value = Math.min(this.#max, this.#value + 1);
   }
 
-  #decrease(factor: number): void {
+  #decrease(factor: number, floor = this.#min): void {
+    if (this.#value <= floor) return;
     this.#slowStart = false;
     if (this.#sinceDecrease < this.limit) return;
     this.#sinceDecrease = 0;
     this.#towardsNext = 0;
-    this.#value = Math.max(this.#min, Math.floor(this.#value * factor));
+    this.#value = Math.max(floor, Math.floor(this.#value * factor));
   }
 
   /** Keeps the lowest smoothed latency over about one window (two halves); returns it. */

@@ -59,17 +59,23 @@ describe('adaptive concurrency limit', () => {
     expect(limit.pausedUntil).toBe(4_000);
   });
 
-  it('shrinks while answers come much slower than the recent best, a tenth per round', () => {
-    const limit = new AdaptiveLimit({ initial: 20, min: 1, max: 64 });
-    feed(limit, answer(20, false), 20);
+  it('gives back what it grew while answers come much slower than the recent best, a tenth per round', () => {
+    const limit = new AdaptiveLimit({ initial: 8, min: 1, max: 64 });
+    feed(limit, answer(20), 40);
+    expect(limit.limit).toBe(48);
     expect(limit.baselineMs).toBe(20);
     // Queueing: five times slower. The smoothed latency crosses twice the best within a few answers.
-    const limits = feed(limit, answer(100), 60, 100);
-    expect(limits.at(-1)).toBeLessThan(20);
+    const limits = feed(limit, answer(100), 400, 100);
     // A tenth at a time, at most once per round: never a sudden halving.
     for (let i = 1; i < limits.length; i++) {
       expect(limits[i] as number).toBeGreaterThanOrEqual(Math.floor((limits[i - 1] as number) * 0.9));
     }
+    // Down to where it started, not below: slow answers alone never cost the configured start.
+    expect(limits.at(-1)).toBe(8);
+    expect(Math.min(...limits)).toBe(8);
+    // An overload answer still goes below it.
+    limit.sample({ kind: 'overload' }, 1_000);
+    expect(limit.limit).toBe(4);
   });
 
   it('takes small rises of fast answers for noise, not queueing', () => {
