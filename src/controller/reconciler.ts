@@ -77,8 +77,9 @@ export interface ReconcilerOptions {
   /** Told of every change of the concurrency limit (metrics). */
   onLimit?: (limit: number) => void;
   /**
-   * Share of the event loop passes may take under a stream of changes: after a pass that took d ms,
-   * the next waits (1 / share - 1) * d, so a large queue planned per event cannot starve the rest.
+   * Share of the event loop passes may take under a stream of changes: with passes taking d ms (on
+   * average), the next waits (1 / share - 1) * d, at most 250 ms, so a large queue planned per event
+   * cannot starve the rest.
    */
   planningShare?: number;
   /** How long a namespace makes no new runners after its quota refused one. */
@@ -143,7 +144,7 @@ export function createReconciler(options: ReconcilerOptions) {
   const createRetries = new Map<string, { attempts: number; timer?: NodeJS.Timeout }>();
   /** Runner names whose create call is under way. */
   const creating = new Set<string>();
-  const planningShare = options.planningShare ?? 0.25;
+  const planningShare = options.planningShare ?? 0.1;
   let running: Promise<void> | null = null;
   let again = false;
   /** Classes to plan on the next pass; `all` after the period or a change of unknown reach. */
@@ -503,14 +504,16 @@ export function createReconciler(options: ReconcilerOptions) {
           again = false;
           // Under a stream of changes, passes take at most their share of the event loop: the
           // changes meanwhile are planned together, and the calls and events in between get their turn.
-          const waitMs = passEndedAt + passCostMs * (1 / planningShare - 1) - performance.now();
+          const gapMs = Math.min(MAX_PASS_GAP_MS, passCostMs * (1 / planningShare - 1));
+          const waitMs = passEndedAt + gapMs - performance.now();
           if (waitMs >= 1) await sleep(waitMs);
           else await setImmediate();
           if (!active) break;
           const started = performance.now();
           await pass().catch((err: unknown) => log.error({ err }, 'reconcile pass failed'));
           passEndedAt = performance.now();
-          passCostMs = passEndedAt - started;
+          // Smoothed, so that one slow pass (a cold start, a collection) does not hold the next back.
+          passCostMs += 0.25 * (passEndedAt - started - passCostMs);
         } while (again && active);
       } finally {
         running = null;
@@ -569,6 +572,9 @@ export function createReconciler(options: ReconcilerOptions) {
     },
   };
 }
+
+/** The longest wait between passes, however long they take: changes are never planned later than this. */
+const MAX_PASS_GAP_MS = 250;
 
 interface Queued {
   action: Action;

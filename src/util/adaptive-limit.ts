@@ -1,17 +1,19 @@
 /**
  * How many calls to one destination (the Kubernetes apiserver, GitHub) may be under way at once,
- * learnt from the answers: additive increase, multiplicative decrease, steered by latency.
+ * learnt from the answers.
  *
- * - While work waits for a slot and answers come back about as fast as the destination's recent
- *   best, the limit grows: by one per answer at first (doubling every round of answers), then, once
- *   it has had to shrink, by one per round.
- * - Answers much slower than that best (more than `tolerance` times, and by more than `slackMs`) are
- *   the destination queueing: the limit shrinks by a tenth, but not below `initial`. Latency alone
- *   only takes back what it gave: other load on the destination slows its answers too, and yielding
- *   to it below the configured start would lose throughput to it for nothing.
- * - An overload answer (429, 5xx, no answer in time) halves it, and a Retry-After pauses new calls.
- * - It shrinks at most once per round (as many answers as the limit), so a burst of failures from
- *   calls sent together counts once.
+ * - While work waits for a slot, the limit grows: by one per answer at first (doubling every round of
+ *   answers), then by one per round.
+ * - It grows only while latency holds: once the limit has changed by a quarter or more since the last
+ *   check and a round of answers came back at the new limit, their latency is compared with the
+ *   latency at the old one. A destination that was not the bottleneck answers about as fast with more
+ *   calls in flight; one that queues them answers slower in proportion. When latency rose by more
+ *   than half the rise of the limit (in log terms), the growth is taken back to the old limit and
+ *   growth goes on one per round from there.
+ * - Latency that changes while the limit does not (other load on the destination) is not Gantry's
+ *   doing: it moves the reference, nothing else.
+ * - An overload answer (429, 5xx, no answer in time) halves the limit, at most once per round (a
+ *   burst of failures of calls sent together counts once), and a Retry-After pauses new calls.
  *
  * Pure: time comes in with every sample, so the policy is tested without a clock.
  */
@@ -20,12 +22,10 @@ export interface AdaptiveLimitOptions {
   initial: number;
   min: number;
   max: number;
-  /** Answers this many times slower than the recent best mean the destination is queueing. */
-  tolerance?: number;
-  /** Latency rises smaller than this (ms) are noise, whatever the ratio: fast calls jitter. */
-  slackMs?: number;
-  /** How long the best latency seen is remembered; a later, slower normal replaces it after that. */
-  baselineWindowMs?: number;
+  /**
+   * Latencies below this (ms) count as this: differences among fast answers are noise, not queueing.
+   */
+  noiseFloorMs?: number;
 }
 
 export type LimitSample =
@@ -36,28 +36,28 @@ export type LimitSample =
 
 export type LimitChange = 'grew' | 'shrank' | 'unchanged';
 
-const SMOOTHING = 0.2;
-const LATENCY_DECREASE = 0.9;
 const OVERLOAD_DECREASE = 0.5;
+/** The limit must have changed by this factor before latency can tell whether the change helped. */
+const JUDGED_CHANGE = 1.25;
+/** Latency rising faster than this power of the limit's rise means the destination queues the calls. */
+const QUEUEING_ELASTICITY = 0.5;
 
 export class AdaptiveLimit {
   readonly #min: number;
-  readonly #initial: number;
   readonly #max: number;
-  readonly #tolerance: number;
-  readonly #slackMs: number;
-  readonly #windowMs: number;
+  readonly #noiseFloorMs: number;
   #value: number;
   #slowStart = true;
-  /** Latency smoothed over the last few answers. */
-  #smoothed: number | undefined;
-  /** The lowest smoothed latency of the current and the previous half window. */
-  #best: { current: number; previous: number; since: number } | undefined;
+  /** The limit and the mean latency at it that later limits are judged against. */
+  #reference: { limit: number; latencyMs: number } | undefined;
+  /**
+   * The answers at the limit as it stands: the first `skip` answers after a change are of calls sent
+   * before it, and say nothing about it.
+   */
+  #round = { skip: 0, answers: 0, totalMs: 0, limited: false };
   /** Answers since the last decrease: decreases are at most one per round. */
   #sinceDecrease = Number.POSITIVE_INFINITY;
   #pausedUntil = 0;
-  /** Answers that would have grown the limit since it last grew, after slow start. */
-  #towardsNext = 0;
 
   constructor(options: AdaptiveLimitOptions) {
     if (!(options.min >= 1 && options.min <= options.initial && options.initial <= options.max)) {
@@ -66,17 +66,14 @@ export class AdaptiveLimit {
       );
     }
     this.#min = options.min;
-    this.#initial = options.initial;
     this.#max = options.max;
     this.#value = options.initial;
-    this.#tolerance = options.tolerance ?? 2;
-    this.#slackMs = options.slackMs ?? 10;
-    this.#windowMs = options.baselineWindowMs ?? 60_000;
+    this.#noiseFloorMs = options.noiseFloorMs ?? 5;
   }
 
   /** Calls that may be under way now. */
   get limit(): number {
-    return Math.max(this.#min, Math.min(this.#max, Math.floor(this.#value)));
+    return this.#value;
   }
 
   /** No new call before this time (epoch ms): the destination asked for a pause. */
@@ -84,61 +81,71 @@ export class AdaptiveLimit {
     return this.#pausedUntil;
   }
 
-  /** The recent best latency (ms) the policy compares with; undefined before the first answer. */
-  get baselineMs(): number | undefined {
-    return this.#best ? Math.min(this.#best.current, this.#best.previous) : undefined;
-  }
-
   sample(sample: LimitSample, now: number): LimitChange {
-    const before = this.limit;
+    const before = this.#value;
     this.#sinceDecrease += 1;
     if (sample.kind === 'overload') {
       if (sample.retryAfterMs !== undefined) {
         this.#pausedUntil = Math.max(this.#pausedUntil, now + sample.retryAfterMs);
       }
-      this.#decrease(OVERLOAD_DECREASE);
-    } else {
-      const latency = Math.max(0, sample.latencyMs);
-      this.#smoothed =
-        this.#smoothed === undefined ? latency : this.#smoothed + SMOOTHING * (latency - this.#smoothed);
-      const baseline = this.#remember(this.#smoothed, now);
-      const queueing =
-        this.#smoothed > baseline * this.#tolerance && this.#smoothed - baseline > this.#slackMs;
-      if (queueing) this.#decrease(LATENCY_DECREASE, this.#initial);
-      else if (sample.limited && this.#value < this.#max) this.#increase();
-    }
-    const after = this.limit;
+      this.#decrease();
+    } else this.#answer(Math.max(this.#noiseFloorMs, sample.latencyMs), sample.limited);
+    const after = this.#value;
     return after > before ? 'grew' : after < before ? 'shrank' : 'unchanged';
   }
 
-  #increase(): void {
-    if (!this.#slowStart) {
-      // One more per round of answers that all found work waiting.
-      this.#towardsNext += 1;
-      if (this.#towardsNext < this.limit) return;
+  #answer(latencyMs: number, limited: boolean): void {
+    const round = this.#round;
+    if (round.skip > 0) {
+      round.skip -= 1;
+    } else {
+      round.answers += 1;
+      round.totalMs += latencyMs;
+      round.limited ||= limited;
     }
-    this.#towardsNext = 0;
-    this.#value = Math.min(this.#max, this.#value + 1);
+    if (round.answers >= this.#value) {
+      this.#judge(round.totalMs / round.answers, round.limited);
+      return;
+    }
+    // Slow start: one more per answer while work waits, up to twice the last judged limit.
+    const reference = this.#reference;
+    if (this.#slowStart && limited && reference && this.#value < Math.min(this.#max, 2 * reference.limit)) {
+      this.#set(this.#value + 1);
+    }
   }
 
-  #decrease(factor: number, floor = this.#min): void {
-    if (this.#value <= floor) return;
+  /** A round of answers at the limit as it stands came back, `latencyMs` on average. */
+  #judge(latencyMs: number, limited: boolean): void {
+    const reference = this.#reference;
+    const grown = reference ? this.#value / reference.limit : 1;
+    if (reference && grown >= JUDGED_CHANGE) {
+      const elasticity = Math.log(latencyMs / reference.latencyMs) / Math.log(grown);
+      if (elasticity > QUEUEING_ELASTICITY) {
+        // The destination queued what the growth added: back to the limit it answered as fast at.
+        this.#slowStart = false;
+        this.#set(Math.max(this.#min, reference.limit));
+        return;
+      }
+    }
+    // Judged good, or latency moved while the limit did not: the reference follows.
+    if (!reference || grown >= JUDGED_CHANGE || grown <= 1) {
+      this.#reference = { limit: this.#value, latencyMs };
+    }
+    if (limited && this.#value < this.#max) this.#set(this.#value + 1);
+    else this.#set(this.#value);
+  }
+
+  #decrease(): void {
     this.#slowStart = false;
-    if (this.#sinceDecrease < this.limit) return;
+    if (this.#sinceDecrease < this.#value) return;
     this.#sinceDecrease = 0;
-    this.#towardsNext = 0;
-    this.#value = Math.max(floor, Math.floor(this.#value * factor));
+    this.#reference = undefined;
+    this.#set(Math.max(this.#min, Math.floor(this.#value * OVERLOAD_DECREASE)));
   }
 
-  /** Keeps the lowest smoothed latency over about one window (two halves); returns it. */
-  #remember(latency: number, now: number): number {
-    const half = this.#windowMs / 2;
-    if (!this.#best) this.#best = { current: latency, previous: latency, since: now };
-    else if (now - this.#best.since >= half) {
-      // A whole window went by without a sample: the old best says nothing about now.
-      const stale = now - this.#best.since >= 2 * half;
-      this.#best = { current: latency, previous: stale ? latency : this.#best.current, since: now };
-    } else this.#best.current = Math.min(this.#best.current, latency);
-    return Math.min(this.#best.current, this.#best.previous);
+  /** Sets the limit and starts a new round: the calls under way now answer first. */
+  #set(value: number): void {
+    this.#round = { skip: Math.min(this.#value, value), answers: 0, totalMs: 0, limited: false };
+    this.#value = value;
   }
 }
