@@ -304,7 +304,6 @@ export function createReconciler(options: ReconcilerOptions) {
         if (action.kind !== 'create-runner' || keep(action) || createRetries.has(action.runnerName))
           return true;
         queued -= 1;
-        createRetries.delete(action.runnerName);
         ledger.noteCreateFailed(action.runnerName);
         return false;
       });

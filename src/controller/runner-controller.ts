@@ -13,6 +13,7 @@ import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
 import type { LaunchMetrics } from '../metrics/launch-metrics.ts';
 import type { JobEvent } from '../model/job.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
+import type { RunnerObservation } from '../model/runner-observation.ts';
 import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../planner/classify.ts';
 import {
   type ConcurrencyBounds,
@@ -186,8 +187,10 @@ export function createRunnerController(options: RunnerControllerOptions) {
           upsert(pod) {
             const observation = observeRunnerPod(pod);
             if (!observation) return;
-            notify(ledger.observeRunner(observation));
-            reconciler.trigger([observation.className]);
+            const before = ledger.runnerObservation(observation.name);
+            const changes = ledger.observeRunner(observation);
+            notify(changes);
+            if (changesPlan(before, observation, changes)) reconciler.trigger([observation.className]);
           },
           remove(pod) {
             const name = pod.metadata?.name;
@@ -299,6 +302,27 @@ export function createRunnerController(options: RunnerControllerOptions) {
 }
 
 export type RunnerController = ReturnType<typeof createRunnerController>;
+
+/**
+ * Whether a pod update can change what the planner does for its class. Most updates of a starting
+ * pod (scheduled, conditions) cannot: it is supply as it was. What time alone changes (start and idle
+ * timeouts) the periodic pass plans. A pod the ledger did not know, one that ran (it may end a start
+ * failure's hold), ended, failed to start, was taken away or is being deleted can.
+ */
+export function changesPlan(
+  before: RunnerObservation | undefined,
+  after: RunnerObservation,
+  changes: readonly LedgerChange[],
+): boolean {
+  if (changes.length > 0 || before === undefined) return true;
+  const ended = (o: RunnerObservation) => o.phase === 'Succeeded' || o.phase === 'Failed';
+  return (
+    ended(before) !== ended(after) ||
+    before.deleting !== after.deleting ||
+    (before.startFailure === undefined) !== (after.startFailure === undefined) ||
+    before.lost !== after.lost
+  );
+}
 
 /** Requests that change something: what the actions send, and what the limit is about. */
 const WRITE_VERBS = new Set(['post', 'put', 'patch', 'delete']);
