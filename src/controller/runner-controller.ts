@@ -63,32 +63,27 @@ export function createRunnerController(options: RunnerControllerOptions) {
   });
   const { registrar, runs, metrics } = options;
   metrics?.setLimit('kubernetes', options.concurrency.initial);
-  /** The classes a batch of ledger changes concerns; undefined when one of them does not say. */
-  const classesOf = (changes: readonly LedgerChange[]): Set<string> | undefined => {
+  /**
+   * The classes a batch of ledger changes concerns: a job's class (when a class takes it) and the
+   * class of the runner that took or ran it (when the ledger knows that runner).
+   */
+  const classesOf = (changes: readonly LedgerChange[]): Set<string> => {
     const found = new Set<string>();
+    const add = (name: string | undefined) => {
+      if (name !== undefined) found.add(name);
+    };
     const runnerClass = (name: string | undefined) =>
       name === undefined ? undefined : ledger.runnerObservation(name)?.className;
     for (const change of changes) {
-      let names: (string | undefined)[];
-      if (change.kind === 'job-unclassified') continue;
-      if (change.kind === 'job-queued') {
-        names = [change.job.classification.matched ? change.job.classification.className : undefined];
-      } else if (change.kind === 'job-started') {
+      if (change.kind === 'job-queued' || change.kind === 'job-started') {
         const { classification, runnerName } = change.job;
-        names = [classification.matched ? classification.className : undefined];
-        // A runner the ledger does not know was not changed by it.
-        const taken = runnerClass(runnerName);
-        if (taken !== undefined) names.push(taken);
+        add(classification.matched ? classification.className : undefined);
+        add(runnerClass(runnerName));
       } else if (change.kind === 'job-completed') {
-        names = [change.className];
-        const ran = runnerClass(change.runnerName);
-        if (ran !== undefined) names.push(ran);
-      } else if (change.kind === 'trust-violation') names = [change.className];
-      else names = [change.runner.className];
-      for (const name of names) {
-        if (name === undefined) return undefined;
-        found.add(name);
-      }
+        add(change.className);
+        add(runnerClass(change.runnerName));
+      } else if (change.kind === 'trust-violation') add(change.className);
+      else if (change.kind !== 'job-unclassified') add(change.runner.className);
     }
     return found;
   };
@@ -200,7 +195,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
             if (observation) notify(ledger.observeRunner(observation));
             const gone = ledger.forgetRunner(name);
             notify(gone);
-            reconciler.trigger(classesOf(gone));
+            if (gone.length > 0) reconciler.trigger(classesOf(gone));
           },
         },
       }),
@@ -244,9 +239,9 @@ export function createRunnerController(options: RunnerControllerOptions) {
     /** A source's event: demand changed. */
     applyJobEvent(event: JobEvent): void {
       const changes = ledger.applyJobEvent(event);
-      if (changes.length === 0) return;
       notify(changes);
-      reconciler.trigger(classesOf(changes));
+      const concerned = classesOf(changes);
+      if (concerned.size > 0) reconciler.trigger(concerned);
     },
     /**
      * An answer (or none) of the apiserver to a request Gantry sent: writes steer the concurrency
