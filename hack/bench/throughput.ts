@@ -16,9 +16,9 @@
  *   nothing else going on;
  * - in a whole lifecycle: a second burst whose runners take a job as soon as they run (as a runner
  *   process does once its pod starts and its JIT config is there), so launches and removals overlap.
- * Per finishing runner: job completed (its `completed` webhook reaching Gantry) → pod gone, runner pod
- * finished (Succeeded) → gone, and the Kubernetes API requests Gantry sent naming the runner's pod or
- * Secret from its job's completion on. The lifecycle gives jobs completed per second. A runner "exits"
+ * Per finishing runner: job completed (on the fake GitHub) → pod gone, runner pod finished (seen
+ * Succeeded) → gone, and the Kubernetes API requests Gantry sent naming the runner's pod or Secret
+ * from its job's completion on. The lifecycle gives jobs completed per second. A runner "exits"
  * by the bench annotating its pod for KWOK to end it, as soon as its job is completed.
  *
  * actions-runner-controller's own published figures are printed beside these, as published (not
@@ -112,7 +112,7 @@ function rates(start: number, createSent: number[], running: number[]): Rates {
 
 interface Ending {
   runners: number;
-  /** Seconds from the job's completed webhook reaching Gantry to its pod gone. */
+  /** Seconds from the job's completion on the fake GitHub to its pod gone. */
   jobCompletedToGone: { p50: number; p99: number };
   /** Seconds from the runner pod seen finished (Succeeded) to gone. */
   finishedToGone: { p50: number; p99: number };
@@ -246,16 +246,15 @@ async function main(): Promise<void> {
     return connected;
   }
 
-  /** The runners' end, from the runner each job ran on and the times the watch and Gantry saw. */
+  /** The runners' end, from the runner each job ran on and the times the watch saw. */
   function ending(connected: ReadonlyMap<string, number>): Ending {
-    const completedAt = completedReceivedAt();
     const toGone: number[] = [];
     const finishedToGone: number[] = [];
     const calls: Record<string, number> = {};
     let total = 0;
     for (const [name, jobId] of connected) {
       const pod = runnerPods.pods.get(name) as PodTimes;
-      const completed = completedAt.get(jobId);
+      const completed = completedAt(jobId);
       if (completed === undefined || pod.goneAt === undefined) continue;
       toGone.push(pod.goneAt - completed);
       if (pod.finishedAt !== undefined) finishedToGone.push(pod.goneAt - pod.finishedAt);
@@ -283,15 +282,11 @@ async function main(): Promise<void> {
     };
   }
 
-  /** Job id → when Gantry received its `completed` webhook. */
-  function completedReceivedAt(): Map<number, number> {
-    const at = new Map<number, number>();
-    for (const delivery of gantry.fake.deliveries) {
-      if (delivery.action !== 'completed' || at.has(delivery.jobId)) continue;
-      const received = gantry.received.get(delivery.id);
-      if (received !== undefined) at.set(delivery.jobId, received);
-    }
-    return at;
+  /** When the fake GitHub completed the job, on this process's clock (`now()`). */
+  const clockOffset = Date.now() - now();
+  function completedAt(jobId: number): number | undefined {
+    const completed = gantry.fake.job(jobId)?.completedAt;
+    return completed === null || completed === undefined ? undefined : completed - clockOffset;
   }
 
   say(`warm-up: ${WARM_UP_PODS} pods, bare loop and Gantry`);
@@ -339,8 +334,7 @@ async function main(): Promise<void> {
   ).catch(() => undefined);
   const connected = await playRunners(lifecycleJobs);
   const lifecycle = ending(connected);
-  const completedAt = completedReceivedAt();
-  const lastCompleted = Math.max(...[...connected.values()].map((id) => completedAt.get(id) ?? Number.NaN));
+  const lastCompleted = Math.max(...[...connected.values()].map((id) => completedAt(id) ?? Number.NaN));
   const firstReceived = Math.min(
     ...lifecycleJobs.map((job) => gantry.queuedReceivedAt(job) ?? lifecycleStart),
   );
