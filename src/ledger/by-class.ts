@@ -1,13 +1,12 @@
 /**
  * A Map that also keeps its entries grouped by the class each belongs to, so that one class's
  * entries are found without going through every other class's: a pass that plans a few classes
- * reads those, whatever the size of the rest.
+ * reads those, whatever the size of the rest. An entry's class must not change while it is in the
+ * map (set it again instead): it is filed under the class it has when set.
  */
 export class ClassIndexedMap<V> extends Map<string, V> {
   readonly #classOf: (value: V) => string | undefined;
   readonly #byClass = new Map<string, Map<string, V>>();
-  /** The class each key was filed under, as it was when set. */
-  readonly #filedUnder = new Map<string, string>();
 
   constructor(classOf: (value: V) => string | undefined) {
     super();
@@ -25,7 +24,6 @@ export class ClassIndexedMap<V> extends Map<string, V> {
         this.#byClass.set(className, group);
       }
       group.set(key, value);
-      this.#filedUnder.set(key, className);
     }
     return this;
   }
@@ -37,7 +35,6 @@ export class ClassIndexedMap<V> extends Map<string, V> {
 
   override clear(): void {
     this.#byClass.clear();
-    this.#filedUnder.clear();
     super.clear();
   }
 
@@ -52,9 +49,9 @@ export class ClassIndexedMap<V> extends Map<string, V> {
   }
 
   #unfile(key: string): void {
-    const className = this.#filedUnder.get(key);
+    const current = super.get(key);
+    const className = current === undefined ? undefined : this.#classOf(current);
     if (className === undefined) return;
-    this.#filedUnder.delete(key);
     const group = this.#byClass.get(className);
     group?.delete(key);
     if (group?.size === 0) this.#byClass.delete(className);
