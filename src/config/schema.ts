@@ -49,8 +49,9 @@ export const configSchema = z
           .default(64)
           .describe(
             'Most runner creations and removals under way at once. The limit adapts below it: it starts ' +
-              'at 8 (or this, if lower), grows while work waits and the apiserver answers as fast as ' +
-              'its recent best, shrinks when answers slow down, and halves on 429, 5xx and timeouts.',
+              'at 8 (or this, if lower), grows while work waits and the apiserver answers about as fast ' +
+              'with more writes in flight, is taken back when latency rises with it, and halves on 429, ' +
+              '5xx and timeouts.',
           ),
       })
       .prefault({})

@@ -264,7 +264,8 @@ export const githubConfigSchema = z
           .describe(
             'Most runner registrations (JIT configs) and removals sent to GitHub at once. The limit adapts ' +
               'below it: it starts at 8 (or this, if lower), grows while registrations wait and GitHub ' +
-              'answers as fast as its recent best, and halves on 5xx, timeouts and rate limits.',
+              'answers about as fast with more in flight, is taken back when latency rises with it, and ' +
+              'halves on 5xx, timeouts and rate limits.',
           ),
       })
       .prefault({}),
