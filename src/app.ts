@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildServableCheck } from './classes/matching.ts';
 import type { Config } from './config/schema.ts';
+import { createLaunchMetrics } from './controller/metrics.ts';
 import { createRunnerController, type RunnerController } from './controller/runner-controller.ts';
 import { advertisedUrl } from './election/advertise.ts';
 import { createElector, type Elector, electionIdentity } from './election/elector.ts';
@@ -176,9 +177,14 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   if (launchesRunners || config.tekton.enabled) {
     const kc = deps.kubeConfig ?? defaultKubeConfig();
     const countKubeRequest = kubeRequestCounter(metrics);
+    const launchMetrics = createLaunchMetrics(metrics);
     const apis = createKubeApis(kc, {
       timeoutMs: config.kubernetes.requestTimeoutSeconds * 1000,
-      onResponse: countKubeRequest,
+      onResponse: (record) => {
+        countKubeRequest(record);
+        // The runner actions' adaptive limit learns from every answer of the apiserver.
+        runners?.observeKubeRequest(record);
+      },
     });
     if (github && launchesRunners) {
       registrar = createGithubRegistrar({
@@ -192,7 +198,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         unsafePlacement: config.github.trust.unsafePlacement,
         placementCheckIntervalMs: config.github.trust.placementCheckIntervalSeconds * 1000,
         onPlacements: (holds) => runners?.holdPlacements(holds),
+        concurrency: adaptiveBounds(config.github.runners.concurrency),
+        onConcurrencyLimit: (limit) => launchMetrics.setLimit('github', limit),
       });
+      launchMetrics.setLimit('github', adaptiveBounds(config.github.runners.concurrency).initial);
     }
     if (config.tekton.enabled) {
       tekton = createTektonSource({
@@ -243,7 +252,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       capacityTimeoutMs: config.controller.capacityTimeoutSeconds * 1000,
       deadlineGraceMs: config.controller.deadlineGraceSeconds * 1000,
       reconcilePeriodMs: config.controller.reconcilePeriodSeconds * 1000,
-      concurrency: config.controller.concurrency,
+      concurrency: adaptiveBounds(config.controller.concurrency),
+      metrics: launchMetrics,
       onChange: (change) => {
         observers.onChange(change);
         recorder?.observe(change);
@@ -364,6 +374,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       logger.info('gantry stopped');
     },
   };
+}
+
+/** A configured maximum as adaptive bounds: from 8 (or the maximum, if lower), never below 1. */
+function adaptiveBounds(max: number): { initial: number; min: number; max: number } {
+  return { initial: Math.min(8, max), min: 1, max };
 }
 
 /** The namespace this process runs in: POD_NAMESPACE, the service account's, or the kubeconfig's. */

@@ -19,13 +19,24 @@ export interface RegisteredRunner {
   repo?: string;
 }
 
+/** A registration of the runner's name exists already, and the caller asked not to replace it. */
+export class RegistrationExistsError extends Error {
+  override name = 'RegistrationExistsError';
+}
+
 /** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
 export interface RunnerRegistrar {
   /**
    * Registers the runner and returns its secret JIT config. An error with a numeric `untilMs` (epoch
-   * ms) says when the CI system will take registrations again (a rate limit).
+   * ms) says when the CI system will take registrations again (a rate limit). A registration of the
+   * same name is replaced (it is an earlier runner's, whose pod is gone), unless `replaceExisting` is
+   * false: then RegistrationExistsError.
    */
-  register(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<{ encodedJitConfig: string }>;
+  register(
+    action: CreateRunnerAction,
+    runnerClass: RunnerClass,
+    options?: { replaceExisting?: boolean },
+  ): Promise<{ encodedJitConfig: string }>;
   /** Removes the registration. `busy`: the CI system refused because the runner just took a job. */
   unregister(runner: RegisteredRunner): Promise<'removed' | 'busy' | 'absent'>;
   /**
@@ -60,8 +71,21 @@ export type DeleteOutcome = { kind: 'deleted' } | { kind: 'kept-busy' } | { kind
 /** Whether a runner's pod has its own JIT Secret; `failed`: the apiserver could not say. */
 export type CheckOutcome = { kind: 'written' } | { kind: 'missing' } | { kind: 'failed'; error: Error };
 
+export interface CreateOptions {
+  /**
+   * Register the runner while its pod is being created rather than after: the namespace's quota has
+   * room to spare and refused nothing lately, so a refusal (which then costs a registration, removed
+   * at once) is unlikely. False on retries, which must find out first what an earlier try left.
+   */
+  overlapRegistration: boolean;
+}
+
 export interface RunnerActuator {
-  create(action: CreateRunnerAction, runnerClass: RunnerClasses[string]): Promise<CreateOutcome>;
+  create(
+    action: CreateRunnerAction,
+    runnerClass: RunnerClasses[string],
+    options?: CreateOptions,
+  ): Promise<CreateOutcome>;
   remove(action: DeleteRunnerAction): Promise<DeleteOutcome>;
   check(action: CheckRunnerAction): Promise<CheckOutcome>;
 }

@@ -61,6 +61,8 @@ const cleanups = createCleanups(say);
 interface RateResult {
   rate: number;
   jobs: number;
+  /** Gantry's adaptive limit of runner actions under way once the rate's jobs were all Running. */
+  adaptiveLimit: number | null;
   offeredSeconds: { gantry: number | null; floor: number | null };
   gantryMs: PathMs;
   floorMs: PathMs;
@@ -151,8 +153,9 @@ async function main(): Promise<void> {
     }
     if (sent.some(Number.isNaN) || running.some(Number.isNaN))
       throw new Error('a job lacks its webhook, its create or its Running time');
+    const limit = gantry.app.runners?.limit();
     await drain();
-    return { offered, result: latencies(sent, running) };
+    return { offered, result: latencies(sent, running), limit };
   }
 
   /**
@@ -201,6 +204,7 @@ async function main(): Promise<void> {
     results.push({
       rate,
       jobs: gantryRun.offered.total,
+      adaptiveLimit: gantryRun.limit ?? null,
       offeredSeconds: {
         gantry: round(gantryRun.offered.seconds, 2),
         floor: round(bareRun.offered.seconds, 2),
@@ -228,7 +232,9 @@ async function main(): Promise<void> {
   const { controller } = gantry.config;
   const setup =
     `class limits: maxRunners ${UNCAPPED.maxRunners}, maxCreatePerSecond ${UNCAPPED.maxCreatePerSecond}; ` +
-    `controller.concurrency ${controller.concurrency}${CONCURRENCY === undefined ? ' (the default)' : ''}, reconcilePeriodSeconds ${controller.reconcilePeriodSeconds}; ` +
+    `controller.concurrency ${controller.concurrency}${CONCURRENCY === undefined ? ' (the default)' : ''} ` +
+    '(limit: the adaptive limit of runner actions once the jobs ran), ' +
+    `reconcilePeriodSeconds ${controller.reconcilePeriodSeconds}; ` +
     `${NODES} KWOK nodes`;
   const ms = (value: number | null, digits = 1) => (value === null ? '-' : value.toFixed(digits));
   const x = (value: number | null) => (value === null ? '-' : `${value.toFixed(2)}x`);
@@ -236,11 +242,23 @@ async function main(): Promise<void> {
     `Decision latency, jobs offered at each rate for ${SECONDS} s (${setup}).\n` +
       'Gantry: from its HTTP server receiving the queued webhook (the fake GitHub shares its process); ' +
       'floor: a bare loop creating the same pods at the same rate, from its decision.',
-    ['rate', 'jobs', 'path', 'p50 ms', 'p99 ms', 'floor p50', 'floor p99', 'x floor p50', 'x floor p99'],
+    [
+      'rate',
+      'jobs',
+      'limit',
+      'path',
+      'p50 ms',
+      'p99 ms',
+      'floor p50',
+      'floor p99',
+      'x floor p50',
+      'x floor p99',
+    ],
     results.flatMap((r) => [
       [
         `${r.rate}/s`,
         String(r.jobs),
+        String(r.adaptiveLimit ?? '-'),
         'received → pod create sent',
         ms(r.gantryMs.createSent.p50),
         ms(r.gantryMs.createSent.p99),
@@ -250,6 +268,7 @@ async function main(): Promise<void> {
         x(r.ratios.createSent.p99),
       ],
       [
+        '',
         '',
         '',
         'received → pod Running',

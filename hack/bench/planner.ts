@@ -12,6 +12,7 @@
 import { parseArgs } from 'node:util';
 import { buildClassifier } from '../../src/classes/matching.ts';
 import { classesSchema, type RunnerClasses } from '../../src/classes/schema.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
 import type {
   ClassifiableJob,
   ClassSnapshot,
@@ -21,6 +22,7 @@ import type {
   RunnerView,
 } from '../../src/model/ledger-snapshot.ts';
 import { plan } from '../../src/planner/plan.ts';
+import { runnerHealthRules } from '../../src/planner/runner-health.ts';
 import type { Headline } from './lib/report.ts';
 
 const { values: options } = parseArgs({
@@ -194,6 +196,78 @@ const saturated = buildClasses(200, 20);
 const unconstrained = buildClasses(10_000, 10_000);
 const classify = buildClassifier(saturated);
 
+/**
+ * A ledger holding the snapshot's jobs (all as GitHub jobs) and runners, as the reconciler plans from
+ * it: quotas on the namespaces runners-1 to runners-3, none on runners-0.
+ */
+function buildLedger(snapshot: LedgerSnapshot): Ledger {
+  const ledger = new Ledger({
+    classify,
+    health: runnerHealthRules({
+      startTimeoutMs: 600_000,
+      capacityTimeoutMs: 1_800_000,
+      deadlineGraceMs: 60_000,
+    }),
+  });
+  let busyJobs = 0;
+  for (const [className, classSnapshot] of Object.entries(snapshot.classes)) {
+    const identity = (key: string, repo: string) => ({
+      source: 'github' as const,
+      key,
+      repo,
+      labels: ['self-hosted', 'linux', className],
+      runId: '1',
+      runAttempt: 1,
+      untrusted: false,
+      name: key,
+    });
+    for (const job of classSnapshot.queued) {
+      ledger.applyJobEvent({
+        kind: 'queued',
+        job: identity(`github:${job.key}`, job.repo),
+        via: 'webhook',
+        createdAt: job.queuedAt,
+      });
+    }
+    for (const runner of classSnapshot.runners) {
+      const running = runner.state !== 'starting' && runner.state !== 'stuck';
+      ledger.observeRunner({
+        name: runner.name,
+        namespace: runner.namespace,
+        className,
+        ...(runner.repo !== undefined ? { repo: runner.repo } : {}),
+        phase: runner.state === 'failed' ? 'Failed' : running ? 'Running' : 'Pending',
+        createdAt: runner.state === 'stuck' ? NOW - 3_600_000 : runner.createdAt,
+        ...(running ? { runningSince: runner.createdAt } : {}),
+        deleting: runner.state === 'terminating',
+      });
+      if (runner.state === 'busy') {
+        const key = `github:busy-${busyJobs++}`;
+        ledger.applyJobEvent({
+          kind: 'started',
+          job: identity(key, runner.repo ?? 'org-0/repo-0'),
+          via: 'webhook',
+          createdAt: runner.createdAt,
+          startedAt: runner.createdAt + 1_000,
+          runnerName: runner.name,
+        });
+      }
+    }
+  }
+  for (const namespace of ['runners-1', 'runners-2', 'runners-3']) {
+    ledger.setQuotaLimits(namespace, {
+      pods: { hard: 2_000, used: 600 },
+      'requests.cpu': { hard: 1_500_000, used: 600_000 },
+    });
+  }
+  return ledger;
+}
+
+/** The classes a pass after one event plans: the event's class, with those sharing its namespace quota. */
+const namespaceClasses = (index: number) => new Set(classNames.filter((_, i) => i % 4 === index % 4));
+const someOf = (classes: RunnerClasses, names: ReadonlySet<string>): RunnerClasses =>
+  Object.fromEntries(Object.entries(classes).filter(([name]) => names.has(name))) as RunnerClasses;
+
 /** Every case at one size, on a snapshot of that many queued jobs (and the same runners). */
 function runSize(jobs: number): Row[] {
   const snapshot = buildSnapshot(jobs);
@@ -207,6 +281,11 @@ function runSize(jobs: number): Row[] {
     })),
   );
   const counts = { iterations: scaled(ITERATIONS, jobs, 20), warmup: scaled(WARMUP, jobs, 5) };
+  const ledger = buildLedger(snapshot);
+  const quotaNamespace = namespaceClasses(1);
+  const oneClass = new Set([classNames[0] as string]);
+  const pass = (only?: ReadonlySet<string>) =>
+    plan(ledger.snapshot(saturated, NOW, only), only ? someOf(saturated, only) : saturated, NOW).length;
   const baseline = measure(() => countingPass(snapshot), counts);
   const baselineMedian =
     summarise(jobs, 'baseline', baseline.samples, baseline.output, 1).medianMs || Number.EPSILON;
@@ -220,6 +299,12 @@ function runSize(jobs: number): Row[] {
           `classify ${jobs.toLocaleString('en')} jobs (matched)`,
           () => jobsToClassify.filter((job) => classify(job).matched).length,
         ],
+        ['pass from the ledger, every class (actions)', () => pass()],
+        [
+          `pass from the ledger, the ${quotaNamespace.size} classes sharing one namespace quota (actions)`,
+          () => pass(quotaNamespace),
+        ],
+        ['pass from the ledger, one class of a namespace without a quota (actions)', () => pass(oneClass)],
       ] as const
     ).map(([name, run]) => {
       const { samples, output } = measure(run, counts);
@@ -259,6 +344,13 @@ for (const line of lines) console.log(format(line));
 const median = (jobs: number, prefix: string) =>
   rows.find((row) => row.jobs === jobs && row.case.startsWith(prefix))?.medianMs ?? Number.NaN;
 const headline: Headline[] = [
+  {
+    what: `reconcile pass from the ledger after one event, ${SIZES.map((size) => size.toLocaleString('en')).join(' / ')} queued jobs (\`planner\`)`,
+    figure:
+      `the event's classes only: one class ${SIZES.map((size) => median(size, 'pass from the ledger, one class').toFixed(2)).join(' / ')} ms, ` +
+      `a namespace's ${namespaceClasses(1).size} classes ${SIZES.map((size) => median(size, 'pass from the ledger, the').toFixed(2)).join(' / ')} ms`,
+    baseline: `every class (a pass per event before): ${SIZES.map((size) => median(size, 'pass from the ledger, every').toFixed(1)).join(' / ')} ms`,
+  },
   {
     what: `planner pass, ${SIZES.map((size) => size.toLocaleString('en')).join(' / ')} queued jobs, ${CLASS_COUNT} classes, ${(CLASS_COUNT * RUNNERS_PER_CLASS).toLocaleString('en')} runners (\`planner\`)`,
     figure:

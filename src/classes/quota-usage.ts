@@ -6,13 +6,13 @@ import type { RunnerClass } from './schema.ts';
 /** What one runner pod of a class counts against its namespace's ResourceQuota. */
 export type QuotaUsage = Partial<Record<QuotaResource, number>>;
 
-/** A class's usage is asked for per runner on every snapshot; its quantities are parsed once. */
+/** A class's usage is asked for per runner on every snapshot; its quantities are parsed once, and no caller can change them. */
 const usageByClass = new WeakMap<RunnerClass, Readonly<QuotaUsage>>();
 
 export function runnerQuotaUsage(runnerClass: RunnerClass): Readonly<QuotaUsage> {
   const known = usageByClass.get(runnerClass);
   if (known) return known;
-  const usage = computeUsage(runnerClass);
+  const usage = Object.freeze(computeUsage(runnerClass));
   usageByClass.set(runnerClass, usage);
   return usage;
 }

@@ -47,8 +47,13 @@ export const configSchema = z
         concurrency: z
           .int()
           .positive()
-          .default(8)
-          .describe('Runner creations and removals carried out at once.'),
+          .default(64)
+          .describe(
+            'Most runner creations and removals under way at once. The limit adapts below it: it starts ' +
+              'at 8 (or this, if lower), grows while work waits and the apiserver answers about as fast ' +
+              'with more writes in flight, is taken back when latency rises with it, and halves on 429, ' +
+              '5xx and timeouts.',
+          ),
       })
       .prefault({})
       .superRefine((controller, ctx) => {

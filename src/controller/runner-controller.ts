@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { buildClassifier, buildRunnerTrustCheck, type ClassTrustPolicy } from '../classes/matching.ts';
 import type { RunnerClasses } from '../classes/schema.ts';
 import { ConfigError } from '../errors.ts';
-import type { KubeApis } from '../kube/client.ts';
+import type { KubeApis, KubeRequestRecord } from '../kube/client.ts';
 import { type RunningWatch, startWatch } from '../kube/watch.ts';
 import { findAdmissionProblems } from '../launcher/admission-check.ts';
 import { createKubeLauncher } from '../launcher/kube-launcher.ts';
@@ -15,9 +15,11 @@ import type { JobEvent } from '../model/job.ts';
 import { RUNNER_POD_SELECTOR } from '../model/keys.ts';
 import type { PlacementHold } from '../model/ledger-snapshot.ts';
 import { DEFAULT_RUNNER_NAME_PREFIX } from '../model/runner-name.ts';
+import type { RunnerObservation } from '../model/runner-observation.ts';
 import { runnerHealthRules } from '../planner/runner-health.ts';
 import type { RunActuator, RunnerRegistrar } from '../ports.ts';
-import { createReconciler, type ReconcilerOptions } from './reconciler.ts';
+import type { LaunchMetrics } from './metrics.ts';
+import { type ConcurrencyBounds, createReconciler, type ReconcilerOptions } from './reconciler.ts';
 
 export interface RunnerControllerOptions {
   kc: KubeConfig;
@@ -36,7 +38,9 @@ export interface RunnerControllerOptions {
   capacityTimeoutMs: number;
   deadlineGraceMs: number;
   reconcilePeriodMs: number;
-  concurrency: number;
+  /** Runner actions under way at once: the limit adapts within these bounds (see AdaptiveLimit). */
+  concurrency: ConcurrencyBounds;
+  metrics?: LaunchMetrics;
   /** Observers of ledger changes (metrics, logs); they must not throw. */
   onChange?: (change: LedgerChange) => void;
   /** Called after each reconcile pass. */
@@ -61,7 +65,34 @@ export function createRunnerController(options: RunnerControllerOptions) {
       generation: `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`,
     },
   });
-  const { registrar, runs } = options;
+  const { registrar, runs, metrics } = options;
+  metrics?.setLimit('kubernetes', options.concurrency.initial);
+  /**
+   * The classes a batch of ledger changes concerns: a job's class (when a class takes it) and the
+   * class of the runner that took or ran it (when the ledger knows that runner).
+   */
+  const classesOf = (changes: readonly LedgerChange[]): Set<string> => {
+    const found = new Set<string>();
+    const add = (name: string | undefined) => {
+      if (name !== undefined) found.add(name);
+    };
+    const runnerClass = (name: string | undefined) =>
+      name === undefined ? undefined : ledger.runnerObservation(name)?.className;
+    for (const change of changes) {
+      if (change.kind === 'job-queued' || change.kind === 'job-started') {
+        const { classification, runnerName } = change.job;
+        add(classification.matched ? classification.className : undefined);
+        add(runnerClass(runnerName));
+      } else if (change.kind === 'job-completed') {
+        add(change.className);
+        add(runnerClass(change.runnerName));
+      } else if (change.kind === 'trust-violation') add(change.className);
+      else if (change.kind !== 'job-unclassified') add(change.runner.className);
+    }
+    return found;
+  };
+  const classesIn = (namespace: string) =>
+    Object.keys(classes).filter((name) => classes[name]?.namespace === namespace);
   const log = logger.child({ component: 'runner-controller' });
   /** Logs what needs a person's eye and tells the observers (metrics, status page). */
   const report = (change: LedgerChange) => {
@@ -96,11 +127,22 @@ export function createRunnerController(options: RunnerControllerOptions) {
   const reconciler = createReconciler({
     ledger,
     classes,
-    ...(registrar ? { actuator: createKubeLauncher({ core: apis.core, registrar, logger }) } : {}),
+    ...(registrar
+      ? {
+          actuator: createKubeLauncher({
+            core: apis.core,
+            registrar,
+            logger,
+            onRegistrationDiscarded: ({ className, reason, removed }) =>
+              metrics?.registrationDiscarded(className, reason, removed),
+          }),
+        }
+      : {}),
     ...(runs ? { runs } : {}),
     logger,
     periodMs: options.reconcilePeriodMs,
     concurrency: options.concurrency,
+    onLimit: (limit) => metrics?.setLimit('kubernetes', limit),
     ready: () => watches.every((watch) => watch.isOpen()),
     onChange: report,
     ...(options.onPass ? { onPass: options.onPass } : {}),
@@ -144,8 +186,10 @@ export function createRunnerController(options: RunnerControllerOptions) {
           upsert(pod) {
             const observation = observeRunnerPod(pod);
             if (!observation) return;
-            notify(ledger.observeRunner(observation));
-            reconciler.trigger();
+            const before = ledger.runnerObservation(observation.name);
+            const changes = ledger.observeRunner(observation);
+            notify(changes);
+            if (changesPlan(before, observation, changes)) reconciler.trigger([observation.className]);
           },
           remove(pod) {
             const name = pod.metadata?.name;
@@ -153,8 +197,9 @@ export function createRunnerController(options: RunnerControllerOptions) {
             // The pod's last state says when it ended (its deletion time when removed while running).
             const observation = observeRunnerPod(pod);
             if (observation) notify(ledger.observeRunner(observation));
-            notify(ledger.forgetRunner(name));
-            reconciler.trigger();
+            const gone = ledger.forgetRunner(name);
+            notify(gone);
+            if (gone.length > 0) reconciler.trigger(classesOf(gone));
           },
         },
       }),
@@ -163,7 +208,7 @@ export function createRunnerController(options: RunnerControllerOptions) {
     quotasByNamespace.set(namespace, quotas);
     const update = () => {
       ledger.setQuotaLimits(namespace, quotaLimits([...quotas.values()]));
-      reconciler.trigger();
+      reconciler.trigger(classesIn(namespace));
     };
     watches.push(
       startWatch<V1ResourceQuota>({
@@ -188,6 +233,8 @@ export function createRunnerController(options: RunnerControllerOptions) {
   return {
     ledger,
     namespaces,
+    /** Runner actions that may be under way now (the adaptive limit). */
+    limit: () => reconciler.limit(),
     /** The classes held on account of their runner groups, as last read; the others are released. */
     holdPlacements(holds: ReadonlyMap<string, PlacementHold>): void {
       for (const className of Object.keys(classes)) ledger.setPlacementHold(className, holds.get(className));
@@ -195,8 +242,23 @@ export function createRunnerController(options: RunnerControllerOptions) {
     },
     /** A source's event: demand changed. */
     applyJobEvent(event: JobEvent): void {
-      notify(ledger.applyJobEvent(event));
-      reconciler.trigger();
+      const changes = ledger.applyJobEvent(event);
+      notify(changes);
+      const concerned = classesOf(changes);
+      if (concerned.size > 0) reconciler.trigger(concerned);
+    },
+    /**
+     * An answer (or none) of the apiserver to a request Gantry sent: writes steer the concurrency
+     * limit of runner actions, 429, 5xx and no answer in time making it smaller.
+     */
+    observeKubeRequest(record: KubeRequestRecord): void {
+      if (!WRITE_VERBS.has(record.verb)) return;
+      if (record.code === 0 || record.code === 429 || record.code >= 500) {
+        reconciler.observeKubeCall({
+          kind: 'overload',
+          ...(record.retryAfterMs !== undefined ? { retryAfterMs: record.retryAfterMs } : {}),
+        });
+      } else reconciler.observeKubeCall({ kind: 'answer', latencyMs: record.latencyMs });
     },
     /**
      * Refuses to start (ConfigError, naming the class and the apiserver's words) when the apiserver
@@ -239,3 +301,27 @@ export function createRunnerController(options: RunnerControllerOptions) {
 }
 
 export type RunnerController = ReturnType<typeof createRunnerController>;
+
+/**
+ * Whether a pod update can change what the planner does for its class. Most updates of a starting
+ * pod (scheduled, conditions) cannot: it is supply as it was. What time alone changes (start and idle
+ * timeouts) the periodic pass plans. A pod the ledger did not know, one that ran (it may end a start
+ * failure's hold), ended, failed to start, was taken away or is being deleted can.
+ */
+export function changesPlan(
+  before: RunnerObservation | undefined,
+  after: RunnerObservation,
+  changes: readonly LedgerChange[],
+): boolean {
+  if (changes.length > 0 || before === undefined) return true;
+  const ended = (o: RunnerObservation) => o.phase === 'Succeeded' || o.phase === 'Failed';
+  return (
+    ended(before) !== ended(after) ||
+    before.deleting !== after.deleting ||
+    (before.startFailure === undefined) !== (after.startFailure === undefined) ||
+    before.lost !== after.lost
+  );
+}
+
+/** Requests that change something: what the actions send, and what the limit is about. */
+const WRITE_VERBS = new Set(['post', 'put', 'patch', 'delete']);

@@ -17,6 +17,10 @@ export interface KubeRequestRecord {
   verb: string;
   resource: string;
   code: number;
+  /** From sending the request to its answer (or to giving up on one). */
+  latencyMs: number;
+  /** The wait the apiserver asked for (Retry-After on 429 and some 5xx), in ms. */
+  retryAfterMs?: number;
 }
 
 export interface KubeApis {
@@ -77,12 +81,19 @@ function boundedAndCounted({ timeoutMs, onResponse }: KubeApiOptions): HttpLibra
       const signal = request.getSignal();
       request.setSignal(signal ? AbortSignal.any([signal, timeout]) : timeout);
       const described = describeRequest(request.getHttpMethod(), request.getUrl());
+      const sentAt = performance.now();
       try {
         const response = await transport.send(request).toPromise();
-        onResponse?.({ ...described, code: response.httpStatusCode });
+        const retryAfter = Number(response.headers['retry-after'] ?? Number.NaN);
+        onResponse?.({
+          ...described,
+          code: response.httpStatusCode,
+          latencyMs: performance.now() - sentAt,
+          ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {}),
+        });
         return response;
       } catch (err) {
-        onResponse?.({ ...described, code: 0 });
+        onResponse?.({ ...described, code: 0, latencyMs: performance.now() - sentAt });
         throw err;
       }
     },

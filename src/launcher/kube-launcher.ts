@@ -10,7 +10,13 @@ import {
   kubeStatus,
 } from '../kube/errors.ts';
 import type { CheckRunnerAction, CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
-import type { CheckOutcome, CreateOutcome, DeleteOutcome, RunnerRegistrar } from '../ports.ts';
+import {
+  type CheckOutcome,
+  type CreateOutcome,
+  type DeleteOutcome,
+  RegistrationExistsError,
+  type RunnerRegistrar,
+} from '../ports.ts';
 import { withRetry } from '../util/retry.ts';
 import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
 import { buildRunnerPod } from './runner-pod.ts';
@@ -20,14 +26,45 @@ export interface KubeLauncherOptions {
   registrar: RunnerRegistrar;
   logger: Logger;
   retry?: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+  /**
+   * Told of a registration made alongside a pod create that was removed again because the pod was
+   * not created (`reason`: why not), or `removed: false` when removing it failed (the sweep will).
+   */
+  onRegistrationDiscarded?: (discarded: {
+    className: string;
+    reason: DiscardReason;
+    removed: boolean;
+  }) => void;
 }
+
+/** Why a registration made alongside a pod create was not used. */
+export type DiscardReason = 'quota-exceeded' | 'refused' | 'failed' | 'pod-exists';
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+const settled = <T>(promise: Promise<T>): Promise<Settled<T>> =>
+  promise.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  );
 
 /**
  * Carries out the planner's runner actions against Kubernetes. Per runner it writes twice to start
  * it (the Pod, then the Secret with the JIT config, owned by the Pod so the garbage collector removes
  * it) and once to remove it. Every step is idempotent, so a retried action converges.
+ *
+ * The JIT config comes from the CI system after the pod was created, so that a quota refusal costs
+ * no registration; or, where the caller says the quota has room to spare, during the pod's create,
+ * which takes the registration's wait out of every runner's start. A registration so made for a pod
+ * that was not created after all is removed at once, and reported.
  */
-export function createKubeLauncher({ core, registrar, logger, retry }: KubeLauncherOptions) {
+export function createKubeLauncher({
+  core,
+  registrar,
+  logger,
+  retry,
+  onRegistrationDiscarded,
+}: KubeLauncherOptions) {
   const policy = {
     attempts: retry?.attempts ?? 4,
     baseDelayMs: retry?.baseDelayMs ?? 200,
@@ -37,37 +74,58 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
   };
   const log = logger.child({ component: 'launcher' });
 
-  async function create(action: CreateRunnerAction, runnerClass: RunnerClass): Promise<CreateOutcome> {
+  async function create(
+    action: CreateRunnerAction,
+    runnerClass: RunnerClass,
+    options?: { overlapRegistration?: boolean },
+  ): Promise<CreateOutcome> {
     const { runnerName: name, namespace } = action;
     const fields = { class: action.className, pod: name, namespace };
-    // The pod first: the quota admission judges it before any GitHub registration is spent.
+    // Never replacing a registration of the same name: one may be in use by a pod that exists.
+    const early = options?.overlapRegistration
+      ? settled(registrar.register(action, runnerClass, { replaceExisting: false }))
+      : undefined;
+    // The pod first: the quota admission judges it before any GitHub registration is spent (or, with
+    // an early registration, before it is used).
     const body = buildRunnerPod(action, runnerClass);
     let podUid = '';
     let existed = false;
+    let refusal: CreateOutcome | undefined;
     try {
       const created = await withRetry(() => core.createNamespacedPod({ namespace, body }), policy);
       podUid = created.metadata?.uid ?? '';
     } catch (err) {
       if (isQuotaExceeded(err)) {
         const retryAfterMs = kubeRetryAfterMs(err);
-        return {
+        refusal = {
           kind: 'quota-exceeded',
           message: kubeMessage(err),
           ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         };
-      }
-      if (isTransientKubeError(err)) {
-        return { kind: 'failed', error: describe('create pod', name, err), podMayExist: true };
-      }
-      if (kubeStatus(err) !== 409) {
+      } else if (isTransientKubeError(err)) {
+        refusal = { kind: 'failed', error: describe('create pod', name, err), podMayExist: true };
+      } else if (kubeStatus(err) !== 409) {
         const detail = kubeReason(err) ?? String(kubeStatus(err));
         log.error(
           { ...fields, reason: detail, err: kubeMessage(err) },
           'the apiserver refused the runner pod',
         );
-        return { kind: 'refused', detail, message: kubeMessage(err) };
+        refusal = { kind: 'refused', detail, message: kubeMessage(err) };
+      } else {
+        existed = true;
       }
-      existed = true;
+    }
+    if (refusal || existed) {
+      // Not this create's pod: a registration made for it is not needed.
+      if (early) {
+        const reason: DiscardReason = refusal
+          ? refusal.kind === 'quota-exceeded' || refusal.kind === 'refused'
+            ? refusal.kind
+            : 'failed'
+          : 'pod-exists';
+        await discard(action, await early, reason);
+      }
+      if (refusal) return refusal;
       try {
         const pod = await withRetry(() => core.readNamespacedPod({ name, namespace }), policy);
         podUid = pod.metadata?.uid ?? '';
@@ -82,7 +140,11 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
 
     let encodedJitConfig: string;
     try {
-      ({ encodedJitConfig } = await registrar.register(action, runnerClass));
+      const made = existed ? undefined : await early;
+      if (made?.ok) ({ encodedJitConfig } = made.value);
+      // Registered already: an earlier runner's, as this pod is new; replaced as usual.
+      else if (made && !(made.error instanceof RegistrationExistsError)) throw made.error;
+      else ({ encodedJitConfig } = await registrar.register(action, runnerClass));
     } catch (err) {
       await removePod(name, namespace);
       const retryAt = (err as { untilMs?: unknown }).untilMs;
@@ -127,6 +189,22 @@ export function createKubeLauncher({ core, registrar, logger, retry }: KubeLaunc
       existed ? 'runner completed' : 'runner created',
     );
     return { kind: 'created' };
+  }
+
+  /** Removes a registration made alongside a pod create that did not make the pod. */
+  async function discard(action: CreateRunnerAction, made: Settled<unknown>, reason: DiscardReason) {
+    if (!made.ok) return;
+    let removed = true;
+    try {
+      await registrar.unregister(action);
+    } catch (err) {
+      removed = false;
+      log.warn(
+        { class: action.className, pod: action.runnerName, reason, err: (err as Error).message },
+        'could not remove a registration its pod was not created for; the runner sweep will',
+      );
+    }
+    onRegistrationDiscarded?.({ className: action.className, reason, removed });
   }
 
   /**

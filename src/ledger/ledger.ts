@@ -26,6 +26,7 @@ import type {
   RunnerObservation,
   StartFailure,
 } from '../model/runner-observation.ts';
+import { ClassIndexedMap } from './by-class.ts';
 
 export interface LedgerOptions {
   classify: (job: ClassifiableJob) => Classification;
@@ -129,8 +130,10 @@ export type LedgerChange =
  */
 export class Ledger {
   readonly #options: LedgerOptions;
-  readonly #jobs = new Map<string, JobRecord>();
-  readonly #runners = new Map<string, RunnerRecord>();
+  readonly #jobs = new ClassIndexedMap<JobRecord>((job) =>
+    job.classification.matched ? job.classification.className : undefined,
+  );
+  readonly #runners = new ClassIndexedMap<RunnerRecord>((runner) => runner.observation.className);
   /** Runner name → the job it took, for runners whose pod the watch has not reported yet. */
   readonly #jobByRunner = new Map<string, string>();
   /** Jobs that ended recently: a late `queued` for one of them (a stale poll) must not revive it. */
@@ -489,8 +492,12 @@ export class Ledger {
     return this.#runners.get(name)?.observation;
   }
 
-  /** The planner's input: per class its waiting jobs and its runners, with states derived at `now`. */
-  snapshot(classes: RunnerClasses, now: EpochMillis): LedgerSnapshot {
+  /**
+   * The planner's input: per class its waiting jobs and its runners, with states derived at `now`.
+   * `only`: just these classes (and the quotas of their namespaces), read without going through the
+   * others.
+   */
+  snapshot(classes: RunnerClasses, now: EpochMillis, only?: ReadonlySet<string>): LedgerSnapshot {
     const byClass: Record<
       string,
       { queued: QueuedJob[]; runners: RunnerView[]; admittedRuns: AdmittedRun[] }
@@ -503,7 +510,7 @@ export class Ledger {
       }
       return found;
     };
-    for (const job of this.#jobs.values()) {
+    for (const job of only ? inClasses(this.#jobs, only) : this.#jobs.values()) {
       if (!job.classification.matched) continue;
       const { source, key, repo } = job.identity;
       if (source === 'tekton' && (job.state === 'started' || job.runAction === 'admit')) {
@@ -518,7 +525,7 @@ export class Ledger {
         queuedAt: job.createdAt,
       });
     }
-    for (const record of this.#runners.values()) {
+    for (const record of only ? inClasses(this.#runners, only) : this.#runners.values()) {
       const { observation } = record;
       const view = this.#options.health.of(
         { ...record, contain: record.violation?.contain === true },
@@ -542,6 +549,7 @@ export class Ledger {
       ...this.#creationHolds.keys(),
       ...this.#placementHolds.keys(),
     ])) {
+      if (only && !only.has(className)) continue;
       const budget = this.#budgets.get(className);
       const holds = this.#creationHolds.get(className);
       const held = Math.max(0, ...(holds?.values() ?? []));
@@ -555,7 +563,7 @@ export class Ledger {
     }
     return {
       classes: classesOut,
-      quotas: this.#quotaHeadroom(classes),
+      quotas: this.#quotaHeadroom(classes, only),
       retiredNames: this.#retiredNames,
       ...(this.#options.naming ? { naming: this.#options.naming } : {}),
     };
@@ -566,14 +574,27 @@ export class Ledger {
    * recomputed low while pods come and go), so Gantry also counts its own runners that hold quota —
    * creates in flight included — and takes whichever usage is higher.
    */
-  #quotaHeadroom(classes: RunnerClasses): Record<string, QuotaHeadroom> {
+  #quotaHeadroom(classes: RunnerClasses, only?: ReadonlySet<string>): Record<string, QuotaHeadroom> {
+    // With `only`, the namespaces of those classes. Own usage counts where a quota limits something:
+    // every configured class's runners in such a namespace.
+    const namespaces = only
+      ? new Set([...only].flatMap((name) => (classes[name] ? [classes[name].namespace] : [])))
+      : undefined;
+    const limited = new Set(
+      [...this.#quotaLimits]
+        .filter(
+          ([namespace, limits]) => Object.keys(limits).length > 0 && (namespaces?.has(namespace) ?? true),
+        )
+        .map(([namespace]) => namespace),
+    );
+    const counted = new Set(
+      Object.keys(classes).filter((name) => limited.has(classes[name]?.namespace ?? '')),
+    );
     const own = new Map<string, Partial<Record<QuotaResource, number>>>();
-    for (const record of this.#runners.values()) {
+    for (const record of inClasses(this.#runners, counted)) {
       const { observation } = record;
-      // Only namespaces with a quota are reported; counting the others would be work thrown away.
-      if (!this.#quotaLimits.has(observation.namespace)) continue;
       const runnerClass = classes[observation.className];
-      if (!runnerClass || !holdsQuota(record)) continue;
+      if (!runnerClass || !holdsQuota(record) || !limited.has(observation.namespace)) continue;
       const usage = own.get(observation.namespace) ?? {};
       for (const [resource, amount] of Object.entries(runnerQuotaUsage(runnerClass)) as [
         QuotaResource,
@@ -585,6 +606,7 @@ export class Ledger {
     }
     const headroom: Record<string, QuotaHeadroom> = {};
     for (const namespace of new Set([...this.#quotaLimits.keys(), ...this.#quotaBackoff.keys()])) {
+      if (namespaces && !namespaces.has(namespace)) continue;
       const remaining: QuotaHeadroom['remaining'] = {};
       for (const [resource, limit] of Object.entries(this.#quotaLimits.get(namespace) ?? {}) as [
         QuotaResource,
@@ -598,4 +620,9 @@ export class Ledger {
     }
     return headroom;
   }
+}
+
+/** The entries of the given classes. */
+function* inClasses<V>(map: ClassIndexedMap<V>, classNames: ReadonlySet<string>): Generator<V> {
+  for (const className of classNames) yield* map.inClass(className);
 }

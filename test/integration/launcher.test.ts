@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classesSchema, type RunnerClass } from '../../src/classes/schema.ts';
 import { createKubeApis } from '../../src/kube/client.ts';
 import { jitConfigSecretName } from '../../src/launcher/jit-config-secret.ts';
-import { createKubeLauncher } from '../../src/launcher/kube-launcher.ts';
+import { createKubeLauncher, type KubeLauncherOptions } from '../../src/launcher/kube-launcher.ts';
 import { buildRunnerPod } from '../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../src/model/action.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
@@ -61,11 +61,13 @@ describe('kube launcher', () => {
   const launcherWith = (
     registrar: RunnerRegistrar,
     onResponse?: (r: { verb: string; resource: string; code: number }) => void,
+    onRegistrationDiscarded?: KubeLauncherOptions['onRegistrationDiscarded'],
   ) =>
     createKubeLauncher({
       core: createKubeApis(kc, { timeoutMs: 10_000, ...(onResponse ? { onResponse } : {}) }).core,
       registrar,
       logger: pino({ level: 'silent' }),
+      ...(onRegistrationDiscarded ? { onRegistrationDiscarded } : {}),
     });
 
   it('starts a runner with two writes: a restricted pod and its JIT secret, owned by the pod', async () => {
@@ -311,5 +313,81 @@ describe('kube launcher', () => {
       message: expect.stringContaining('exceeded quota: runners'),
     });
     expect(registrar.registered.size).toBe(0);
+  });
+
+  describe('with the registration overlapping the pod create', () => {
+    const overlap = { overlapRegistration: true };
+
+    it('makes the same runner with one registration: the pod and its JIT secret', async () => {
+      const registrar = memoryRegistrar();
+      const writes: string[] = [];
+      const launcher = launcherWith(registrar, (r) => {
+        if (r.verb !== 'get' && r.verb !== 'list') writes.push(`${r.verb} ${r.resource} ${r.code}`);
+      });
+      const action = createAction(ns, 'acme/app#overlap');
+      expect(await launcher.create(action, runnerClass(ns), overlap)).toEqual({ kind: 'created' });
+      expect(writes).toEqual(['post pods 201', 'post secrets 201']);
+      expect(registrar.made).toEqual([action.runnerName]);
+      const secret = await core.readNamespacedSecret({
+        name: jitConfigSecretName(action.runnerName),
+        namespace: ns,
+      });
+      expect(Buffer.from(secret.data?.jitConfig ?? '', 'base64').toString()).toBe(
+        `jit-for-${action.runnerName}`,
+      );
+    });
+
+    it('removes the registration at once when the quota refuses the pod, and reports it', async () => {
+      const quotaNs = await createTestNamespace(kc, 'launcher-quota-overlap', {
+        'pod-security.kubernetes.io/enforce': 'restricted',
+      });
+      namespaces.push(quotaNs);
+      await core.createNamespacedResourceQuota({
+        namespace: quotaNs,
+        body: { metadata: { name: 'runners' }, spec: { hard: { pods: '0' } } },
+      });
+      await until('quota status', async () => {
+        const quota = await core.readNamespacedResourceQuota({ name: 'runners', namespace: quotaNs });
+        return quota.status?.hard?.pods !== undefined;
+      });
+      const registrar = memoryRegistrar();
+      const discarded: unknown[] = [];
+      const action = createAction(quotaNs, 'acme/app#0');
+      const outcome = await launcherWith(registrar, undefined, (d) => discarded.push(d)).create(
+        action,
+        runnerClass(quotaNs),
+        overlap,
+      );
+      expect(outcome).toMatchObject({ kind: 'quota-exceeded' });
+      // It was registered while the pod was judged, and is gone again.
+      expect(registrar.made).toEqual([action.runnerName]);
+      expect(registrar.registered.size).toBe(0);
+      expect(discarded).toEqual([{ className: 'lint', reason: 'quota-exceeded', removed: true }]);
+    });
+
+    it('never replaces a registration of a pod that exists: a repeated create leaves the runner as it is', async () => {
+      const registrar = memoryRegistrar();
+      const discarded: unknown[] = [];
+      const launcher = launcherWith(registrar, undefined, (d) => discarded.push(d));
+      const action = createAction(ns, 'acme/app#overlap-again');
+      expect(await launcher.create(action, runnerClass(ns))).toEqual({ kind: 'created' });
+      expect(await launcher.create(action, runnerClass(ns), overlap)).toEqual({ kind: 'exists' });
+      // The first registration stands; none was made, replaced or removed.
+      expect(registrar.made).toEqual([action.runnerName]);
+      expect(registrar.registered.has(action.runnerName)).toBe(true);
+      expect(discarded).toEqual([]);
+    });
+
+    it('replaces an earlier runner’s registration of the same name once its own pod is made', async () => {
+      const registrar = memoryRegistrar();
+      const action = createAction(ns, 'acme/app#overlap-stale');
+      // Left by an earlier runner of that name whose pod is gone.
+      registrar.registered.add(action.runnerName);
+      expect(await launcherWith(registrar).create(action, runnerClass(ns), overlap)).toEqual({
+        kind: 'created',
+      });
+      expect(registrar.made).toEqual([action.runnerName]);
+      expect(registrar.registered.has(action.runnerName)).toBe(true);
+    });
   });
 });

@@ -43,10 +43,14 @@ export function startRunnerSimulator(kc: KubeConfig, fake: FakeGithub, namespace
       };
       for (const namespace of namespaces) {
         let live = 0;
-        const [pods, secrets] = await Promise.all([
+        const answer = await Promise.all([
           core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/managed-by=gantry' }),
           core.listNamespacedSecret({ namespace, labelSelector: 'app.kubernetes.io/managed-by=gantry' }),
-        ]).catch(() => [{ items: [] }, { items: [] }] as const);
+        ]).catch(() => undefined);
+        // The apiserver did not answer (an outage): that says nothing about the pods, whose runners
+        // go on; a failed list taken for an empty one would lose every runner at work.
+        if (!answer) continue;
+        const [pods, secrets] = answer;
         const secretNames = new Set(secrets.items.map((s) => s.metadata?.name));
         const listed = new Set(pods.items.map((p) => p.metadata?.uid ?? ''));
         for (const uid of lastListed.get(namespace) ?? []) {

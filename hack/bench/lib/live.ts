@@ -118,10 +118,14 @@ export async function createNamespace(core: CoreV1Api, name: string): Promise<vo
 export class TimingKubeConfig extends KubeConfig {
   /** Pod name → when its first create request was sent, and the job it was made for. */
   readonly podCreates = new Map<string, { at: number; job?: string }>();
+  /** Every request sent with this kubeconfig (watch streams included), in order. */
+  readonly requests: { at: number; method: string; path: string }[] = [];
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
-    const path = new URL(context.getUrl()).pathname;
+    const url = new URL(context.getUrl());
+    const path = url.pathname;
+    this.requests.push({ at: now(), method: String(context.getHttpMethod()), path: path + url.search });
     if (context.getHttpMethod() !== 'POST' || !/^\/api\/v1\/namespaces\/[^/]+\/pods$/.test(path)) return;
     const at = now();
     const body = context.getBody();
@@ -138,6 +142,8 @@ export interface PodTimes {
   job?: string;
   addedAt: number;
   runningAt?: number;
+  /** First seen Succeeded or Failed. */
+  finishedAt?: number;
   goneAt?: number;
 }
 
@@ -157,6 +163,7 @@ export async function watchPods(cleanups: Cleanups, kc: KubeConfig, core: CoreV1
       if (job && !byJob.has(job)) byJob.set(job, times);
     }
     if (pod.status?.phase === 'Running') times.runningAt ??= at;
+    if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') times.finishedAt ??= at;
   };
   const watch = startWatch<V1Pod>({
     kc,

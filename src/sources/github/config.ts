@@ -324,6 +324,17 @@ export const githubConfigSchema = z
           .min(30)
           .default(600)
           .describe('An owned runner offline for longer than this is deleted.'),
+        concurrency: z
+          .int()
+          .positive()
+          .max(100)
+          .default(16)
+          .describe(
+            'Most runner registrations (JIT configs) and removals sent to GitHub at once. The limit adapts ' +
+              'below it: it starts at 8 (or this, if lower), grows while registrations wait and GitHub ' +
+              'answers about as fast with more in flight, is taken back when latency rises with it, and ' +
+              'halves on 5xx, timeouts and rate limits.',
+          ),
       })
       .prefault({}),
     requestTimeoutSeconds: z

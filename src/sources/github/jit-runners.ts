@@ -25,6 +25,11 @@ export interface CreateRunnerRequest {
   /** The runner class's labels; a job runs on it when its runs-on labels are all among them. */
   labels: readonly string[];
   placement: RunnerPlacement;
+  /**
+   * A registration of the same name exists already: remove it and register anew (default), or
+   * fail with GitHub's 409 (when it may belong to a runner that is still wanted).
+   */
+  replaceExisting?: boolean;
 }
 
 export interface CleanupReport {
@@ -161,7 +166,7 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
           };
         } catch (err) {
           if (err instanceof GithubRateLimitedError || attempt >= options.maxRetries) throw err;
-          if (isStatus(err, 409) && !staleRemoved) {
+          if (isStatus(err, 409) && !staleRemoved && request.replaceExisting !== false) {
             // The name is registered already: by an attempt whose answer was lost, or by an earlier
             // runner of the same name whose pod is gone (the caller made this runner's pod just now).
             // Either registration is stale: remove it and register anew, once.

@@ -4,10 +4,11 @@ import type { RunnerClass, RunnerClasses } from '../../classes/schema.ts';
 import { ConfigError } from '../../errors.ts';
 import type { CreateRunnerAction } from '../../model/action.ts';
 import type { PlacementHold } from '../../model/ledger-snapshot.ts';
-import type { RegisteredRunner, RunnerRegistrar } from '../../ports.ts';
+import { type RegisteredRunner, RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
+import { createAdaptiveGate } from '../../util/adaptive-gate.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
 import type { RunnerScope } from './api.ts';
-import { isRefusedForGood } from './errors.ts';
+import { GithubApiError, GithubRateLimitedError, isRefusedForGood, isStatus } from './errors.ts';
 import type { JitRunnerService, RunnerPlacement } from './jit-runners.ts';
 import { type PlacementProblem, placementProblems } from './runner-group-policy.ts';
 
@@ -37,6 +38,13 @@ export interface GithubRegistrarOptions {
   onPlacements?: (holds: ReadonlyMap<string, PlacementHold>) => void;
   /** Waits between reads of the runner groups while GitHub cannot be reached: doubling, first to max. */
   unreadableRetryMs?: readonly [first: number, max: number];
+  /**
+   * Registrations and removals sent to GitHub at once: the limit adapts between `min` and `max`
+   * (see AdaptiveLimit), halving on 5xx, timeouts and rate limits.
+   */
+  concurrency?: { initial: number; min: number; max: number };
+  /** Told of every change of that limit (metrics). */
+  onConcurrencyLimit?: (limit: number) => void;
 }
 
 /** Waits between attempts to remove the registration of a runner whose pod is gone (it held a job). */
@@ -71,6 +79,12 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
     help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
     labelNames: ['class'] as const,
     registers: [options.metrics],
+  });
+  // Registrations are what a burst of jobs sends GitHub: as many at once as its answers allow.
+  const gate = createAdaptiveGate({
+    ...(options.concurrency ?? { initial: 8, min: 1, max: 16 }),
+    judge: judgeGithubFailure,
+    ...(options.onConcurrencyLimit ? { onLimit: options.onConcurrencyLimit } : {}),
   });
   const githubClasses = Object.keys(classes).filter((name) => classes[name]?.match.github);
   const orgScoped = githubClasses.filter((name) => classes[name]?.scope === 'org');
@@ -197,19 +211,34 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
   }
 
   return {
-    async register(action: CreateRunnerAction, runnerClass: RunnerClass) {
+    async register(action: CreateRunnerAction, runnerClass: RunnerClass, registerOptions) {
       const labels = runnerClass.match.github?.labels;
       if (!labels)
         throw new Error(`class ${action.className} has no GitHub labels to register a runner with`);
-      const runner = await runners.create({
-        name: action.runnerName,
-        labels,
-        placement: placementOf(action, runnerClass),
-      });
-      return { encodedJitConfig: runner.encodedJitConfig };
+      const replaceExisting = registerOptions?.replaceExisting ?? true;
+      try {
+        const runner = await gate.run(() =>
+          runners.create({
+            name: action.runnerName,
+            labels,
+            placement: placementOf(action, runnerClass),
+            replaceExisting,
+          }),
+        );
+        return { encodedJitConfig: runner.encodedJitConfig };
+      } catch (err) {
+        if (!replaceExisting && isStatus(err, 409)) {
+          throw new RegistrationExistsError(`runner ${action.runnerName} is registered already`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
     },
     unregister(runner: RegisteredRunner) {
-      return runners.remove(runner.runnerName, placementOf(runner, classes[runner.className]));
+      return gate.run(() =>
+        runners.remove(runner.runnerName, placementOf(runner, classes[runner.className])),
+      );
     },
     forget: (runner) => forget(runner),
     sweep,
@@ -261,4 +290,15 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
       await Promise.all([sweeping, checking]);
     },
   };
+}
+
+/**
+ * 5xx, no answer and rate limits are GitHub asking for less. A request the client held back (its
+ * rate limit is spent) says nothing; the class then waits for the limit's end (see the reconciler).
+ */
+function judgeGithubFailure(err: unknown): 'overload' | 'answer' | 'unsent' {
+  if (err instanceof GithubRateLimitedError) return err.sent ? 'overload' : 'unsent';
+  if (err instanceof GithubApiError) return err.status === 0 || err.status >= 500 ? 'overload' : 'answer';
+  // Refused before any request (a name or labels GitHub would not take).
+  return 'unsent';
 }

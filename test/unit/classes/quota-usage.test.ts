@@ -45,4 +45,15 @@ describe('what one runner pod counts against its namespace quota', () => {
       'limits.memory': GI + 128 * MI,
     });
   });
+
+  it('works a class’s usage out once, and hands out a copy no caller can change', () => {
+    const { lint } = classes({ lint: { resources: { requests: { cpu: '1' } } } });
+    if (!lint) throw new Error('no class');
+    const first = runnerQuotaUsage(lint);
+    expect(runnerQuotaUsage(lint)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    // Another class object (a reloaded configuration) gets its own figures.
+    const { lint: other } = classes({ lint: { resources: { requests: { cpu: '2' } } } });
+    expect(other && runnerQuotaUsage(other)['requests.cpu']).toBe(2000);
+  });
 });

@@ -8,6 +8,7 @@ describe('configuration', () => {
   it('fills every default from an empty document', () => {
     const config = parseConfig(null);
     expect(config.github).toMatchObject({ enabled: false, apiUrl: 'https://api.github.com' });
+    expect(config.github.runners.concurrency).toBe(16);
     expect({ ...config, github: undefined }).toEqual({
       github: undefined,
       tekton: {
@@ -31,7 +32,7 @@ describe('configuration', () => {
         capacityTimeoutSeconds: 1800,
         deadlineGraceSeconds: 60,
         reconcilePeriodSeconds: 1,
-        concurrency: 8,
+        concurrency: 64,
       },
       warmPools: { configMap: { name: 'gantry-warm-pools' }, saveIntervalSeconds: 300 },
       trace: { recentJobs: 10_000 },

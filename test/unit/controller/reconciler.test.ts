@@ -427,6 +427,9 @@ describe('reconciler', () => {
       await until('removed while its create is under way', async () => removes.length === 1, 3_000, 5);
       const [name] = removes;
       expect([...ledger.runnerNames()]).toEqual([name]);
+      // Creates from now on answer at once: once the runner is gone, its job gets a new one, and
+      // stop() waits for the calls under way.
+      answer(async () => ({ kind: 'created' }));
       finish({ kind: 'created' });
       await until('removed again now that it exists', async () => removes.length >= 2, 3_000, 5);
       await reconciler.stop();

@@ -142,6 +142,16 @@ describe('JIT runner removal and stale names', () => {
     expect(second.id).not.toBe(first.id);
     expect(h.fake.runners().map((r) => r.id)).toEqual([second.id]);
   });
+
+  it('leaves a registration of the same name in place when asked not to replace it', async () => {
+    h = await startHarness({ webhooks: false, github: { runners: { org: 'acme' } } });
+    const name = 'gantry-lint-0123456789';
+    const first = await h.source.runners.create({ name, labels: LABELS, placement: ORG });
+    await expect(
+      h.source.runners.create({ name, labels: LABELS, placement: ORG, replaceExisting: false }),
+    ).rejects.toMatchObject({ status: 409 });
+    expect(h.fake.runners().map((r) => r.id)).toEqual([first.id]);
+  });
 });
 
 describe('decideRunnerCleanup', () => {
