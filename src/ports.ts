@@ -6,6 +6,7 @@ import type {
   CreateRunnerAction,
   DeleteRunnerAction,
 } from './model/action.ts';
+import type { EpochMillis } from './model/job.ts';
 
 /**
  * The ports: what the reconcile loop asks of the parts that act, and what the launcher asks of a
@@ -24,11 +25,21 @@ export class RegistrationExistsError extends Error {
   override name = 'RegistrationExistsError';
 }
 
+/** The CI system takes no registrations before `retryAt` (a rate limit); nothing was registered. */
+export class RegistrationDeferredError extends Error {
+  override name = 'RegistrationDeferredError';
+  readonly retryAt: EpochMillis;
+  constructor(message: string, retryAt: EpochMillis, options?: ErrorOptions) {
+    super(message, options);
+    this.retryAt = retryAt;
+  }
+}
+
 /** The CI system's side of a runner: registering it (its JIT config) and removing the registration. */
 export interface RunnerRegistrar {
   /**
-   * Registers the runner and returns its secret JIT config. An error with a numeric `untilMs` (epoch
-   * ms) says when the CI system will take registrations again (a rate limit). A registration of the
+   * Registers the runner and returns its secret JIT config. RegistrationDeferredError says when the
+   * CI system will take registrations again (a rate limit). A registration of the
    * same name is replaced (it is an earlier runner's, whose pod is gone), unless `replaceExisting` is
    * false: then RegistrationExistsError.
    */

@@ -14,6 +14,7 @@ import {
   type CheckOutcome,
   type CreateOutcome,
   type DeleteOutcome,
+  RegistrationDeferredError,
   RegistrationExistsError,
   type RunnerRegistrar,
 } from '../ports.ts';
@@ -147,11 +148,10 @@ export function createKubeLauncher({
       else ({ encodedJitConfig } = await registrar.register(action, runnerClass));
     } catch (err) {
       await removePod(name, namespace);
-      const retryAt = (err as { untilMs?: unknown }).untilMs;
       return {
         kind: 'registration-failed',
         error: describe('register runner', name, err),
-        ...(typeof retryAt === 'number' ? { retryAt } : {}),
+        ...(err instanceof RegistrationDeferredError ? { retryAt: err.retryAt } : {}),
       };
     }
     try {

@@ -8,7 +8,7 @@ import { createKubeLauncher, type KubeLauncherOptions } from '../../src/launcher
 import { buildRunnerPod } from '../../src/launcher/runner-pod.ts';
 import type { CreateRunnerAction } from '../../src/model/action.ts';
 import { runnerNameFor } from '../../src/model/runner-name.ts';
-import type { RunnerRegistrar } from '../../src/ports.ts';
+import { RegistrationDeferredError, type RunnerRegistrar } from '../../src/ports.ts';
 import { createTestNamespace, deleteNamespace, statusOf, testKubeConfig, until } from '../support/kube.ts';
 import { memoryRegistrar } from '../support/memory-registrar.ts';
 
@@ -272,7 +272,7 @@ describe('kube launcher', () => {
     const retryAt = Date.now() + 60_000;
     const refusing: RunnerRegistrar = {
       register: async () => {
-        throw Object.assign(new Error('GitHub primary rate limit'), { untilMs: retryAt });
+        throw new RegistrationDeferredError('GitHub primary rate limit', retryAt);
       },
       unregister: async () => 'absent',
       forget: () => {},

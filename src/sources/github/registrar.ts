@@ -4,7 +4,12 @@ import type { RunnerClass, RunnerClasses } from '../../classes/schema.ts';
 import { ConfigError } from '../../errors.ts';
 import type { CreateRunnerAction } from '../../model/action.ts';
 import type { PlacementHold } from '../../model/ledger-snapshot.ts';
-import { type RegisteredRunner, RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
+import {
+  type RegisteredRunner,
+  RegistrationDeferredError,
+  RegistrationExistsError,
+  type RunnerRegistrar,
+} from '../../ports.ts';
 import { createAdaptiveGate } from '../../util/adaptive-gate.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
 import type { RunnerScope } from './api.ts';
@@ -231,6 +236,9 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
           throw new RegistrationExistsError(`runner ${action.runnerName} is registered already`, {
             cause: err,
           });
+        }
+        if (err instanceof GithubRateLimitedError) {
+          throw new RegistrationDeferredError(err.message, err.untilMs, { cause: err });
         }
         throw err;
       }

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { RunnerClass } from '../../classes/schema.ts';
 import type { CreateRunnerAction } from '../../model/action.ts';
-import type { RegisteredRunner, RunnerRegistrar } from '../../ports.ts';
+import { type RegisteredRunner, RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
 import { isServiceError } from './actions-service.ts';
 import type { ScaleSetApi } from './scale-set-api.ts';
@@ -86,7 +86,7 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
   }
 
   return {
-    async register(action: CreateRunnerAction, _runnerClass: RunnerClass) {
+    async register(action: CreateRunnerAction, _runnerClass: RunnerClass, registerOptions) {
       const scaleSetId = await options.scaleSetIdOf(action.className);
       const name = action.runnerName;
       try {
@@ -95,6 +95,10 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
         return { encodedJitConfig: jit.encodedJitConfig };
       } catch (err) {
         if (!isServiceError(err, 409, 'AgentExists')) throw err;
+        // Registered alongside a pod create: the name may be a live runner's, whose pod exists.
+        if (registerOptions?.replaceExisting === false) {
+          throw new RegistrationExistsError(`runner ${name} is registered already`, { cause: err });
+        }
         // A retried create whose first answer was lost: that runner is this one's, never started.
         const existing = await api.runnerByName(name);
         if (!existing || existing.scaleSetId !== scaleSetId) throw err;

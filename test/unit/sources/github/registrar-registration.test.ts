@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classesSchema } from '../../../../src/classes/schema.ts';
 import type { CreateRunnerAction } from '../../../../src/model/action.ts';
-import { RegistrationExistsError } from '../../../../src/ports.ts';
+import { RegistrationDeferredError, RegistrationExistsError } from '../../../../src/ports.ts';
 import { createGithubRegistrar } from '../../../../src/sources/github/registrar.ts';
 import { type Harness, startHarness } from '../../../support/github-harness.ts';
 
@@ -54,6 +54,17 @@ describe('GitHub registrar: registrations', () => {
     // Replacing is what a register does otherwise.
     await r.register(action('gantry-lint-0123456789'), lint);
     expect(h.fake.runners()).toHaveLength(1);
+  });
+
+  it('says when GitHub takes registrations again after a rate limit, as a typed error', async () => {
+    h = await startHarness({ webhooks: false, github: { runners: { org: 'acme' }, maxRetries: 0 } });
+    const r = registrar();
+    h.fake.faults.secondaryLimit = { count: 1, status: 429, retryAfterSeconds: 90 };
+    const refused = await r.register(action('gantry-lint-bbbbbbbbbb'), lint).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(RegistrationDeferredError);
+    // GitHub's Retry-After, on the clock the source keeps.
+    expect((refused as RegistrationDeferredError).retryAt).toBe(h.clock.now() + 90_000);
+    expect(h.fake.runners()).toHaveLength(0);
   });
 
   it('halves the number of registrations sent at once when GitHub answers 5xx', async () => {

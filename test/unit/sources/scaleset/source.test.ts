@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../../src/config/load.ts';
 import type { CreateRunnerAction } from '../../../../src/model/action.ts';
 import type { JobEvent } from '../../../../src/model/job.ts';
+import { RegistrationExistsError } from '../../../../src/ports.ts';
 import { createScaleSetSource, type ScaleSetSource } from '../../../../src/sources/scaleset/source.ts';
 import {
   type ScaleSetFakes,
@@ -193,6 +194,27 @@ describe('scale-set source: jobs', () => {
     });
     // The capacity sent is the class's maxRunners (no ledger to say otherwise).
     expect(h.fakes.actions.maxCapacity(lint.id)).toBe(10);
+  });
+});
+
+describe('scale-set source: registrations', () => {
+  it('keeps a runner registered under the same name when asked not to replace it (a pod of that name may be using it)', async () => {
+    const h = await harness();
+    h.source.start();
+    await until('sessions', async () => h.fakes.actions.sessions().length === 3);
+    const lint = scaleSetOf(h.fakes, 'lint');
+    const first = await h.source.registrar.register(createAction('lint', 'gantry-lint-r2'), {} as never);
+    const [registered] = h.fakes.actions.runners(lint.id);
+    await expect(
+      h.source.registrar.register(createAction('lint', 'gantry-lint-r2'), {} as never, {
+        replaceExisting: false,
+      }),
+    ).rejects.toBeInstanceOf(RegistrationExistsError);
+    expect(h.fakes.actions.runners(lint.id)).toEqual([registered]);
+    // Otherwise a runner of the name is an earlier try's, never started: it is replaced.
+    const again = await h.source.registrar.register(createAction('lint', 'gantry-lint-r2'), {} as never);
+    expect(again.encodedJitConfig).not.toBe(first.encodedJitConfig);
+    expect(h.fakes.actions.runners(lint.id).map((r) => r.id)).not.toContain(registered?.id);
   });
 });
 
