@@ -9,6 +9,7 @@ import { plan } from '../planner/plan.ts';
 import { quotaSlack } from '../planner/quota-slack.ts';
 import type { CheckOutcome, CreateOutcome, RunActuator, RunnerActuator } from '../ports.ts';
 import { AdaptiveLimit, type LimitChange } from '../util/adaptive-limit.ts';
+import { CREATION_HOLDS } from '../util/schedules.ts';
 
 /** Bounds of the runner actions under way at once; the limit adapts between `min` and `max`. */
 export interface ConcurrencyBounds {
@@ -95,13 +96,19 @@ export function createReconciler(options: ReconcilerOptions) {
       ? { initial: options.concurrency, min: options.concurrency, max: options.concurrency }
       : (options.concurrency ?? { initial: 8, min: 1, max: 64 });
   const limiter = new AdaptiveLimit(bounds);
-  const quotaBackoffMs = options.quotaBackoffMs ?? 10_000;
-  const [firstHoldMs, maxHoldMs] = options.registrationBackoffMs ?? [1_000, 30_000];
+  const quotaBackoffMs = options.quotaBackoffMs ?? CREATION_HOLDS.quotaRefusalMs;
+  const [firstHoldMs, maxHoldMs] = options.registrationBackoffMs ?? [
+    CREATION_HOLDS.registrationFailure.baseDelayMs,
+    CREATION_HOLDS.registrationFailure.maxDelayMs,
+  ];
   const registrationFailures = new Map<string, number>();
-  const [firstStartHoldMs, maxStartHoldMs] = options.startFailureBackoffMs ?? [5_000, 120_000];
+  const [firstStartHoldMs, maxStartHoldMs] = options.startFailureBackoffMs ?? [
+    CREATION_HOLDS.startFailure.baseDelayMs,
+    CREATION_HOLDS.startFailure.maxDelayMs,
+  ];
   /** Per class: start failures counted in a row, when the current hold began, and its length. */
   const startFailures = new Map<string, { count: number; since: EpochMillis; holdMs: number }>();
-  const createRetryDelaysMs = options.createRetryDelaysMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+  const createRetryDelaysMs = options.createRetryDelaysMs ?? CREATION_HOLDS.createRetryDelaysMs;
   /** Creates waiting to be sent again, by runner name: how many times so far, and the timer. */
   const createRetries = new Map<string, { attempts: number; timer?: NodeJS.Timeout }>();
   /** Runner names whose create call is under way. */

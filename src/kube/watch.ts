@@ -5,6 +5,7 @@ import {
   makeInformer,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { BACKGROUND_RETRIES } from '../util/schedules.ts';
 
 export interface WatchHandlers<T extends KubernetesObject> {
   upsert(object: T): void;
@@ -38,13 +39,11 @@ export interface RunningWatch {
 
 /** A watch up this long before it failed was healthy: its next restart waits the base delay again. */
 const HEALTHY_AFTER_MS = 30_000;
-/** Restarts wait at most this long, so a watch is back within seconds of the apiserver. */
-const MAX_RESTART_DELAY_MS = 8_000;
 
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): RunningWatch {
   const log = options.logger.child({ component: 'watch', path: options.path });
   const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
-  const base = options.restartDelayMs ?? 1_000;
+  const base = options.restartDelayMs ?? BACKGROUND_RETRIES.watchRestart.baseDelayMs;
   let delay = base;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -70,7 +69,8 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
     if (stopped) return;
     if (connectedAt > 0 && Date.now() - connectedAt > HEALTHY_AFTER_MS) delay = base;
     timer = setTimeout(begin, delay);
-    delay = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
+    // At most a few seconds, so a watch is back soon after the apiserver.
+    delay = Math.min(delay * 2, BACKGROUND_RETRIES.watchRestart.maxDelayMs);
   };
   const onError = (err: unknown) => {
     open = false;

@@ -11,6 +11,7 @@ import {
 import type { CreateRunnerAction } from '../model/action.ts';
 import { runnerNameFor } from '../model/runner-name.ts';
 import { withRetry } from '../util/retry.ts';
+import { CALL_RETRIES } from '../util/schedules.ts';
 import { buildRunnerPod } from './runner-pod.ts';
 
 /** A class whose runner pods the apiserver refuses, in its words. */
@@ -36,9 +37,7 @@ export async function findAdmissionProblems(
   logger: Logger,
 ): Promise<AdmissionProblem[]> {
   const policy = {
-    attempts: 3,
-    baseDelayMs: 200,
-    maxDelayMs: 2_000,
+    ...CALL_RETRIES.kubeDryRun,
     isRetryable: isTransientKubeError,
     requestedDelayMs: kubeRetryAfterMs,
   };

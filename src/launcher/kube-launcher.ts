@@ -19,6 +19,7 @@ import {
   type RunnerRegistrar,
 } from '../ports.ts';
 import { withRetry } from '../util/retry.ts';
+import { CALL_RETRIES } from '../util/schedules.ts';
 import { buildJitConfigSecret, jitConfigSecretName, runnerPodOwnerReference } from './jit-config-secret.ts';
 import { buildRunnerPod } from './runner-pod.ts';
 
@@ -67,9 +68,8 @@ export function createKubeLauncher({
   onRegistrationDiscarded,
 }: KubeLauncherOptions) {
   const policy = {
-    attempts: retry?.attempts ?? 4,
-    baseDelayMs: retry?.baseDelayMs ?? 200,
-    maxDelayMs: retry?.maxDelayMs ?? 5_000,
+    ...CALL_RETRIES.kube,
+    ...retry,
     isRetryable: isTransientKubeError,
     requestedDelayMs: kubeRetryAfterMs,
   };

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Distribution } from '../util/distribution.ts';
 import { InputError } from '../util/input-error.ts';
 import { withRetry } from '../util/retry.ts';
+import { CALL_RETRIES } from '../util/schedules.ts';
 
 /**
  * Start-up times fitted from Gantry's own `gantry_runner_startup_seconds` histogram (pod created →
@@ -66,9 +67,7 @@ export async function loadStartupFit(source: string): Promise<Map<string, Distri
         return res.text();
       },
       {
-        attempts: 3,
-        baseDelayMs: 500,
-        maxDelayMs: 4_000,
+        ...CALL_RETRIES.commandFetch,
         isRetryable: (err) =>
           err instanceof RetryableFetchError ||
           (err as Error).name === 'TimeoutError' ||

@@ -17,6 +17,7 @@ import { type Clock, systemClock } from '../sources/github/clock.ts';
 import { createGithubMetrics } from '../sources/github/metrics.ts';
 import { InputError } from '../util/input-error.ts';
 import { withRetry } from '../util/retry.ts';
+import { CALL_RETRIES } from '../util/schedules.ts';
 import { formatTraceHeader, formatTraceJob, parseTraceLine, type TraceJob } from './format.ts';
 import { exportFromGithub, type GithubExportReport, reducedEtagStore } from './github-export.ts';
 import { progressWriter } from './progress.ts';
@@ -293,7 +294,7 @@ async function exportFromGantry(options: ExportOptions, io: TraceCommandIo): Pro
       if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
       return res.text();
     },
-    { attempts: 3, baseDelayMs: 500, maxDelayMs: 4_000, isRetryable: (err) => err instanceof RetryableFetch },
+    { ...CALL_RETRIES.commandFetch, isRetryable: (err) => err instanceof RetryableFetch },
   );
   // Checked line by line: a Gantry of another version (or another server) must not pass for a trace.
   const lines = text.split('\n').filter((line) => line.trim() !== '');

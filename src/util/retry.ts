@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backoff } from './schedules.ts';
 
 export interface RetryPolicy {
   /** Total tries, the first included. */
@@ -36,12 +37,11 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: 
   }
 }
 
-/** Full-jitter exponential backoff: a random wait in [0, min(cap, base * 2^attempt)]. */
+/** Full-jitter exponential backoff: a random wait in [0, min(max, base * 2^attempt)]. */
 export function backoffDelayMs(
   attempt: number,
-  baseMs = 500,
-  capMs = 10_000,
+  backoff: Backoff,
   random: () => number = Math.random,
 ): number {
-  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+  return Math.floor(random() * Math.min(backoff.maxDelayMs, backoff.baseDelayMs * 2 ** attempt));
 }

@@ -2,6 +2,7 @@ import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isTransientKubeError, kubeMessage, kubeStatus } from '../kube/errors.ts';
 import { withRetry } from '../util/retry.ts';
+import { CALL_RETRIES } from '../util/schedules.ts';
 import { type HistoryState, historyStateSchema } from './history.ts';
 
 /**
@@ -30,9 +31,8 @@ export function createWarmPoolStore(options: WarmPoolStoreOptions): WarmPoolStor
   const { core, namespace, name } = options;
   const log = options.logger.child({ component: 'warm-pools', configMap: `${namespace}/${name}` });
   const policy = {
-    attempts: options.retry?.attempts ?? 4,
-    baseDelayMs: options.retry?.baseDelayMs ?? 250,
-    maxDelayMs: options.retry?.maxDelayMs ?? 4_000,
+    ...CALL_RETRIES.warmPoolStore,
+    ...options.retry,
     isRetryable: isTransientKubeError,
   };
   /** The resourceVersion last read or written: an update carries it, so two writers cannot both win. */

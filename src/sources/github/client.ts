@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { Octokit, RequestError } from 'octokit';
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { CALL_RETRIES } from '../../util/schedules.ts';
 import type { Clock } from './clock.ts';
 import { GithubApiError, GithubRateLimitedError } from './errors.ts';
 import type { GithubMetrics } from './metrics.ts';
@@ -273,7 +274,7 @@ export function createGithubClient(options: GithubClientOptions): GithubClient {
           'github request failed',
         );
         if (!retryable) throw new GithubApiError(spec.operation, status, message);
-        await clock.sleep(backoffDelayMs(attempt));
+        await clock.sleep(backoffDelayMs(attempt, CALL_RETRIES.github));
       }
     }
   }

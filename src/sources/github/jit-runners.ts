@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { CALL_RETRIES } from '../../util/schedules.ts';
 import { type GithubApi, type RunnerScope, scopeLabel } from './api.ts';
 import type { Clock } from './clock.ts';
 import { GithubApiError, GithubRateLimitedError, isStatus } from './errors.ts';
@@ -176,7 +177,7 @@ export function createJitRunnerService(options: JitRunnerOptions): JitRunnerServ
           }
           const status = err instanceof GithubApiError ? err.status : -1;
           if (!(status === 0 || status >= 500)) throw err;
-          await clock.sleep(backoffDelayMs(attempt));
+          await clock.sleep(backoffDelayMs(attempt, CALL_RETRIES.github));
         }
       }
     },

@@ -7,15 +7,15 @@ import {
   jobKey,
   type ObservedVia,
 } from '../../model/job.ts';
+import { BACKGROUND_RETRIES, doublingDelayMs } from '../../util/schedules.ts';
 import type { Clock } from './clock.ts';
 import type { JobTracker, TrackedJob } from './job-tracker.ts';
 import type { GithubMetrics } from './metrics.ts';
 import type { RunOrigins } from './run-origin.ts';
 import { eventOf, identityOf, type JobPhase, PHASE_ORDER, type WorkflowJobFields } from './workflow-job.ts';
 
-/** Waits between look-ups of a run that could not be looked up: doubled from the first up to the cap. */
-const ORIGIN_RETRY_FIRST_MS = 1_000;
-const ORIGIN_RETRY_MAX_MS = 60_000;
+/** Waits between look-ups of a run that could not be looked up. */
+const { originLookup } = BACKGROUND_RETRIES;
 
 export interface JobApplier {
   /** Turns what a webhook or a poll said about a job into at most one new event. */
@@ -105,7 +105,8 @@ export function createJobApplier(options: {
     if (retrying.has(runId) || stopping.signal.aborted) return;
     const loop = (async () => {
       try {
-        for (let delay = ORIGIN_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, ORIGIN_RETRY_MAX_MS)) {
+        for (let attempt = 0; ; attempt++) {
+          const delay = doublingDelayMs(originLookup, attempt);
           try {
             await options.clock.sleep(delay, stopping.signal);
           } catch {

@@ -12,6 +12,7 @@ import {
 } from '../../ports.ts';
 import { createAdaptiveGate } from '../../util/adaptive-gate.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
 import type { RunnerScope } from './api.ts';
 import { GithubApiError, GithubRateLimitedError, isRefusedForGood, isStatus } from './errors.ts';
 import type { JitRunnerService, RunnerPlacement } from './jit-runners.ts';
@@ -51,11 +52,6 @@ export interface GithubRegistrarOptions {
   /** Told of every change of that limit (metrics). */
   onConcurrencyLimit?: (limit: number) => void;
 }
-
-/** Waits between attempts to remove the registration of a runner whose pod is gone (it held a job). */
-const FORGET_ATTEMPTS = 12;
-const FORGET_FIRST_DELAY_MS = 2_000;
-const FORGET_MAX_DELAY_MS = 120_000;
 
 /**
  * Runner registrations on GitHub for the launcher: a JIT config per runner in its class's scope
@@ -131,7 +127,10 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
   }
 
   let unreadableRetry: NodeJS.Timeout | undefined;
-  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [5_000, 60_000];
+  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [
+    BACKGROUND_RETRIES.placementUnreadable.baseDelayMs,
+    BACKGROUND_RETRIES.placementUnreadable.maxDelayMs,
+  ];
 
   /** Holds what the problems ask for, logging each one. */
   function report(problems: readonly PlacementProblem[]): void {
@@ -176,12 +175,12 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
     if (stopped || (attempt === 0 && forgetting.has(runner.runnerName))) return;
     forgetting.set(runner.runnerName, undefined);
     const retry = (why: string) => {
-      if (stopped || attempt + 1 >= FORGET_ATTEMPTS) {
+      if (stopped || attempt + 1 >= BACKGROUND_RETRIES.forgetRegistration.attempts) {
         forgetting.delete(runner.runnerName);
         log.info({ pod: runner.runnerName, why }, 'registration left to the runner sweep');
         return;
       }
-      const delay = backoffDelayMs(attempt, FORGET_FIRST_DELAY_MS, FORGET_MAX_DELAY_MS);
+      const delay = backoffDelayMs(attempt, BACKGROUND_RETRIES.forgetRegistration);
       const timer = setTimeout(() => forget(runner, attempt + 1), delay);
       timer.unref();
       forgetting.set(runner.runnerName, timer);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { CALL_RETRIES, doublingDelayMs } from '../../util/schedules.ts';
 import type { GithubClient } from '../github/client.ts';
 import type { Clock } from '../github/clock.ts';
 import { GithubApiError } from '../github/errors.ts';
@@ -100,9 +101,6 @@ export interface ServiceResponse {
 
 export type ActionsService = ReturnType<typeof createActionsService>;
 
-/** How often runner-registration is asked again after 401/403: a fresh registration token can lag. */
-const REGISTRATION_ATTEMPTS = 4;
-
 export function createActionsService(options: ActionsServiceOptions) {
   const { github, clock, metrics } = options;
   const log = options.logger.child({ component: 'actions-service' });
@@ -154,8 +152,9 @@ export function createActionsService(options: ActionsServiceOptions) {
         return { url: url.endsWith('/') ? url : `${url}/`, token: body.token, expiresAtMs };
       } catch (err) {
         const status = err instanceof GithubApiError ? err.status : -1;
-        if ((status !== 401 && status !== 403) || attempt + 1 >= REGISTRATION_ATTEMPTS) throw err;
-        await clock.sleep(1_000 * 2 ** attempt);
+        const { actionsRegistration } = CALL_RETRIES;
+        if ((status !== 401 && status !== 403) || attempt + 1 >= actionsRegistration.attempts) throw err;
+        await clock.sleep(doublingDelayMs(actionsRegistration, attempt));
       }
     }
   }
@@ -264,7 +263,7 @@ export function createActionsService(options: ActionsServiceOptions) {
         }
         if (!req.idempotent || !isTransient(err) || attempt >= options.maxRetries) throw err;
         log.debug({ operation: req.operation, attempt, err: (err as Error).message }, 'retrying');
-        await clock.sleep(backoffDelayMs(attempt), req.signal);
+        await clock.sleep(backoffDelayMs(attempt, CALL_RETRIES.github), req.signal);
       }
     }
   }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { JobEvent, JobOrigin } from '../../model/job.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
 import type { Clock } from '../github/clock.ts';
 import { ActionsServiceError, isServiceError, isTransient } from './actions-service.ts';
 import type { JobBook } from './job-book.ts';
@@ -49,12 +50,6 @@ export interface Listener {
   status(): { session: boolean; lastMessageId: number };
 }
 
-/** Waits after failures: doubling from 1 s up to 30 s, jittered. */
-const FAILURE_BASE_MS = 1_000;
-const FAILURE_CAP_MS = 30_000;
-/** Origins that could not be looked up are tried again on this schedule (doubling). */
-const ORIGIN_RETRY_MS: readonly [number, number] = [2_000, 60_000];
-
 export function startListener(options: ListenerOptions): Listener {
   const { api, clock, metrics, className } = options;
   const log = options.logger.child({ component: 'scaleset-listener', class: className });
@@ -73,7 +68,7 @@ export function startListener(options: ListenerOptions): Listener {
   /** Serialises acknowledgements and acquisitions: both use the session and the book. */
   let chain: Promise<void> = Promise.resolve();
   let originRetry: NodeJS.Timeout | undefined;
-  let originDelayMs = ORIGIN_RETRY_MS[0];
+  let originDelayMs: number = BACKGROUND_RETRIES.scaleSetOriginLookup.baseDelayMs;
 
   const emitAll = (events: readonly JobEvent[]) => {
     for (const event of events) options.emit(event);
@@ -129,7 +124,7 @@ export function startListener(options: ListenerOptions): Listener {
           current = null;
           options.scaleSetGone();
         }
-        const delay = backoffDelayMs(attempt, FAILURE_BASE_MS, FAILURE_CAP_MS);
+        const delay = backoffDelayMs(attempt, BACKGROUND_RETRIES.scaleSetSession);
         log.warn({ err: (err as Error).message, retryInMs: delay }, 'opening the message session failed');
         await clock.sleep(delay, signal);
       }
@@ -254,9 +249,9 @@ export function startListener(options: ListenerOptions): Listener {
     if (failed && !signal.aborted) {
       originRetry = setTimeout(() => void resolveWaiting(), originDelayMs);
       originRetry.unref();
-      originDelayMs = Math.min(ORIGIN_RETRY_MS[1], originDelayMs * 2);
+      originDelayMs = Math.min(BACKGROUND_RETRIES.scaleSetOriginLookup.maxDelayMs, originDelayMs * 2);
     } else {
-      originDelayMs = ORIGIN_RETRY_MS[0];
+      originDelayMs = BACKGROUND_RETRIES.scaleSetOriginLookup.baseDelayMs;
     }
   }
 
@@ -326,7 +321,7 @@ export function startListener(options: ListenerOptions): Listener {
         publishCounts();
       } catch (err) {
         if (signal.aborted) break;
-        const delay = backoffDelayMs(failures++, FAILURE_BASE_MS, FAILURE_CAP_MS);
+        const delay = backoffDelayMs(failures++, BACKGROUND_RETRIES.scaleSetSession);
         if (err instanceof WireError) {
           metrics.messages.inc({ class: className, result: 'malformed' });
           log.error({ err: err.message, retryInMs: delay }, 'the service sent a message that cannot be read');

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { RunnerClasses } from '../../classes/schema.ts';
 import type { PlacementHold } from '../../model/ledger-snapshot.ts';
+import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
 import { isRefusedForGood } from '../github/errors.ts';
 import { UnsafePlacementError } from '../github/registrar.ts';
 import {
@@ -48,7 +49,10 @@ export function createPlacementGuard(options: PlacementGuardOptions): PlacementG
     registers: [options.metrics],
   });
   for (const name of classNames) gauge.set({ class: name }, 0);
-  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [5_000, 60_000];
+  const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [
+    BACKGROUND_RETRIES.placementUnreadable.baseDelayMs,
+    BACKGROUND_RETRIES.placementUnreadable.maxDelayMs,
+  ];
   let read = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@ import type { RunnerClass } from '../../classes/schema.ts';
 import type { CreateRunnerAction } from '../../model/action.ts';
 import { type RegisteredRunner, RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
 import { backoffDelayMs } from '../../util/retry.ts';
+import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
 import { isServiceError } from './actions-service.ts';
 import type { ScaleSetApi } from './scale-set-api.ts';
 
@@ -19,11 +20,6 @@ export interface ScaleSetRegistrarOptions {
   scaleSetIdOf: (className: string) => Promise<number>;
   logger: Logger;
 }
-
-/** Attempts to remove the registration of a runner whose pod is gone while the service counts it busy. */
-const FORGET_ATTEMPTS = 12;
-const FORGET_FIRST_DELAY_MS = 2_000;
-const FORGET_MAX_DELAY_MS = 120_000;
 
 export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): RunnerRegistrar & {
   stop(): void;
@@ -65,14 +61,14 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
     if (stopped || (attempt === 0 && forgetting.has(name))) return;
     forgetting.set(name, undefined);
     const retry = (why: string) => {
-      if (stopped || attempt + 1 >= FORGET_ATTEMPTS) {
+      if (stopped || attempt + 1 >= BACKGROUND_RETRIES.forgetRegistration.attempts) {
         forgetting.delete(name);
         log.info({ pod: name, why }, 'runner registration left for the service to remove');
         return;
       }
       const timer = setTimeout(
         () => forget(runner, attempt + 1),
-        backoffDelayMs(attempt, FORGET_FIRST_DELAY_MS, FORGET_MAX_DELAY_MS),
+        backoffDelayMs(attempt, BACKGROUND_RETRIES.forgetRegistration),
       );
       timer.unref();
       forgetting.set(name, timer);

@@ -4,6 +4,7 @@ import type { AdmitRunAction, CancelRunAction } from '../../model/action.ts';
 import { ANNOTATION_ADMITTED_AT, ANNOTATION_CANCEL_REASON } from '../../model/keys.ts';
 import type { RunActuator, RunOutcome } from '../../ports.ts';
 import { withRetry } from '../../util/retry.ts';
+import { CALL_RETRIES } from '../../util/schedules.ts';
 import {
   CANCELLED,
   PENDING,
@@ -36,9 +37,8 @@ export interface RunActuatorOptions {
 export function createRunActuator(options: RunActuatorOptions): RunActuator {
   const now = options.now ?? Date.now;
   const policy = {
-    attempts: options.retry?.attempts ?? 4,
-    baseDelayMs: options.retry?.baseDelayMs ?? 200,
-    maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
+    ...CALL_RETRIES.kube,
+    ...options.retry,
     isRetryable: isTransientKubeError,
     requestedDelayMs: kubeRetryAfterMs,
   };

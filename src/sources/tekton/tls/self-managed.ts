@@ -8,6 +8,7 @@ import type {
 import type { Logger } from 'pino';
 import { isTransientKubeError, kubeMessage, kubeRetryAfterMs, kubeStatus } from '../../../kube/errors.ts';
 import { type RetryPolicy, withRetry } from '../../../util/retry.ts';
+import { BACKGROUND_RETRIES, CALL_RETRIES } from '../../../util/schedules.ts';
 import { isIssuedBy, parseCertificate, splitPemCertificates } from './certificates.ts';
 import {
   CA_COMMON_NAME_PREFIX,
@@ -53,7 +54,6 @@ export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', caBundle: 'ca.crt'
 export const LEGACY_CA_KEY = 'ca.key';
 
 const DEFAULT_CHECK_INTERVAL_MS = 60 * 60 * 1000;
-const DEFAULT_RETRY_AFTER_FAILURE_MS = 15_000;
 const DEFAULT_CA_PROPAGATION_MS = 30_000;
 /** Writes lost to other writers (409) before a check gives up until the next one. */
 const MAX_WRITE_ROUNDS = 5;
@@ -81,7 +81,8 @@ export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promi
   const { core, admission, namespace, secretName, webhookConfigurationName: configName } = options;
   const now = options.now ?? (() => new Date());
   const checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
-  const retryAfterFailureMs = options.retryAfterFailureMs ?? DEFAULT_RETRY_AFTER_FAILURE_MS;
+  const retryAfterFailureMs =
+    options.retryAfterFailureMs ?? BACKGROUND_RETRIES.webhookCertificate.baseDelayMs;
   const caPropagationMs = Math.min(checkIntervalMs, options.caPropagationMs ?? DEFAULT_CA_PROPAGATION_MS);
   /** A certificate of a new CA waits to be served: the next check comes after caPropagationMs. */
   let held = false;
@@ -92,12 +93,10 @@ export async function startSelfManagedTls(options: SelfManagedTlsOptions): Promi
     webhookConfiguration: configName,
   });
   const policy: RetryPolicy = {
-    attempts: options.retry?.attempts ?? 4,
-    baseDelayMs: options.retry?.baseDelayMs ?? 200,
-    maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
+    ...CALL_RETRIES.kube,
+    ...options.retry,
     isRetryable: isTransientKubeError,
     requestedDelayMs: kubeRetryAfterMs,
-    ...(options.retry?.sleep ? { sleep: options.retry.sleep } : {}),
   };
   const holder = createCertificateHolder();
 

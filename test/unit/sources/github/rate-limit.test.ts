@@ -106,9 +106,9 @@ describe('poll pacing', () => {
 
 describe('backoff', () => {
   it('grows exponentially under a cap, with full jitter', () => {
-    expect(backoffDelayMs(0, 500, 10_000, () => 0.999)).toBe(499);
-    expect(backoffDelayMs(3, 500, 10_000, () => 0.5)).toBe(2_000);
-    expect(backoffDelayMs(10, 500, 10_000, () => 0.999)).toBe(9_990);
-    expect(backoffDelayMs(2, 500, 10_000, () => 0)).toBe(0);
+    expect(backoffDelayMs(0, { baseDelayMs: 500, maxDelayMs: 10_000 }, () => 0.999)).toBe(499);
+    expect(backoffDelayMs(3, { baseDelayMs: 500, maxDelayMs: 10_000 }, () => 0.5)).toBe(2_000);
+    expect(backoffDelayMs(10, { baseDelayMs: 500, maxDelayMs: 10_000 }, () => 0.999)).toBe(9_990);
+    expect(backoffDelayMs(2, { baseDelayMs: 500, maxDelayMs: 10_000 }, () => 0)).toBe(0);
   });
 });
