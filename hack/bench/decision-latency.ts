@@ -63,12 +63,12 @@ interface RateResult {
   jobs: number;
   /** Gantry's adaptive limit of runner actions under way once the rate's jobs were all Running. */
   adaptiveLimit: number | null;
-  offeredSeconds: { gantry: number | null; floor: number | null };
+  offeredSeconds: { gantry: number; floor: number };
   gantryMs: PathMs;
   floorMs: PathMs;
   ratios: { createSent: Pair; running: Pair };
 }
-type Pair = { p50: number | null; p99: number | null };
+type Pair = { p50: number; p99: number };
 type PathMs = { samples: number; createSent: Pair; running: Pair };
 
 interface Latencies {
@@ -236,8 +236,8 @@ async function main(): Promise<void> {
     '(limit: the adaptive limit of runner actions once the jobs ran), ' +
     `reconcilePeriodSeconds ${controller.reconcilePeriodSeconds}; ` +
     `${NODES} KWOK nodes`;
-  const ms = (value: number | null, digits = 1) => (value === null ? '-' : value.toFixed(digits));
-  const x = (value: number | null) => (value === null ? '-' : `${value.toFixed(2)}x`);
+  const ms = (value: number, digits = 1) => (Number.isNaN(value) ? '-' : value.toFixed(digits));
+  const x = (value: number) => (Number.isNaN(value) ? '-' : `${value.toFixed(2)}x`);
   printTable(
     `Decision latency, jobs offered at each rate for ${SECONDS} s (${setup}).\n` +
       'Gantry: from its HTTP server receiving the queued webhook (the fake GitHub shares its process); ' +

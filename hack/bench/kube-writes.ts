@@ -16,25 +16,17 @@
  *
  *   node hack/bench/kube-writes.ts [--jobs 50] [--log gantry.log]
  */
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  CoreV1Api,
-  KubeConfig,
-  makeInformer,
-  type RequestContext,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { KubeConfig, type RequestContext, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createKubeApis, describeRequest } from '../../src/kube/client.ts';
-import { cacheDir, controlPlaneBinDir } from '../../test/support/control-plane/binaries.ts';
-import { KWOK_NODE_LABEL, startControlPlane } from '../../test/support/control-plane/control-plane.ts';
+import { KWOK_NODE_LABEL } from '../../test/support/control-plane/control-plane.ts';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../../test/support/fake-github/index.ts';
 import { startRunnerSimulator } from '../../test/support/runner-simulator.ts';
-import { until } from '../../test/support/until.ts';
-import { type Headline, runBench } from './lib/report.ts';
+import { createCleanups, createNamespace, LABELS, startPlane, until, watchPods } from './lib/live.ts';
+import { emitJson, type Headline, printTable, quantile, round, runBench } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: { jobs: { type: 'string', default: '50' }, log: { type: 'string' } },
@@ -45,7 +37,6 @@ if (!Number.isInteger(JOBS) || JOBS < 1) throw new Error('--jobs: expected a who
 const TARGET_WRITES_PER_JOB = 3;
 const WRITE_VERBS = new Set(['post', 'put', 'patch', 'delete']);
 const NAMESPACE = 'bench-runners';
-const LABELS = ['self-hosted', 'bench'];
 /**
  * The runner pod's longest life: long enough for the simulated runner to connect and finish its job on
  * a loaded machine, since a pod that ends first leaves its job to a second runner (three more writes).
@@ -57,6 +48,8 @@ const JOB_DURATION_MS = 1_000;
 const JOBS_PER_RUN = 10;
 const MAX_CREATE_PER_SECOND = 10;
 const BASELINE_PODS = 3;
+/** KWOK nodes: room for every runner pod of the run at once. */
+const PLANE_NODES = 3;
 const SECRET = 'bench-webhook-secret';
 const APP_ID = 9191;
 const RUNNER_SELECTOR = 'app.kubernetes.io/managed-by=gantry';
@@ -106,50 +99,6 @@ const isWrite = (key: string) => WRITE_VERBS.has(key.split(' ')[0] ?? '');
 const sum = (counts: Counts, keep: (key: string) => boolean) =>
   [...counts].reduce((total, [key, value]) => (keep(key) ? total + value : total), 0);
 
-interface PodTimes {
-  addedAt: number;
-  phase?: string;
-  runningAt?: number;
-  finishedAt?: number;
-  deletedAt?: number;
-}
-
-/** When each pod of the namespace appeared, ran, ended and went, from the bench's own (uncounted) watch. */
-function trackPods(kc: KubeConfig, core: CoreV1Api) {
-  const pods = new Map<string, PodTimes>();
-  const informer = makeInformer<V1Pod>(kc, `/api/v1/namespaces/${NAMESPACE}/pods`, () =>
-    core.listNamespacedPod({ namespace: NAMESPACE }),
-  );
-  let stopped = false;
-  const seen = (pod: V1Pod) => {
-    const now = Date.now();
-    const name = pod.metadata?.name ?? '';
-    const times = pods.get(name) ?? { addedAt: now };
-    times.phase = pod.status?.phase;
-    if (times.phase === 'Running') times.runningAt ??= now;
-    if (times.phase === 'Succeeded' || times.phase === 'Failed') times.finishedAt ??= now;
-    pods.set(name, times);
-  };
-  informer.on('add', seen);
-  informer.on('update', seen);
-  informer.on('delete', (pod) => {
-    const times = pods.get(pod.metadata?.name ?? '');
-    if (times) times.deletedAt = Date.now();
-  });
-  // client-node's informer gives up after an error; a lost deletion would stall the wait for it.
-  informer.on('error', () => {
-    if (!stopped) setTimeout(() => void informer.start().catch(() => {}), 500);
-  });
-  return {
-    pods,
-    started: informer.start(),
-    async stop() {
-      stopped = true;
-      await informer.stop();
-    },
-  };
-}
-
 /** A pod as bare as Pod Security "restricted" allows, the runner class's size. */
 function barePod(name: string): V1Pod {
   return {
@@ -172,61 +121,15 @@ function barePod(name: string): V1Pod {
 }
 
 const median = (values: number[]) => quantile(values, 0.5);
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
-const round = (value: number, digits = 3) => Number(value.toFixed(digits));
-
-/** Cleanups of what was started, run last first; each runs once, whichever way the process ends. */
-const cleanups: { what: string; run: () => Promise<void> }[] = [];
-async function cleanUp(): Promise<void> {
-  for (let next = cleanups.pop(); next; next = cleanups.pop()) {
-    await next.run().catch((err: unknown) => say(`stopping ${next?.what} failed: ${String(err)}`));
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    say(`${signal}: stopping what was started`);
-    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
+const cleanups = createCleanups(say);
 
 async function main(): Promise<void> {
   const wallStart = performance.now();
-  const starting = startControlPlane({
-    binDir: controlPlaneBinDir(),
-    runsDir: join(cacheDir(), 'runs'),
-    log: (m) => say(`control plane: ${m}`),
-  });
-  // Registered before it is up, so a signal during the start still stops it; a failed start cleans up itself.
-  cleanups.push({
-    what: 'the control plane',
-    run: () =>
-      starting.then(
-        (started) => started.stop(),
-        () => {},
-      ),
-  });
-  const plane = await starting;
-
   // The bench's own client (the baseline's reads, the waits): none of it reaches the app's counter.
-  const plainKc = new KubeConfig();
-  plainKc.loadFromFile(plane.kubeconfigPath);
-  const core = plainKc.makeApiClient(CoreV1Api);
-  await core.createNamespace({
-    body: {
-      metadata: { name: NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
-    },
-  });
-  await until(
-    'the default service account',
-    async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: NAMESPACE })),
-    60_000,
-  );
-  const tracker = trackPods(plainKc, core);
-  cleanups.push({ what: 'the pod tracker', run: () => tracker.stop() });
-  await tracker.started;
+  const { plane, kc: plainKc, core } = await startPlane(cleanups, say, PLANE_NODES);
+  await createNamespace(core, NAMESPACE);
+  // Wall-clock times, to set against the fake GitHub's job timestamps.
+  const tracker = await watchPods(cleanups, plainKc, core, NAMESPACE, Date.now);
 
   // Baseline: bare pods created, run to Succeeded and deleted, their writes counted as the app's are.
   say(`baseline: ${BASELINE_PODS} bare pods`);
@@ -247,7 +150,7 @@ async function main(): Promise<void> {
         60_000,
       );
       await counted.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
-      const goneAt = await until(`${name} gone`, async () => tracker.pods.get(name)?.deletedAt, 60_000);
+      const goneAt = await until(`${name} gone`, async () => tracker.pods.get(name)?.goneAt, 60_000);
       return { start: runningAt - createdAt, cleanup: goneAt - finishedAt };
     }),
   );
@@ -255,7 +158,7 @@ async function main(): Promise<void> {
   const keys = appKeys();
   const fake = new FakeGithub({ repos: ['acme/app'], app: { appId: APP_ID, publicKey: keys.publicKey } });
   await fake.start();
-  cleanups.push({ what: 'the fake GitHub', run: () => fake.stop() });
+  cleanups.push('the fake GitHub', () => fake.stop());
   fake.runInRealTime(100);
 
   const kc = new WatchCountingKubeConfig();
@@ -284,11 +187,11 @@ async function main(): Promise<void> {
     ? pino({ level: 'debug' }, pino.destination({ dest: options.log, sync: true }))
     : pino({ level: 'silent' });
   const app = createApp(config, { kubeConfig: kc, logger });
-  cleanups.push({ what: 'Gantry', run: () => app.stop() });
+  cleanups.push('Gantry', () => app.stop());
   const { webhookUrl } = await app.start();
   fake.setWebhookTarget(`${webhookUrl}/webhooks/github`, SECRET);
   const simulator = startRunnerSimulator(plainKc, fake, [NAMESPACE]);
-  cleanups.push({ what: 'the runner simulator', run: () => simulator.stop() });
+  cleanups.push('the runner simulator', () => simulator.stop());
 
   const startup = await snapshot(app, kc);
   say(`queueing ${JOBS} jobs`);
@@ -311,7 +214,7 @@ async function main(): Promise<void> {
       [...Map.groupBy(values, (v) => v ?? 'none')].map(([k, v]) => `${k} ${v.length}`).join(', ');
     const podStates = [...tracker.pods]
       .filter(([name]) => !name.startsWith('bare-'))
-      .map(([, times]) => (times.deletedAt ? 'gone' : times.phase));
+      .map(([, times]) => (times.goneAt !== undefined ? 'gone' : (times.phase ?? 'none')));
     throw new Error(
       `${err instanceof Error ? err.message : String(err)}; jobs: ${tally(jobIds.map((id) => fake.job(id)?.status))}; ` +
         `runner pods: ${tally(podStates)}; GitHub runners: ${tally(fake.runners().map((r) => r.status))}`,
@@ -342,8 +245,8 @@ async function main(): Promise<void> {
     const times = tracker.pods.get(job?.runner?.name ?? '');
     if (!job || !times) continue;
     if (times.runningAt) toRunning.push(times.runningAt - job.createdAt);
-    if (times.finishedAt && times.deletedAt) cleanup.push(times.deletedAt - times.finishedAt);
-    if (times.deletedAt) whole.push(times.deletedAt - job.createdAt);
+    if (times.finishedAt && times.goneAt) cleanup.push(times.goneAt - times.finishedAt);
+    if (times.goneAt) whole.push(times.goneAt - job.createdAt);
   }
   const runnerPods = [...tracker.pods.keys()].filter((name) => !name.startsWith('bare-')).length;
   const podsWithJob = new Set(jobIds.map((id) => fake.job(id)?.runner?.name).filter(Boolean)).size;
@@ -364,6 +267,8 @@ async function main(): Promise<void> {
       });
   const requestRows = byKey(lifecycle);
   printTable(
+    `Kubernetes API requests by Gantry over ${JOBS} job lifecycles (queued → runner pod gone), ` +
+      `${runnerPods} runner pods (${runnerPods - podsWithJob} ended without a job)`,
     ['kind', 'verb', 'resource', 'code', 'requests', 'per job'],
     [
       ...requestRows.map((r) => [
@@ -377,8 +282,6 @@ async function main(): Promise<void> {
       ['writes', '', '', '', String(writes), writesPerJob.toFixed(2)],
       ['reads', '', '', '', String(reads), (reads / JOBS).toFixed(2)],
     ],
-    `Kubernetes API requests by Gantry over ${JOBS} job lifecycles (queued → runner pod gone), ` +
-      `${runnerPods} runner pods (${runnerPods - podsWithJob} ended without a job)`,
   );
   process.stdout.write(
     `writes per job ${writesPerJob.toFixed(2)}: target <= ${TARGET_WRITES_PER_JOB} ${met ? 'met' : 'MISSED'}; ` +
@@ -411,6 +314,8 @@ async function main(): Promise<void> {
     base === undefined ? '-' : ratio(values.median, base),
   ];
   printTable(
+    `Wall time: ${JOBS} jobs in ${runSeconds.toFixed(1)} s (${(runSeconds / JOBS).toFixed(3)} s/job); ` +
+      `${githubRunnersLeft} GitHub runner registrations left`,
     ['case', 'median s', 'p95 s', 'x baseline'],
     [
       timeRow('baseline: bare pod created → Running', baselineStart, baselineStart.median),
@@ -430,65 +335,49 @@ async function main(): Promise<void> {
         timing.jobQueuedToGone,
       ),
     ],
-    `Wall time: ${JOBS} jobs in ${runSeconds.toFixed(1)} s (${(runSeconds / JOBS).toFixed(3)} s/job); ` +
-      `${githubRunnersLeft} GitHub runner registrations left`,
   );
-  process.stdout.write(
-    `${JSON.stringify({
-      benchmark: 'kube-writes',
-      jobs: JOBS,
-      runnerPods,
-      runnerPodsWithoutJob: runnerPods - podsWithJob,
-      target: { writesPerJob: TARGET_WRITES_PER_JOB, met },
-      writes: {
-        total: writes,
-        perJob: round(writesPerJob),
-        perRunnerPod: round(writes / Math.max(1, runnerPods)),
+  emitJson({
+    benchmark: 'kube-writes',
+    jobs: JOBS,
+    runnerPods,
+    runnerPodsWithoutJob: runnerPods - podsWithJob,
+    target: { writesPerJob: TARGET_WRITES_PER_JOB, met },
+    writes: {
+      total: writes,
+      perJob: round(writesPerJob),
+      perRunnerPod: round(writes / Math.max(1, runnerPods)),
+    },
+    reads: { total: reads, perJob: round(reads / JOBS) },
+    requests: requestRows,
+    startup: byKey(startup),
+    baseline: { pods: BASELINE_PODS, writesPerPod: round(baselineWrites), requests: byKey(baselineCounts) },
+    seconds: timing,
+    ratios: {
+      writesVsBaseline: round(writesPerJob / baselineWrites),
+      startVsBaseline: round(timing.jobQueuedToRunning.median / baselineStart.median),
+      cleanupVsBaseline: round(timing.finishedToGone.median / baselineCleanup.median),
+    },
+    githubRunnersLeft,
+    headline: [
+      {
+        what: `Kubernetes API writes per job lifecycle (\`kube-writes\`, ${JOBS} jobs)`,
+        figure:
+          `${writesPerJob.toFixed(2)} (${requestRows
+            .filter((r) => r.kind === 'write')
+            .map((r) => `${r.verb} ${r.resource} ${(r.count / JOBS).toFixed(2)}`)
+            .join(', ')}); ` + `${(reads / JOBS).toFixed(2)} reads after start-up`,
+        baseline: `bare pod: ${baselineWrites.toFixed(2)}`,
       },
-      reads: { total: reads, perJob: round(reads / JOBS) },
-      requests: requestRows,
-      startup: byKey(startup),
-      baseline: { pods: BASELINE_PODS, writesPerPod: round(baselineWrites), requests: byKey(baselineCounts) },
-      seconds: timing,
-      ratios: {
-        writesVsBaseline: round(writesPerJob / baselineWrites),
-        startVsBaseline: round(timing.jobQueuedToRunning.median / baselineStart.median),
-        cleanupVsBaseline: round(timing.finishedToGone.median / baselineCleanup.median),
+      {
+        what: `job queued → runner pod Running, median (\`kube-writes\`, creation capped at ${MAX_CREATE_PER_SECOND}/s)`,
+        figure: `${timing.jobQueuedToRunning.median.toFixed(2)} s (p95 ${timing.jobQueuedToRunning.p95.toFixed(2)} s)`,
+        baseline: `bare pod created → Running: ${baselineStart.median.toFixed(2)} s`,
       },
-      githubRunnersLeft,
-      headline: [
-        {
-          what: `Kubernetes API writes per job lifecycle (\`kube-writes\`, ${JOBS} jobs)`,
-          figure:
-            `${writesPerJob.toFixed(2)} (${requestRows
-              .filter((r) => r.kind === 'write')
-              .map((r) => `${r.verb} ${r.resource} ${(r.count / JOBS).toFixed(2)}`)
-              .join(', ')}); ` + `${(reads / JOBS).toFixed(2)} reads after start-up`,
-          baseline: `bare pod: ${baselineWrites.toFixed(2)}`,
-        },
-        {
-          what: `job queued → runner pod Running, median (\`kube-writes\`, creation capped at ${MAX_CREATE_PER_SECOND}/s)`,
-          figure: `${timing.jobQueuedToRunning.median.toFixed(2)} s (p95 ${timing.jobQueuedToRunning.p95.toFixed(2)} s)`,
-          baseline: `bare pod created → Running: ${baselineStart.median.toFixed(2)} s`,
-        },
-      ] satisfies Headline[],
-      runSeconds: round(runSeconds, 1),
-      wallSeconds: round((performance.now() - wallStart) / 1000, 1),
-    })}\n`,
-  );
+    ] satisfies Headline[],
+    runSeconds: round(runSeconds, 1),
+    wallSeconds: round((performance.now() - wallStart) / 1000, 1),
+  });
   if (failures.length) throw new Error(`jobs did not succeed: ${failures.join('; ')}`);
 }
 
-function printTable(header: string[], rows: string[][], title: string): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const format = (cells: string[]) =>
-    cells
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  process.stdout.write(`${title}\n\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
-  for (const row of rows) process.stdout.write(`${format(row)}\n`);
-  process.stdout.write('\n');
-}
-
-runBench(main, cleanUp);
+runBench(main, cleanups.runAll);

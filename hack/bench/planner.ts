@@ -23,7 +23,8 @@ import type {
 } from '../../src/model/ledger-snapshot.ts';
 import { plan } from '../../src/planner/plan.ts';
 import { runnerHealthRules } from '../../src/planner/runner-health.ts';
-import type { Headline } from './lib/report.ts';
+import { seededRandom } from '../../src/util/distribution.ts';
+import { type Headline, round } from './lib/report.ts';
 
 const { values: options } = parseArgs({
   options: {
@@ -50,18 +51,7 @@ const REPOS = 200;
 const RUNNERS_PER_CLASS = 150;
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 
-/** A small seeded generator, so every run plans the same snapshot. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+// Seeded, so every run plans the same snapshot.
 let random = seededRandom(20260115);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 const classNames = Array.from({ length: CLASS_COUNT }, (_, i) => `class-${String(i).padStart(2, '0')}`);
@@ -189,8 +179,6 @@ function summarise(
     output,
   };
 }
-
-const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
 const saturated = buildClasses(200, 20);
 const unconstrained = buildClasses(10_000, 10_000);

@@ -7,7 +7,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/config/load.ts';
-import { UnsafePlacementError } from '../../src/sources/github/registrar.ts';
+import { UnsafePlacementError } from '../../src/sources/github/placement-guard.ts';
 import type { FakeGithub } from '../support/fake-github/index.ts';
 import {
   ensureSandboxRuntimeClass,

@@ -140,6 +140,8 @@ export class TimingKubeConfig extends KubeConfig {
 export interface PodTimes {
   name: string;
   job?: string;
+  /** Its phase when last seen. */
+  phase?: string;
   addedAt: number;
   runningAt?: number;
   /** First seen Succeeded or Failed. */
@@ -147,13 +149,22 @@ export interface PodTimes {
   goneAt?: number;
 }
 
-/** When each pod of a namespace was first seen, first seen Running and seen gone, from a watch. */
-export async function watchPods(cleanups: Cleanups, kc: KubeConfig, core: CoreV1Api, namespace: string) {
+/**
+ * When each pod of a namespace was first seen, first seen Running and seen gone, from a watch; on
+ * `clock` (performance.now() by default; Date.now to set them against another process's timestamps).
+ */
+export async function watchPods(
+  cleanups: Cleanups,
+  kc: KubeConfig,
+  core: CoreV1Api,
+  namespace: string,
+  clock: () => number = now,
+) {
   const pods = new Map<string, PodTimes>();
   /** Job key → its pod (the first one made for it). */
   const byJob = new Map<string, PodTimes>();
   const seen = (pod: V1Pod) => {
-    const at = now();
+    const at = clock();
     const name = pod.metadata?.name ?? '';
     let times = pods.get(name);
     if (!times || times.goneAt !== undefined) {
@@ -162,6 +173,7 @@ export async function watchPods(cleanups: Cleanups, kc: KubeConfig, core: CoreV1
       pods.set(name, times);
       if (job && !byJob.has(job)) byJob.set(job, times);
     }
+    times.phase = pod.status?.phase;
     if (pod.status?.phase === 'Running') times.runningAt ??= at;
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') times.finishedAt ??= at;
   };
@@ -174,7 +186,7 @@ export async function watchPods(cleanups: Cleanups, kc: KubeConfig, core: CoreV1
       upsert: seen,
       remove(pod) {
         const times = pods.get(pod.metadata?.name ?? '');
-        if (times) times.goneAt ??= now();
+        if (times) times.goneAt ??= clock();
       },
     },
     restartDelayMs: 200,

@@ -7,8 +7,9 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
 }
 
-export const round = (value: number, digits = 3) =>
-  Number.isFinite(value) ? Number(value.toFixed(digits)) : null;
+/** Rounded to `digits`; not a number stays NaN, which the JSON output writes as null. */
+export const round = (value: number, digits = 3): number =>
+  Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN;
 
 export function printTable(title: string, header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));

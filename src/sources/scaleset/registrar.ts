@@ -2,9 +2,8 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { RunnerClass } from '../../classes/schema.ts';
 import type { CreateRunnerAction } from '../../model/action.ts';
-import { type RegisteredRunner, RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
-import { backoffDelayMs } from '../../util/retry.ts';
-import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
+import { RegistrationExistsError, type RunnerRegistrar } from '../../ports.ts';
+import { createRegistrationForgetter } from '../github/registration-forgetter.ts';
 import { isServiceError } from './actions-service.ts';
 import type { ScaleSetApi } from './scale-set-api.ts';
 
@@ -27,8 +26,6 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
   const { api } = options;
   const log = options.logger.child({ component: 'scaleset-registrar' });
   const ids = new LRUCache<string, number>({ max: 50_000 });
-  const forgetting = new Map<string, NodeJS.Timeout | undefined>();
-  let stopped = false;
 
   async function idOf(name: string): Promise<number | null> {
     const known = ids.get(name);
@@ -56,30 +53,11 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
     }
   }
 
-  function forget(runner: RegisteredRunner, attempt = 0): void {
-    const name = runner.runnerName;
-    if (stopped || (attempt === 0 && forgetting.has(name))) return;
-    forgetting.set(name, undefined);
-    const retry = (why: string) => {
-      if (stopped || attempt + 1 >= BACKGROUND_RETRIES.forgetRegistration.attempts) {
-        forgetting.delete(name);
-        log.info({ pod: name, why }, 'runner registration left for the service to remove');
-        return;
-      }
-      const timer = setTimeout(
-        () => forget(runner, attempt + 1),
-        backoffDelayMs(attempt, BACKGROUND_RETRIES.forgetRegistration),
-      );
-      timer.unref();
-      forgetting.set(name, timer);
-    };
-    remove(name)
-      .then((result) => {
-        if (result === 'busy') retry('the service still counts it busy');
-        else forgetting.delete(name);
-      })
-      .catch((err: unknown) => retry(err instanceof Error ? err.message : String(err)));
-  }
+  const forgetter = createRegistrationForgetter({
+    remove: (runner) => remove(runner.runnerName),
+    logger: log,
+    leftTo: 'the service to remove',
+  });
 
   return {
     async register(action: CreateRunnerAction, _runnerClass: RunnerClass, registerOptions) {
@@ -106,11 +84,9 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
       }
     },
     unregister: (runner) => remove(runner.runnerName),
-    forget: (runner) => forget(runner),
+    forget: forgetter.forget,
     stop() {
-      stopped = true;
-      for (const timer of forgetting.values()) clearTimeout(timer);
-      forgetting.clear();
+      forgetter.stop();
     },
   };
 }

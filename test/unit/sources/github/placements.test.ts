@@ -2,7 +2,8 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classesSchema } from '../../../../src/classes/schema.ts';
-import { createGithubRegistrar, UnsafePlacementError } from '../../../../src/sources/github/registrar.ts';
+import { UnsafePlacementError } from '../../../../src/sources/github/placement-guard.ts';
+import { createGithubRegistrar } from '../../../../src/sources/github/registrar.ts';
 import {
   placementProblems,
   type RunnerGroupAccess,

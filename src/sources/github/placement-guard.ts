@@ -1,28 +1,31 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { RunnerClasses } from '../../classes/schema.ts';
+import { ConfigError } from '../../errors.ts';
 import type { PlacementHold } from '../../model/ledger-snapshot.ts';
 import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
-import { isRefusedForGood } from '../github/errors.ts';
-import { UnsafePlacementError } from '../github/registrar.ts';
-import {
-  type PlacementProblem,
-  placementProblems,
-  type RunnerGroupAccess,
-} from '../github/runner-group-policy.ts';
+import { isRefusedForGood } from './errors.ts';
+import { type PlacementProblem, placementProblems, type RunnerGroupAccess } from './runner-group-policy.ts';
+
+/** A class whose runner group (or repository) GitHub would let untrusted jobs reach. */
+export class UnsafePlacementError extends ConfigError {
+  override name = 'UnsafePlacementError';
+}
 
 /**
- * The runner groups' side of trust, for scale sets: a scale set takes the jobs of the repositories
- * (and workflows) its runner group admits, so a trusted class's group must admit no public
- * repository, and a trusted-only class's only selected workflows, exactly as for JIT runners. Read at
- * start (refusing to start, or warning) and every check interval after (conditional: free while
- * unchanged); a class whose group is unsafe, or cannot be read yet, is held.
+ * The runner groups' side of trust: GitHub gives a job to any idle runner whose labels fit and whose
+ * group admits the repository, so a trusted class's group must admit no public repository, and a
+ * trusted-only class's only selected workflows, whether its runners are JIT runners or a scale set's.
+ * Read at start (refusing to start, or warning) and every check interval after (conditional: free
+ * while unchanged); a class whose group is unsafe, or cannot be read yet, is held.
  */
 
 export interface PlacementGuardOptions {
   classes: RunnerClasses;
   /** The organisation's runner groups with their access settings. */
   listGroups: () => Promise<RunnerGroupAccess[]>;
+  /** The classes held while the groups cannot be read (those placed in a group); every GitHub class by default. */
+  placedInGroups?: readonly string[];
   unsafePlacement: 'warn' | 'refuse';
   intervalMs: number;
   onPlacements?: (holds: ReadonlyMap<string, PlacementHold>) => void;
@@ -40,8 +43,9 @@ export interface PlacementGuard {
 
 export function createPlacementGuard(options: PlacementGuardOptions): PlacementGuard {
   const { classes } = options;
-  const log = options.logger.child({ component: 'scaleset-placement' });
+  const log = options.logger.child({ component: 'runner-placement' });
   const classNames = Object.keys(classes).filter((name) => classes[name]?.match.github);
+  const placedInGroups = options.placedInGroups ?? classNames;
   const gauge = new Gauge({
     name: 'gantry_trust_placement_unsafe',
     help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
@@ -84,13 +88,17 @@ export function createPlacementGuard(options: PlacementGuardOptions): PlacementG
 
   const recheck = async () => report(await findProblems());
 
+  /**
+   * GitHub could not be reached: rather than not start (every replica also answers Tekton's admission
+   * reviews), hold the classes placed in groups and read the groups again, doubling the wait.
+   */
   function holdUntilReadable(err: unknown, delayMs = firstRetryMs): void {
     clearTimeout(retry);
     if (stopped) return;
-    options.onPlacements?.(new Map(classNames.map((name): [string, PlacementHold] => [name, 'unknown'])));
+    options.onPlacements?.(new Map(placedInGroups.map((name): [string, PlacementHold] => [name, 'unknown'])));
     log.warn(
       { err: err instanceof Error ? err.message : String(err), retryInMs: delayMs },
-      'runner groups cannot be read; the classes make no runners until they can',
+      'runner groups cannot be read; the classes placed in them make no runners until they can',
     );
     retry = setTimeout(() => {
       recheck().catch((again: unknown) => holdUntilReadable(again, Math.min(maxRetryMs, delayMs * 2)));
@@ -123,6 +131,7 @@ export function createPlacementGuard(options: PlacementGuardOptions): PlacementG
     },
     start() {
       stopped = false;
+      // A leader that never read the groups (GitHub was away when it started) reads them now.
       if (!read) {
         clearTimeout(retry);
         recheck().catch((err: unknown) => holdUntilReadable(err));
