@@ -114,3 +114,13 @@ export function createGithubMetrics(registry: Registry): GithubMetrics {
     }),
   };
 }
+
+/** 1 per class while GitHub's side would let untrusted jobs reach its runners (the placement guard's). */
+export function placementUnsafeGauge(registry: Registry): Gauge<'class'> {
+  return new Gauge({
+    name: 'gantry_trust_placement_unsafe',
+    help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
+    labelNames: ['class'] as const,
+    registers: [registry],
+  });
+}

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { RunnerClasses } from '../../classes/schema.ts';
 import { ConfigError } from '../../errors.ts';
 import type { PlacementHold } from '../../model/ledger-snapshot.ts';
 import { BACKGROUND_RETRIES } from '../../util/schedules.ts';
 import { isRefusedForGood } from './errors.ts';
+import { placementUnsafeGauge } from './metrics.ts';
 import { type PlacementProblem, placementProblems, type RunnerGroupAccess } from './runner-group-policy.ts';
 
 /** A class whose runner group (or repository) GitHub would let untrusted jobs reach. */
@@ -46,12 +47,7 @@ export function createPlacementGuard(options: PlacementGuardOptions): PlacementG
   const log = options.logger.child({ component: 'runner-placement' });
   const classNames = Object.keys(classes).filter((name) => classes[name]?.match.github);
   const placedInGroups = options.placedInGroups ?? classNames;
-  const gauge = new Gauge({
-    name: 'gantry_trust_placement_unsafe',
-    help: '1 while the class’s runner group (or repository) lets untrusted jobs reach its runners, as last read from GitHub.',
-    labelNames: ['class'] as const,
-    registers: [options.metrics],
-  });
+  const gauge = placementUnsafeGauge(options.metrics);
   for (const name of classNames) gauge.set({ class: name }, 0);
   const [firstRetryMs, maxRetryMs] = options.unreadableRetryMs ?? [
     BACKGROUND_RETRIES.placementUnreadable.baseDelayMs,
