@@ -322,13 +322,13 @@ describe('reconciler', () => {
     };
     ledger.observeRunner(pod);
     reconciler.start();
-    await until('removal tried', async () => removes.length === 1, 3_000, 5);
+    await until('removal tried', async () => removes.length === 1, 10_000, 5);
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Busy now: not tried again while it runs its job, and not counted as terminating.
     expect(removes).toEqual(['r1 idle-timeout']);
     expect(ledger.snapshot(config, NOW).classes.lint?.runners[0]?.state).toBe('busy');
     ledger.observeRunner({ ...pod, phase: 'Succeeded', endedAt: NOW });
-    await until('removed once finished', async () => removes.length === 2, 3_000, 5);
+    await until('removed once finished', async () => removes.length === 2, 10_000, 5);
     await reconciler.stop();
     expect(removes[1]).toBe('r1 finished');
   });
