@@ -11,7 +11,9 @@ import {
 } from '../support/control-plane/process-control.ts';
 import { deliveryHeaders } from '../support/fake-github/webhooks.ts';
 import { until } from '../support/until.ts';
-import { faultsKubeConfig, type GantryProcess, type Scenario, SECRET } from './harness.ts';
+import { type Scenario, SECRET } from './harness.ts';
+import type { GantryProcess } from './replica.ts';
+import { faultsKubeConfig } from './scenario.ts';
 
 // The faults themselves, shared by the scenarios (one fault each, with its own checks) and the soak
 // (all of them, one after another, while jobs keep coming).

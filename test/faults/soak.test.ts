@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'vitest';
-import { type GantryProcess, runScenario, type Scenario, SOAK } from './harness.ts';
+import { runScenario, type Scenario, SOAK } from './harness.ts';
 import { describeCodes, floodWebhooks, pauseEtcd, restartApiserver } from './inject.ts';
+import type { GantryProcess } from './replica.ts';
 
 // The long form, run by hand (npm run faults -- --soak): two replicas take a steady stream of jobs
 // (5,000 by default, --jobs N) while every fault is injected in turn, 15 s apart, until the last
@@ -84,7 +85,7 @@ const faults: Fault[] = [
     async run(s) {
       const [first] = s.live();
       if (!first) return;
-      await s.stop(first);
+      await s.terminate(first);
       s.pointWebhooksAt(anyLive(s));
       await s.startReplica();
     },

@@ -1,9 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { pino } from 'pino';
-import { type App, createApp } from '../../src/app.ts';
-import { parseConfig } from '../../src/config/load.ts';
+import { type AppEnv, type AppEnvOptions, startAppEnv } from './app-env.ts';
 import type { FakeActionsServiceOptions, QueueScaleSetJob } from './fake-actions-service/index.ts';
-import { createTestNamespace } from './kube.ts';
 import {
   type ScaleSetFakes,
   type ScaleSetFakesOptions,
@@ -20,22 +17,14 @@ import { until } from './until.ts';
  * shared apiserver (KWOK runs them), and the scale-set runner simulator plays each pod's runner.
  */
 
-const RESTRICTED = { 'pod-security.kubernetes.io/enforce': 'restricted' };
-
-export interface ScaleSetEnv {
-  app: App;
-  config: ReturnType<typeof parseConfig>;
+export interface ScaleSetEnv extends AppEnv<ReturnType<typeof startScaleSetRunnerSimulator>> {
   fakes: ScaleSetFakes;
-  simulator: ReturnType<typeof startScaleSetRunnerSimulator>;
-  namespaces: Record<string, string>;
   /**
    * Queues `count` jobs for the class's scale set, as GitHub would assign them: a workflow run on the
    * fake GitHub (so that a look-up finds it) and the jobs on the Actions fake. Returns their
    * runnerRequestIds.
    */
   queue(className: string, count: number, job?: ScaleSetJobSpec): number[];
-  restart(): Promise<App>;
-  stop(): Promise<void>;
 }
 
 export interface ScaleSetJobSpec extends QueueScaleSetJob {
@@ -46,22 +35,12 @@ export interface ScaleSetJobSpec extends QueueScaleSetJob {
   headBranch?: string;
 }
 
-export interface ScaleSetEnvOptions {
-  namespaces: readonly string[];
-  classes: (namespaces: Record<string, string>) => Record<string, unknown>;
-  controller?: Record<string, unknown>;
-  github?: Record<string, unknown>;
+export interface ScaleSetEnvOptions extends AppEnvOptions {
   fakes?: ScaleSetFakesOptions;
   actions?: Partial<FakeActionsServiceOptions>;
-  cleanup: string[];
 }
 
 export async function startScaleSetEnv(kc: KubeConfig, options: ScaleSetEnvOptions): Promise<ScaleSetEnv> {
-  const namespaces: Record<string, string> = {};
-  for (const name of options.namespaces) {
-    namespaces[name] = await createTestNamespace(kc, name, RESTRICTED);
-    options.cleanup.push(namespaces[name]);
-  }
   const fakes = await startScaleSetFakes({
     runnerGroups: [
       {
@@ -76,77 +55,43 @@ export async function startScaleSetEnv(kc: KubeConfig, options: ScaleSetEnvOptio
   });
   fakes.actions.runInRealTime(100);
   fakes.github.runInRealTime(100);
-  const config = parseConfig({
-    log: { level: process.env.GANTRY_TEST_LOG ?? 'silent' },
-    http: { address: '127.0.0.1', port: 0 },
-    github: scaleSetGithubConfig(fakes, { scaleSets: { sessionConflictRetrySeconds: 1 }, ...options.github }),
-    controller: {
-      reconcilePeriodSeconds: 0.5,
-      startTimeoutSeconds: 4,
-      deadlineGraceSeconds: 1,
-      ...options.controller,
-    },
-    classes: options.classes(namespaces),
-  });
-  const startApp = async () => {
-    const app = createApp(config, {
-      kubeConfig: kc,
-      logger: pino({ level: process.env.GANTRY_TEST_LOG ?? 'silent' }),
-    });
-    await app.start();
-    // The leader opens the sessions in the background: jobs are queued once every scale set listens.
-    const classes = Object.values(config.classes).filter((c) => c.match.github).length;
-    await until('every scale set’s session', async () => fakes.actions.sessions().length === classes, 30_000);
-    return app;
-  };
-  let app: App;
-  try {
-    app = await startApp();
-  } catch (err) {
-    await fakes.stop();
-    throw err;
-  }
   const durations = new Map<number, number>();
-  const simulator = startScaleSetRunnerSimulator(kc, fakes.actions, Object.values(namespaces), durations);
-  const env: ScaleSetEnv = {
-    app,
-    config,
-    fakes,
-    simulator,
-    namespaces,
-    queue(className, count, job = {}) {
-      const repo = `${fakes.github.org}/${job.repository ?? 'app'}`;
-      const { runIds } = fakes.github.queueJobs({
-        repo,
-        labels: ['self-hosted'],
-        count: 1,
-        ...(job.fromFork ? { fromFork: job.fromFork } : {}),
-        ...(job.eventName ? { event: job.eventName } : {}),
-        ...(job.headBranch ? { headBranch: job.headBranch } : {}),
-      });
-      const event = job.eventName ?? (job.fromFork ? 'pull_request' : 'push');
-      const ref = event.startsWith('pull_request')
-        ? 'refs/pull/1/merge'
-        : `refs/heads/${job.headBranch ?? 'main'}`;
-      const ids = fakes.actions.queueJobs(scaleSetOf(fakes, className).id, count, {
-        workflowRef: `${repo}/.github/workflows/ci.yml@${ref}`,
-        eventName: event,
-        ...job,
-        workflowRunId: runIds[0] ?? 0,
-      });
-      for (const id of ids) durations.set(id, job.durationMs ?? 1_000);
-      return ids;
+  const env = await startAppEnv(kc, options, {
+    github: scaleSetGithubConfig(fakes, { scaleSets: { sessionConflictRetrySeconds: 1 } }),
+    // The leader opens the sessions in the background: jobs are queued once every scale set listens.
+    started: async (_webhookUrl, config) => {
+      const classes = Object.values(config.classes).filter((c) => c.match.github).length;
+      await until(
+        'every scale set’s session',
+        async () => fakes.actions.sessions().length === classes,
+        30_000,
+      );
     },
-    async restart() {
-      await env.app.stop();
-      env.app = await startApp();
-      return env.app;
-    },
-    async stop() {
-      await simulator.stop();
-      await env.app.stop();
-      await fakes.stop();
-    },
+    startSimulator: (namespaces) => startScaleSetRunnerSimulator(kc, fakes.actions, namespaces, durations),
+    stop: () => fakes.stop(),
+  });
+  const queue: ScaleSetEnv['queue'] = (className, count, job = {}) => {
+    const repo = `${fakes.github.org}/${job.repository ?? 'app'}`;
+    const { runIds } = fakes.github.queueJobs({
+      repo,
+      labels: ['self-hosted'],
+      count: 1,
+      ...(job.fromFork ? { fromFork: job.fromFork } : {}),
+      ...(job.eventName ? { event: job.eventName } : {}),
+      ...(job.headBranch ? { headBranch: job.headBranch } : {}),
+    });
+    const event = job.eventName ?? (job.fromFork ? 'pull_request' : 'push');
+    const ref = event.startsWith('pull_request')
+      ? 'refs/pull/1/merge'
+      : `refs/heads/${job.headBranch ?? 'main'}`;
+    const ids = fakes.actions.queueJobs(scaleSetOf(fakes, className).id, count, {
+      workflowRef: `${repo}/.github/workflows/ci.yml@${ref}`,
+      eventName: event,
+      ...job,
+      workflowRunId: runIds[0] ?? 0,
+    });
+    for (const id of ids) durations.set(id, job.durationMs ?? 1_000);
+    return ids;
   };
-  return env;
+  return Object.assign(env, { fakes, queue });
 }
