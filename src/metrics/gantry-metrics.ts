@@ -5,7 +5,7 @@ import type { LedgerChange } from '../ledger/ledger.ts';
 import type { EpochMillis } from '../model/job.ts';
 import type { LedgerSnapshot, RunnerState } from '../model/ledger-snapshot.ts';
 import { LOST_REASONS, type StartFailureReason } from '../model/runner-observation.ts';
-import { runnerHourlyRate } from './cost.ts';
+import { meterLedgerChange } from './cost-from-ledger.ts';
 import { CostMeter } from './cost-meter.ts';
 import { RecentActivity, type StatusReport } from './status.ts';
 
@@ -254,6 +254,7 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
   function onChange(change: LedgerChange): void {
     const at = now();
     activity.observe(change, at);
+    meterLedgerChange(meter, change, classes, sourceOf);
     switch (change.kind) {
       case 'job-unclassified':
         unclassified.inc({ source: change.job.source });
@@ -266,7 +267,6 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
             change.queuedForMs / 1000,
           );
         }
-        if (job.runnerName && job.startedAt !== undefined) meter.jobStarted(job.runnerName, job.startedAt);
         break;
       }
       case 'job-completed':
@@ -276,30 +276,16 @@ export function createGantryMetrics(options: GantryMetricsOptions) {
             Math.max(0, change.completedAt - change.startedAt) / 1000,
           );
         }
-        if (change.runnerName) meter.jobCompleted(change.runnerName, change.startedAt, change.completedAt);
         break;
       case 'runner-running': {
         const { runner } = change;
-        const runnerClass = classes[runner.className];
-        if (!runnerClass) break;
+        if (!classes[runner.className]) break;
         startupSeconds.observe(
           { class: runner.className },
           Math.max(0, runner.runningSince - runner.createdAt) / 1000,
         );
-        meter.running(
-          runner.name,
-          { className: runner.className, source: sourceOf(runner.className) },
-          runnerHourlyRate(runnerClass),
-          runner.runningSince,
-        );
         break;
       }
-      case 'runner-ended':
-        meter.ended(change.runner.name, change.endedAt);
-        break;
-      case 'runner-gone':
-        meter.gone(change.runner.name, change.at, change.runner.endedAt);
-        break;
       case 'trust-violation':
         trustViolations.inc({ class: change.className, kind: change.violation });
         break;

@@ -5,7 +5,7 @@ import { isSandboxTier } from '../classes/schema.ts';
 import type { Config } from '../config/schema.ts';
 import { quotaLimits } from '../launcher/quota-headroom.ts';
 import { Ledger, type LedgerChange } from '../ledger/ledger.ts';
-import { runnerHourlyRate } from '../metrics/cost.ts';
+import { meterLedgerChange } from '../metrics/cost-from-ledger.ts';
 import { CostMeter } from '../metrics/cost-meter.ts';
 import type { CreateRunnerAction, DeleteRunnerAction } from '../model/action.ts';
 import type { EpochMillis, JobIdentity } from '../model/job.ts';
@@ -215,10 +215,11 @@ export function simulate(input: SimulationInput): SimulationResult {
 
   const observe = (changes: LedgerChange[]) => {
     for (const change of changes) {
+      // Every runner of a replayed trace is a GitHub runner.
+      meterLedgerChange(meter, change, baseClasses, () => 'github');
       switch (change.kind) {
         case 'job-started': {
           const { job } = change;
-          if (job.runnerName && job.startedAt !== undefined) meter.jobStarted(job.runnerName, job.startedAt);
           if (job.classification.matched) {
             const s = stats.get(job.classification.className);
             s?.queueMs.push(change.queuedForMs);
@@ -227,29 +228,8 @@ export function simulate(input: SimulationInput): SimulationResult {
           }
           break;
         }
-        case 'job-completed':
-          if (change.runnerName) meter.jobCompleted(change.runnerName, change.startedAt, change.completedAt);
-          break;
         case 'job-unclassified':
           unclassified.set(change.reason, (unclassified.get(change.reason) ?? 0) + 1);
-          break;
-        case 'runner-running': {
-          const runnerClass = baseClasses[change.runner.className];
-          if (runnerClass) {
-            meter.running(
-              change.runner.name,
-              { className: change.runner.className, source: 'github' },
-              runnerHourlyRate(runnerClass),
-              change.runner.runningSince,
-            );
-          }
-          break;
-        }
-        case 'runner-ended':
-          meter.ended(change.runner.name, change.endedAt);
-          break;
-        case 'runner-gone':
-          meter.gone(change.runner.name, change.at, change.runner.endedAt);
           break;
         case 'trust-violation':
           statsOf(change.className).trustViolations++;
