@@ -458,7 +458,7 @@ async function main(): Promise<void> {
       pollOnly: { perJob: round(pollOnly.quotaPerJob ?? 0), byRoute: pollOnly.byRoute },
       naive: { perJob: round(naive.quotaPerJob ?? 0) },
     })),
-    idle: { ...hour(idle), notModified: idle.notModified },
+    idle: { ...hour(idle), notModified: idle.notModified, byRoute: idle.byRoute },
     naiveIdle: hour(naiveIdle),
     headline,
     wallSeconds: round((performance.now() - started) / 1000, 1),
