@@ -22,6 +22,23 @@ afterAll(async () => {
   await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
 });
 
+/** A "restricted" namespace whose ResourceQuota admits no pod, once the quota controller counted it. */
+async function fullNamespace(prefix: string): Promise<string> {
+  const namespace = await createTestNamespace(kc, prefix, {
+    'pod-security.kubernetes.io/enforce': 'restricted',
+  });
+  namespaces.push(namespace);
+  await core.createNamespacedResourceQuota({
+    namespace,
+    body: { metadata: { name: 'runners' }, spec: { hard: { pods: '0' } } },
+  });
+  await until('quota status', async () => {
+    const quota = await core.readNamespacedResourceQuota({ name: 'runners', namespace });
+    return quota.status?.hard?.pods !== undefined;
+  });
+  return namespace;
+}
+
 function runnerClass(namespace: string, extra: Record<string, unknown> = {}): RunnerClass {
   const parsed = classesSchema.parse({
     lint: {
@@ -291,18 +308,7 @@ describe('kube launcher', () => {
   });
 
   it('reports a quota refusal as such and registers nothing', async () => {
-    const quotaNs = await createTestNamespace(kc, 'launcher-quota', {
-      'pod-security.kubernetes.io/enforce': 'restricted',
-    });
-    namespaces.push(quotaNs);
-    await core.createNamespacedResourceQuota({
-      namespace: quotaNs,
-      body: { metadata: { name: 'runners' }, spec: { hard: { pods: '0' } } },
-    });
-    await until('quota status', async () => {
-      const quota = await core.readNamespacedResourceQuota({ name: 'runners', namespace: quotaNs });
-      return quota.status?.hard?.pods !== undefined;
-    });
+    const quotaNs = await fullNamespace('launcher-quota');
     const registrar = memoryRegistrar();
     const outcome = await launcherWith(registrar).create(
       createAction(quotaNs, 'acme/app#0'),
@@ -338,18 +344,7 @@ describe('kube launcher', () => {
     });
 
     it('removes the registration at once when the quota refuses the pod, and reports it', async () => {
-      const quotaNs = await createTestNamespace(kc, 'launcher-quota-overlap', {
-        'pod-security.kubernetes.io/enforce': 'restricted',
-      });
-      namespaces.push(quotaNs);
-      await core.createNamespacedResourceQuota({
-        namespace: quotaNs,
-        body: { metadata: { name: 'runners' }, spec: { hard: { pods: '0' } } },
-      });
-      await until('quota status', async () => {
-        const quota = await core.readNamespacedResourceQuota({ name: 'runners', namespace: quotaNs });
-        return quota.status?.hard?.pods !== undefined;
-      });
+      const quotaNs = await fullNamespace('launcher-quota-overlap');
       const registrar = memoryRegistrar();
       const discarded: unknown[] = [];
       const action = createAction(quotaNs, 'acme/app#0');

@@ -4,28 +4,16 @@ import { createReconciler, type ReconcilerOptions } from '../../../src/controlle
 import type { CreateRunnerAction, DeleteRunnerAction } from '../../../src/model/action.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
 import type { CheckOutcome, CreateOptions, CreateOutcome, DeleteOutcome } from '../../../src/ports.ts';
-import { classes, NOW, testLedger } from '../../support/builders.ts';
+import { classes, githubJob, NOW, queuedEvent, testLedger } from '../../support/builders.ts';
 import { until } from '../../support/until.ts';
 
 // How the loop hands actions out: per-class queues taken in turns within an adaptive limit.
 
 const limits = { maxRunners: 100, maxCreatePerSecond: 1000 };
 
-const queued = (className: string, id: number): JobEvent => ({
-  kind: 'queued',
-  job: {
-    source: 'github',
-    key: `github:${className}-${id}`,
-    repo: 'acme/app',
-    labels: ['self-hosted', className],
-    runId: '1',
-    runAttempt: 1,
-    untrusted: false,
-    name: `job ${id}`,
-  },
-  via: 'webhook',
-  createdAt: NOW,
-});
+/** Job `id` of a class (its labels), queued at NOW. */
+const queued = (className: string, id: number): JobEvent =>
+  queuedEvent(githubJob(id, { key: `github:${className}-${id}`, labels: ['self-hosted', className] }), NOW);
 
 interface Call {
   action: CreateRunnerAction | DeleteRunnerAction;

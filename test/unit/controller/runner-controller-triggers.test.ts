@@ -5,25 +5,13 @@ import { createRunnerController } from '../../../src/controller/runner-controlle
 import type { KubeApis } from '../../../src/kube/client.ts';
 import type { Action } from '../../../src/model/action.ts';
 import type { JobEvent } from '../../../src/model/job.ts';
-import { classes, NOW } from '../../support/builders.ts';
+import { classes, githubJob, NOW, queuedEvent } from '../../support/builders.ts';
 import { memoryRegistrar } from '../../support/memory-registrar.ts';
 import { until } from '../../support/until.ts';
 
-const queued = (className: string, id: number): JobEvent => ({
-  kind: 'queued',
-  job: {
-    source: 'github',
-    key: `github:${className}-${id}`,
-    repo: 'acme/app',
-    labels: ['self-hosted', className],
-    runId: '1',
-    runAttempt: 1,
-    untrusted: false,
-    name: `job ${id}`,
-  },
-  via: 'webhook',
-  createdAt: NOW,
-});
+/** Job `id` of a class (its labels), queued at NOW. */
+const queued = (className: string, id: number): JobEvent =>
+  queuedEvent(githubJob(id, { key: `github:${className}-${id}`, labels: ['self-hosted', className] }), NOW);
 
 describe('runner controller: what a change plans', () => {
   it('plans the class of a job event at once, and leaves the other classes to their own changes', async () => {
