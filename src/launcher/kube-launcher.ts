@@ -148,6 +148,7 @@ export function createKubeLauncher({
       else ({ encodedJitConfig } = await registrar.register(action, runnerClass));
     } catch (err) {
       await removePod(name, namespace);
+      forgetUnanswered(action, err);
       return {
         kind: 'registration-failed',
         error: describe('register runner', name, err),
@@ -191,9 +192,23 @@ export function createKubeLauncher({
     return { kind: 'created' };
   }
 
+  /**
+   * A registration that failed without the CI system saying it made nothing (no answer in time, a
+   * 5xx) may have been made all the same, for a pod that is now gone: its removal is handed to the
+   * registrar, which finds nothing to remove if none was made. A rate limit sent nothing; a name
+   * registered already is another runner's.
+   */
+  function forgetUnanswered(action: CreateRunnerAction, err: unknown): void {
+    if (err instanceof RegistrationDeferredError || err instanceof RegistrationExistsError) return;
+    registrar.forget(action);
+  }
+
   /** Removes a registration made alongside a pod create that did not make the pod. */
   async function discard(action: CreateRunnerAction, made: Settled<unknown>, reason: DiscardReason) {
-    if (!made.ok) return;
+    if (!made.ok) {
+      forgetUnanswered(action, made.error);
+      return;
+    }
     let removed = true;
     try {
       await registrar.unregister(action);

@@ -307,6 +307,24 @@ describe('kube launcher', () => {
     expect(status).toBe(404);
   });
 
+  it('has a registration that got no answer removed with its pod, in case it was made', async () => {
+    const memory = memoryRegistrar();
+    const slow: RunnerRegistrar = {
+      ...memory,
+      // The CI system makes the registration, but its answer comes too late.
+      register: async (action, runnerClass) => {
+        await memory.register(action, runnerClass);
+        throw new Error('Actions service generate_jit_config failed: no answer within 3000 ms');
+      },
+    };
+    const action = createAction(ns, 'acme/app#unanswered');
+    expect(await launcherWith(slow).create(action, runnerClass(ns))).toMatchObject({
+      kind: 'registration-failed',
+    });
+    expect(memory.made).toEqual([action.runnerName]);
+    expect(memory.registered.has(action.runnerName)).toBe(false);
+  });
+
   it('reports a quota refusal as such and registers nothing', async () => {
     const quotaNs = await fullNamespace('launcher-quota');
     const registrar = memoryRegistrar();

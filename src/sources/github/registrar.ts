@@ -121,6 +121,7 @@ export function createGithubRegistrar(options: GithubRegistrarOptions): RunnerRe
       if (!labels)
         throw new Error(`class ${action.className} has no GitHub labels to register a runner with`);
       const replaceExisting = registerOptions?.replaceExisting ?? true;
+      forgetter.cancel(action.runnerName);
       try {
         const runner = await gate.run(() =>
           runners.create({

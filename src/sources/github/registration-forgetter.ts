@@ -18,43 +18,61 @@ export interface RegistrationForgetterOptions {
  */
 export function createRegistrationForgetter(options: RegistrationForgetterOptions) {
   const { attempts } = BACKGROUND_RETRIES.forgetRegistration;
-  /** Runner names whose registration is being removed, and the wait before the next try. */
-  const forgetting = new Map<string, NodeJS.Timeout | undefined>();
+  /**
+   * Runner names whose registration is being removed: each removal's own token (a later one of the
+   * same name, or a new registration, supersedes it) and the wait before its next try.
+   */
+  const forgetting = new Map<string, { timer?: NodeJS.Timeout }>();
   let stopped = false;
 
-  function forget(runner: RegisteredRunner, attempt = 0): void {
+  function attempt(runner: RegisteredRunner, token: { timer?: NodeJS.Timeout }, tries: number): void {
     const name = runner.runnerName;
-    if (stopped || (attempt === 0 && forgetting.has(name))) return;
-    forgetting.set(name, undefined);
+    const current = () => !stopped && forgetting.get(name) === token;
     const retry = (why: string) => {
-      if (stopped || attempt + 1 >= attempts) {
+      if (!current()) return;
+      if (tries + 1 >= attempts) {
         forgetting.delete(name);
         options.logger.info({ pod: name, why }, `runner registration left to ${options.leftTo}`);
         return;
       }
-      const delay = backoffDelayMs(attempt, BACKGROUND_RETRIES.forgetRegistration);
-      const timer = setTimeout(() => forget(runner, attempt + 1), delay);
-      timer.unref();
-      forgetting.set(name, timer);
+      token.timer = setTimeout(
+        () => attempt(runner, token, tries + 1),
+        backoffDelayMs(tries, BACKGROUND_RETRIES.forgetRegistration),
+      );
+      token.timer.unref();
     };
     options
       .remove(runner)
       .then((result) => {
         if (result === 'busy') retry('the CI system still counts it busy');
-        else forgetting.delete(name);
+        else if (current()) forgetting.delete(name);
       })
       .catch((err: unknown) => retry(err instanceof Error ? err.message : String(err)));
   }
 
+  function cancel(name: string): void {
+    clearTimeout(forgetting.get(name)?.timer);
+    forgetting.delete(name);
+  }
+
   return {
-    forget: (runner: RegisteredRunner) => forget(runner),
+    forget(runner: RegisteredRunner): void {
+      if (stopped || forgetting.has(runner.runnerName)) return;
+      const token = {};
+      forgetting.set(runner.runnerName, token);
+      attempt(runner, token, 0);
+    },
+    /**
+     * The name is being registered anew: a removal still waiting to be tried again would take the new
+     * registration, so it is dropped (one under way cannot be called back; it was sent first).
+     */
+    cancel,
     start() {
       stopped = false;
     },
     stop() {
       stopped = true;
-      for (const timer of forgetting.values()) clearTimeout(timer);
-      forgetting.clear();
+      for (const name of [...forgetting.keys()]) cancel(name);
     },
   };
 }

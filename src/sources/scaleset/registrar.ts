@@ -63,6 +63,7 @@ export function createScaleSetRegistrar(options: ScaleSetRegistrarOptions): Runn
     async register(action: CreateRunnerAction, _runnerClass: RunnerClass, registerOptions) {
       const scaleSetId = await options.scaleSetIdOf(action.className);
       const name = action.runnerName;
+      forgetter.cancel(name);
       try {
         const jit = await api.generateJitConfig(scaleSetId, name);
         ids.set(name, jit.runner.id);
