@@ -8,7 +8,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   PatchStrategy,
   RbacAuthorizationV1Api,
   setHeaderOptions,
@@ -36,8 +36,8 @@ import { appKeys, FakeGithub } from '../support/fake-github/index.ts';
 import {
   createTestNamespace,
   deleteNamespace,
-  messageOf,
-  statusOf,
+  kubeConfigWithToken,
+  refusal,
   testKubeConfig,
   until,
 } from '../support/kube.ts';
@@ -56,29 +56,6 @@ const toDelete: string[] = [];
 afterAll(async () => {
   await Promise.all(toDelete.map((ns) => deleteNamespace(kc, ns)));
 });
-
-/** A kubeconfig for the same cluster that authenticates with `token` alone. */
-function kubeConfigWithToken(token: string): KubeConfig {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the test kubeconfig has no cluster');
-  const asGantry = new KubeConfig();
-  asGantry.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'gantry', token }],
-    contexts: [{ name: 'gantry', cluster: cluster.name, user: 'gantry' }],
-    currentContext: 'gantry',
-  });
-  return asGantry;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return { status: statusOf(err), message: messageOf(err) };
-  }
-  throw new Error('the request was expected to be refused but was accepted');
-}
 
 function writeFile(content: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'gantry-chart-rbac-')), 'file');
@@ -189,7 +166,7 @@ describe('the chart’s RBAC, used by Gantry', () => {
     });
     const token = tokenRequest.status?.token;
     if (!token) throw new Error('the TokenRequest returned no token');
-    const asGantry = kubeConfigWithToken(token);
+    const asGantry = kubeConfigWithToken(kc, token);
     gantryCore = asGantry.makeApiClient(CoreV1Api);
     gantryCoordination = asGantry.makeApiClient(CoordinationV1Api);
 
@@ -507,7 +484,7 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
     });
     const token = tokenRequest.status?.token;
     if (!token) throw new Error('the TokenRequest returned no token');
-    asGantry = kubeConfigWithToken(token);
+    asGantry = kubeConfigWithToken(kc, token);
     gantryObjects = asGantry.makeApiClient(CustomObjectsApi);
     gantryCore = asGantry.makeApiClient(CoreV1Api);
     gantryAdmission = asGantry.makeApiClient(AdmissionregistrationV1Api);
@@ -539,7 +516,7 @@ describe('the chart’s Tekton RBAC, used with Gantry’s token', () => {
       namespace: authorNamespace,
       body: { spec: { audiences: [], expirationSeconds: 600 } },
     });
-    authorObjects = kubeConfigWithToken(authorToken.status?.token ?? '').makeApiClient(CustomObjectsApi);
+    authorObjects = kubeConfigWithToken(kc, authorToken.status?.token ?? '').makeApiClient(CustomObjectsApi);
   });
 
   afterAll(async () => {

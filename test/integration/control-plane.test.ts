@@ -1,15 +1,10 @@
-import {
-  CoreV1Api,
-  KubeConfig,
-  RbacAuthorizationV1Api,
-  type V1Pod,
-  type V1PodSpec,
-} from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestNamespace,
   deleteNamespace,
-  messageOf,
+  kubeConfigWithToken,
+  refusal,
   statusOf,
   testKubeConfig,
   until,
@@ -58,17 +53,6 @@ function hardenedPod(
   };
 }
 
-async function rejection(
-  promise: Promise<unknown>,
-): Promise<{ status: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return { status: statusOf(err), message: messageOf(err) };
-  }
-  throw new Error('the request was expected to be refused but was accepted');
-}
-
 async function podPhase(namespace: string, name: string): Promise<V1Pod> {
   return core.readNamespacedPod({ name, namespace });
 }
@@ -84,9 +68,7 @@ describe('Pod Security admission', () => {
     const container = privileged.spec?.containers[0];
     if (!container) throw new Error('pod has no container');
     container.securityContext = { privileged: true, allowPrivilegeEscalation: true };
-    const { status, message } = await rejection(
-      core.createNamespacedPod({ namespace: ns, body: privileged }),
-    );
+    const { status, message } = await refusal(core.createNamespacedPod({ namespace: ns, body: privileged }));
     expect(status).toBe(403);
     expect(message).toContain('violates PodSecurity "restricted:latest"');
     expect(message).toContain('privileged');
@@ -117,7 +99,7 @@ describe('ResourceQuota admission', () => {
     const container = big.spec?.containers[0];
     if (!container) throw new Error('pod has no container');
     container.resources = { requests: { cpu: '2', memory: '256Mi' }, limits: { cpu: '2', memory: '256Mi' } };
-    const { status, message } = await rejection(core.createNamespacedPod({ namespace: ns, body: big }));
+    const { status, message } = await refusal(core.createNamespacedPod({ namespace: ns, body: big }));
     expect(status).toBe(403);
     expect(message).toContain('exceeded quota: runners');
     expect(message).toContain('requests.cpu=2');
@@ -156,26 +138,19 @@ describe('RBAC authorization', () => {
     const token = tokenRequest.status?.token;
     expect(token).toBeTruthy();
 
-    const asReader = new KubeConfig();
-    const cluster = kc.getCurrentCluster();
-    if (!cluster || !token) throw new Error('no cluster or token');
-    asReader.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: 'reader', token }],
-      contexts: [{ name: 'reader', cluster: cluster.name, user: 'reader' }],
-      currentContext: 'reader',
-    });
+    if (!token) throw new Error('no token');
+    const asReader = kubeConfigWithToken(kc, token);
     const readerCore = asReader.makeApiClient(CoreV1Api);
 
     const pods = await readerCore.listNamespacedPod({ namespace: home });
     expect(pods.items).toEqual([]);
 
-    const outside = await rejection(readerCore.listNamespacedPod({ namespace: elsewhere }));
+    const outside = await refusal(readerCore.listNamespacedPod({ namespace: elsewhere }));
     expect(outside.status).toBe(403);
     expect(outside.message).toContain(`system:serviceaccount:${home}:reader`);
     expect(outside.message).toContain(`in the namespace "${elsewhere}"`);
 
-    const unbound = await rejection(
+    const unbound = await refusal(
       readerCore.createNamespacedPod({ namespace: home, body: hardenedPod('nope') }),
     );
     expect(unbound.status).toBe(403);

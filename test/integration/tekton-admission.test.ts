@@ -3,7 +3,6 @@ import { createServer } from 'node:net';
 import {
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
   PatchStrategy,
   SchedulingV1Api,
   setHeaderOptions,
@@ -31,6 +30,7 @@ import {
 import {
   createTestNamespace,
   deleteNamespace,
+  kubeConfigWithToken,
   messageOf,
   statusOf,
   testKubeConfig,
@@ -211,16 +211,9 @@ describe.skipIf(skipReason || inject('clusterKind') === 'existing')(
         namespace: gantryNamespace,
         body: { spec: { audiences: [], expirationSeconds: 900 } },
       });
-      const clusterInfo = kc.getCurrentCluster();
-      if (!clusterInfo || !token.status?.token) throw new Error('no cluster or token');
-      const asGantry = new KubeConfig();
-      asGantry.loadFromOptions({
-        clusters: [clusterInfo],
-        users: [{ name: 'gantry', token: token.status.token }],
-        // Gantry's own namespace, as in its pod.
-        contexts: [{ name: 'gantry', cluster: clusterInfo.name, user: 'gantry', namespace: gantryNamespace }],
-        currentContext: 'gantry',
-      });
+      if (!token.status?.token) throw new Error('no token');
+      // Gantry's own namespace, as in its pod.
+      const asGantry = kubeConfigWithToken(kc, token.status.token, gantryNamespace);
       const [configMap] = objectsOfKind(rendered, 'ConfigMap');
       const raw = parseYaml(
         (configMap?.data as Record<string, string> | undefined)?.['config.yaml'] ?? '',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKubeApis } from '../../src/kube/client.ts';
@@ -10,8 +10,8 @@ import { runnerClass, startGantryEnv } from '../support/gantry-env.ts';
 import {
   createTestNamespace,
   deleteNamespace,
-  messageOf,
-  statusOf,
+  kubeConfigWithToken,
+  refusal,
   testKubeConfig,
   until,
 } from '../support/kube.ts';
@@ -29,28 +29,6 @@ const MONDAY = Date.UTC(2026, 0, 5);
 afterAll(async () => {
   await Promise.all(toDelete.map((ns) => deleteNamespace(kc, ns)));
 });
-
-function kubeConfigWithToken(token: string): KubeConfig {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the test kubeconfig has no cluster');
-  const asGantry = new KubeConfig();
-  asGantry.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'gantry', token }],
-    contexts: [{ name: 'gantry', cluster: cluster.name, user: 'gantry' }],
-    currentContext: 'gantry',
-  });
-  return asGantry;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return { status: statusOf(err), message: messageOf(err) };
-  }
-  throw new Error('the request was expected to be refused but was accepted');
-}
 
 function learned(jobs: number) {
   const history = new ArrivalHistory();
@@ -114,7 +92,7 @@ describe('warm-pool state in its ConfigMap, with the chart’s RBAC', () => {
       })
     ).status?.token;
     if (!token) throw new Error('the TokenRequest returned no token');
-    asGantry = kubeConfigWithToken(token);
+    asGantry = kubeConfigWithToken(kc, token);
     gantryCore = asGantry.makeApiClient(CoreV1Api);
   });
 

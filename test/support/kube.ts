@@ -1,5 +1,6 @@
 import { CoreV1Api, KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { kubeMessage, kubeStatus } from '../../src/kube/errors.ts';
 import { until } from './until.ts';
 
 export { until };
@@ -43,3 +44,31 @@ export async function deleteNamespace(kc: KubeConfig, name: string): Promise<voi
 
 /** The status and the apiserver's message of a rejected client-node call, as Gantry reads them. */
 export { kubeMessage as messageOf, kubeStatus as statusOf } from '../../src/kube/errors.ts';
+
+/** A kubeconfig for the same cluster that authenticates with `token` alone (a ServiceAccount's). */
+export function kubeConfigWithToken(kc: KubeConfig, token: string, namespace?: string): KubeConfig {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the test kubeconfig has no cluster');
+  const asAccount = new KubeConfig();
+  asAccount.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'account', token }],
+    contexts: [
+      { name: 'account', cluster: cluster.name, user: 'account', ...(namespace ? { namespace } : {}) },
+    ],
+    currentContext: 'account',
+  });
+  return asAccount;
+}
+
+/** The apiserver's refusal of a request that must be refused: its status and message. */
+export async function refusal(
+  promise: Promise<unknown>,
+): Promise<{ status: number | undefined; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return { status: kubeStatus(err), message: kubeMessage(err) };
+  }
+  throw new Error('the request was expected to be refused but was accepted');
+}
