@@ -31,6 +31,25 @@ afterEach(async () => {
   for (const fake of fakes.splice(0)) await fake.stop();
 });
 
+/** A GitHub client of the fake, authenticated with the test's token. */
+function patClient(
+  fake: FakeGithub,
+  clock: ManualClock,
+  extra: Partial<Parameters<typeof createGithubClient>[0]> = {},
+) {
+  return createGithubClient({
+    baseUrl: fake.apiUrl,
+    authorize: () => createTokenAuth(PAT).authorization(),
+    onUnauthorized: () => false,
+    clock,
+    logger: pino({ level: 'silent' }),
+    metrics: createGithubMetrics(new Registry()),
+    timeoutMs: 5_000,
+    maxRetries: 2,
+    ...extra,
+  });
+}
+
 async function startFake(options: { quotaLimit?: number; repos?: string[] } = {}) {
   const clock = new ManualClock({ startMs: START, autoAdvance: true });
   const fake = new FakeGithub({
@@ -171,16 +190,7 @@ describe('gantry trace export from GitHub', () => {
     for (let i = 0; i < 4; i++)
       runJobs(fake, clock, { repo: 'acme/app', runs: 2, jobsPerRun: 1, waitMs: 1_000, durationMs: 10_000 });
     fake.faults.secondaryLimit = { count: 1, status: 403, retryAfterSeconds: 60 };
-    const client = createGithubClient({
-      baseUrl: fake.apiUrl,
-      authorize: () => createTokenAuth(PAT).authorization(),
-      onUnauthorized: () => false,
-      clock,
-      logger: pino({ level: 'silent' }),
-      metrics: createGithubMetrics(new Registry()),
-      timeoutMs: 5_000,
-      maxRetries: 2,
-    });
+    const client = patClient(fake, clock);
     const jobs: string[] = [];
     const waits: number[] = [];
     const report = await exportFromGithub({
@@ -216,16 +226,7 @@ describe('gantry trace export from GitHub', () => {
     const { fake, clock } = await startFake({ quotaLimit: 10 });
     for (let i = 0; i < 3; i++)
       runJobs(fake, clock, { repo: 'acme/app', runs: 2, jobsPerRun: 1, waitMs: 1_000, durationMs: 10_000 });
-    const client = createGithubClient({
-      baseUrl: fake.apiUrl,
-      authorize: () => createTokenAuth(PAT).authorization(),
-      onUnauthorized: () => false,
-      clock,
-      logger: pino({ level: 'silent' }),
-      metrics: createGithubMetrics(new Registry()),
-      timeoutMs: 5_000,
-      maxRetries: 2,
-    });
+    const client = patClient(fake, clock);
     const jobs: string[] = [];
     let lowest = Number.POSITIVE_INFINITY;
     await exportFromGithub({
@@ -312,17 +313,7 @@ describe('gantry trace export from GitHub', () => {
       fake.queueJobs({ repo: 'acme/busy', labels: LABELS, count: 1 });
       clock.advance(1_000);
     }
-    const client = createGithubClient({
-      baseUrl: fake.apiUrl,
-      authorize: () => createTokenAuth(PAT).authorization(),
-      onUnauthorized: () => false,
-      clock,
-      logger: pino({ level: 'silent' }),
-      metrics: createGithubMetrics(new Registry()),
-      timeoutMs: 5_000,
-      maxRetries: 2,
-      etagStore: reducedEtagStore(new Map()),
-    });
+    const client = patClient(fake, clock, { etagStore: reducedEtagStore(new Map()) });
     const report = await exportFromGithub({
       client,
       clock,
