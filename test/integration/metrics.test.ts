@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { launchChromium } from '../support/browser.ts';
 import { controlPlaneBinDir } from '../support/control-plane/binaries.ts';
 import { appKeys, FakeGithub, fakeGithubConfig } from '../support/fake-github/index.ts';
 import { createTestNamespace, deleteNamespace, testKubeConfig, until } from '../support/kube.ts';
@@ -24,7 +25,6 @@ const SECRET = 'metrics-webhook-secret';
 const APP_ID = 778;
 const HOUR_MS = 3_600_000;
 const QUEUE_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600];
-const CHROMIUM = '/usr/bin/chromium';
 
 /** Per class: pod requests and rates; the hourly rate each runner costs. */
 const CLASSES = {
@@ -250,24 +250,9 @@ describe('metrics and the status page under a scripted load', () => {
   });
 
   it('shows every class on the status page in a real browser', async (ctx) => {
-    if (!existsSync(CHROMIUM)) {
-      ctx.skip(`chromium is not installed at ${CHROMIUM}`);
-      return;
-    }
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchChromium(ctx);
+    if (!browser) return;
+
     try {
       const page = await browser.newPage();
       const response = await page.goto(`${url}/`, { timeout: 20_000 });

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +9,7 @@ import { recommendWarmPools } from '../../../src/simulate/recommend.ts';
 import { renderHtmlReport } from '../../../src/simulate/report-html.ts';
 import type { NamedRun } from '../../../src/simulate/report-text.ts';
 import { syntheticTrace } from '../../../src/trace/synthetic.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { launchChromium } from '../../support/browser.ts';
 
 function runs(): NamedRun[] {
   const jobs = syntheticTrace({ jobsPerHour: 120, days: 1 });
@@ -45,34 +43,21 @@ function runs(): NamedRun[] {
 
 describe('the HTML report in a real browser', () => {
   it('draws every chart, from the file alone', async (ctx) => {
-    if (!existsSync(CHROMIUM)) {
-      ctx.skip(`chromium is not installed at ${CHROMIUM}`);
-      return;
-    }
-    const dir = await mkdtemp(join(tmpdir(), 'gantry-report-'));
-    const path = join(dir, 'report.html');
-    await writeFile(
-      path,
-      renderHtmlReport({
-        runs: runs(),
-        traceLabel: 'synthetic',
-        modelDescription: 'test',
-        generatedAt: new Date(),
-      }),
-    );
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchChromium(ctx);
+    if (!browser) return;
     try {
+      const dir = await mkdtemp(join(tmpdir(), 'gantry-report-'));
+      const path = join(dir, 'report.html');
+      await writeFile(
+        path,
+        renderHtmlReport({
+          runs: runs(),
+          traceLabel: 'synthetic',
+          modelDescription: 'test',
+          generatedAt: new Date(),
+        }),
+      );
+
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const requests: string[] = [];
       page.on('request', (request) => requests.push(request.url()));
