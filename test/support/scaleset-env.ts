@@ -2,6 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { type AppEnv, type AppEnvOptions, startAppEnv } from './app-env.ts';
 import type { FakeActionsServiceOptions, QueueScaleSetJob } from './fake-actions-service/index.ts';
 import {
+  RELEASE_AND_SANDBOX_GROUPS,
   type ScaleSetFakes,
   type ScaleSetFakesOptions,
   scaleSetGithubConfig,
@@ -42,14 +43,7 @@ export interface ScaleSetEnvOptions extends AppEnvOptions {
 
 export async function startScaleSetEnv(kc: KubeConfig, options: ScaleSetEnvOptions): Promise<ScaleSetEnv> {
   const fakes = await startScaleSetFakes({
-    runnerGroups: [
-      {
-        name: 'release',
-        restrictedToWorkflows: true,
-        selectedWorkflows: ['acme/web/.github/workflows/ci.yml@refs/heads/main'],
-      },
-      { name: 'sandbox', allowsPublicRepositories: true },
-    ],
+    runnerGroups: RELEASE_AND_SANDBOX_GROUPS,
     ...options.fakes,
     actions: { longPollMs: 2_000, pickupTimeoutMs: 600_000, ...options.fakes?.actions, ...options.actions },
   });

@@ -28,6 +28,19 @@ export interface ScaleSetFakesOptions {
   }[];
 }
 
+/**
+ * The groups most scale-set tests place their classes in: a release group restricted to acme/web's
+ * main-branch workflow, and a sandbox group that admits public repositories.
+ */
+export const RELEASE_AND_SANDBOX_GROUPS: NonNullable<ScaleSetFakesOptions['runnerGroups']> = [
+  {
+    name: 'release',
+    restrictedToWorkflows: true,
+    selectedWorkflows: ['acme/web/.github/workflows/ci.yml@refs/heads/main'],
+  },
+  { name: 'sandbox', allowsPublicRepositories: true },
+];
+
 export async function startScaleSetFakes(options: ScaleSetFakesOptions = {}): Promise<ScaleSetFakes> {
   const groups = options.runnerGroups ?? [];
   const github = new FakeGithub({

@@ -7,6 +7,7 @@ import type { JobEvent } from '../../../../src/model/job.ts';
 import { RegistrationExistsError } from '../../../../src/ports.ts';
 import { createScaleSetSource, type ScaleSetSource } from '../../../../src/sources/scaleset/source.ts';
 import {
+  RELEASE_AND_SANDBOX_GROUPS,
   type ScaleSetFakes,
   type ScaleSetFakesOptions,
   scaleSetGithubConfig,
@@ -62,14 +63,7 @@ async function harness(
   } = {},
 ): Promise<Harness> {
   const fakes = await startScaleSetFakes({
-    runnerGroups: [
-      {
-        name: 'release',
-        restrictedToWorkflows: true,
-        selectedWorkflows: ['acme/web/.github/workflows/ci.yml@refs/heads/main'],
-      },
-      { name: 'sandbox', allowsPublicRepositories: true },
-    ],
+    runnerGroups: RELEASE_AND_SANDBOX_GROUPS,
     ...options,
     actions: { longPollMs: 300, ...options.actions },
   });
